@@ -1,0 +1,192 @@
+//! Strict JSON-LD expansion and URDNA2015 canonicalisation with embedded contexts.
+//!
+//! This is the half of the `JsonWebSignature2020` proof that nuts-node computes with json-gold:
+//! expand the document (an undefined term is an error, never silently dropped), turn it into RDF,
+//! canonicalise with URDNA2015 and hash the N-Quads with SHA-256.
+//!
+//! Contexts are never fetched: the W3C credentials v1 and the lds-jws2020 v1 contexts come from
+//! the `ssi-contexts` crate, the Nuts v1 context and poortwachter's `legalBase` context are our own
+//! files in `contexts/` (the Nuts one written from its published term table). An unknown context
+//! URL fails expansion.
+//!
+//! Known differences with nuts-node, documented in ARCHITECTURE.md: the `ssi-contexts` copy of
+//! lds-jws2020 also defines `privateKeyJwk` and a few extra proof purposes; string literals with
+//! control characters (TAB etc.) are refused because our N-Quads writer escapes them differently.
+
+use std::collections::HashMap;
+
+use iref::IriBuf;
+use json_ld::{JsonLdProcessor, RemoteDocument};
+use rdf_types::generator;
+use sha2::{Digest, Sha256};
+
+/// URL of the W3C Verifiable Credentials v1 context.
+pub const W3C_CREDENTIALS_V1: &str = "https://www.w3.org/2018/credentials/v1";
+/// URL of the Nuts credentials v1 context.
+pub const NUTS_V1: &str = "https://nuts.nl/credentials/v1";
+/// URL of the JsonWebSignature2020 context (the one nuts-node uses).
+pub const LDS_JWS2020_V1: &str = "https://w3c-ccg.github.io/lds-jws2020/contexts/lds-jws2020-v1.json";
+/// URL of poortwachter's own context that defines `legalBase` (see DESIGN.md).
+pub const LEGALBASE_V1: &str = "https://w3id.org/poortwachter/legalbase/v1";
+
+/// The Nuts v1 context, written from the term table of nuts-node's `nuts.ldjson`.
+pub const NUTS_V1_DOCUMENT: &str = include_str!("../../contexts/nuts-v1.jsonld");
+/// poortwachter's `legalBase` context.
+pub const LEGALBASE_V1_DOCUMENT: &str = include_str!("../../contexts/legalbase-v1.jsonld");
+
+/// Why a document could not be canonicalised.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum JsonLdError {
+    /// Expansion failed: an undefined term, an unknown context, an invalid value.
+    #[error("JSON-LD expansion failed: {0}")]
+    Expansion(String),
+    /// A string holds a control character that canonical N-Quads cannot carry faithfully.
+    #[error("JSON-LD string literal contains a control character (U+{0:04X}), which is not supported")]
+    ControlCharacter(u32),
+}
+
+/// The embedded contexts, keyed by URL. Building it parses four small JSON documents; share one.
+pub struct Contexts {
+    map: HashMap<IriBuf, RemoteDocument>,
+}
+
+impl Contexts {
+    /// Loads the embedded contexts.
+    ///
+    /// # Panics
+    /// Only if an embedded context is not valid JSON, which a unit test rules out.
+    #[must_use]
+    #[allow(clippy::expect_used)]
+    pub fn embedded() -> Self {
+        let entries = [
+            (W3C_CREDENTIALS_V1, ssi_contexts::CREDENTIALS_V1),
+            (LDS_JWS2020_V1, ssi_contexts::LDS_JWS2020_V1),
+            (NUTS_V1, NUTS_V1_DOCUMENT),
+            (LEGALBASE_V1, LEGALBASE_V1_DOCUMENT),
+        ];
+        let map = entries
+            .into_iter()
+            .map(|(url, text)| {
+                let iri = IriBuf::new(url.to_owned()).expect("embedded context URL is an IRI");
+                let json: serde_json::Value =
+                    serde_json::from_str(text).expect("embedded context is JSON");
+                let doc = RemoteDocument::new(
+                    Some(iri.clone()),
+                    None,
+                    json_syntax::Value::from_serde_json(json),
+                );
+                (iri, doc)
+            })
+            .collect();
+        Self { map }
+    }
+
+    /// Expands `document` strictly, canonicalises it with URDNA2015 and returns the SHA-256 of the
+    /// canonical N-Quads.
+    pub fn canonical_hash(&self, document: &serde_json::Value) -> Result<[u8; 32], JsonLdError> {
+        let nquads = self.canonical_nquads(document)?;
+        Ok(Sha256::digest(nquads.as_bytes()).into())
+    }
+
+    /// The URDNA2015 canonical N-Quads of `document` (expanded strictly, no base IRI).
+    pub fn canonical_nquads(&self, document: &serde_json::Value) -> Result<String, JsonLdError> {
+        refuse_control_characters(document)?;
+        let input = RemoteDocument::new(
+            None::<IriBuf>,
+            None,
+            json_syntax::Value::from_serde_json(document.clone()),
+        );
+        let options = json_ld::Options {
+            expansion_policy: json_ld::expansion::Policy {
+                invalid: json_ld::expansion::Action::Reject,
+                vocab: json_ld::expansion::Action::Keep,
+                allow_undefined: false,
+            },
+            ..json_ld::Options::default()
+        };
+        let mut expanded =
+            pollster::block_on(input.expand_full(&mut (), &self.map, options, ()))
+                .map_err(|e| JsonLdError::Expansion(e.to_string()))?;
+        let mut generator = generator::Blank::new_with_prefix("b".to_owned());
+        expanded.relabel_and_canonicalize_with(&mut (), &mut generator);
+        let mut quad_generator = generator::Blank::new_with_prefix("q".to_owned());
+        let quads: Vec<rdf_types::LexicalQuad> = json_ld::rdf::RdfQuads::rdf_quads(
+            &expanded,
+            &mut quad_generator,
+            None,
+        )
+        .cloned()
+        .filter_map(|rdf_types::Quad(s, p, o, g)| {
+            let p = p.into_iri()?;
+            Some(rdf_types::Quad(s, p, o, g))
+        })
+        .collect();
+        Ok(ssi_rdf::urdna2015::normalize(quads.iter().map(rdf_types::Quad::as_lexical_quad_ref))
+            .into_nquads())
+    }
+}
+
+/// Refuses control characters (other than none at all) in any string of the document.
+fn refuse_control_characters(value: &serde_json::Value) -> Result<(), JsonLdError> {
+    let check = |s: &str| match s.chars().find(|c| c.is_control()) {
+        Some(c) => Err(JsonLdError::ControlCharacter(c as u32)),
+        None => Ok(()),
+    };
+    match value {
+        serde_json::Value::String(s) => check(s),
+        serde_json::Value::Array(items) => items.iter().try_for_each(refuse_control_characters),
+        serde_json::Value::Object(map) => map.iter().try_for_each(|(k, v)| {
+            check(k)?;
+            refuse_control_characters(v)
+        }),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn undefined_term_fails_expansion() {
+        let contexts = Contexts::embedded();
+        let doc = json!({
+            "@context": [W3C_CREDENTIALS_V1, NUTS_V1],
+            "type": ["VerifiableCredential", "NutsAuthorizationCredential"],
+            "credentialSubject": {"id": "did:example:a", "notATerm": "x"}
+        });
+        let err = contexts.canonical_nquads(&doc).unwrap_err();
+        assert!(matches!(err, JsonLdError::Expansion(_)), "{err:?}");
+    }
+
+    #[test]
+    fn unknown_context_fails_expansion() {
+        let contexts = Contexts::embedded();
+        let doc = json!({"@context": "https://example.com/ctx", "a": 1});
+        assert!(matches!(contexts.canonical_nquads(&doc), Err(JsonLdError::Expansion(_))));
+    }
+
+    #[test]
+    fn legal_base_expands_with_own_context() {
+        let contexts = Contexts::embedded();
+        let doc = json!({
+            "@context": [W3C_CREDENTIALS_V1, NUTS_V1, LEGALBASE_V1],
+            "type": ["VerifiableCredential", "NutsAuthorizationCredential"],
+            "credentialSubject": {
+                "id": "did:example:a",
+                "legalBase": {"consentType": "explicit", "evidence": {"b": 1, "a": "x"}}
+            }
+        });
+        let nquads = contexts.canonical_nquads(&doc).unwrap();
+        assert!(nquads.contains("<https://nuts.nl/credentials/v1#consentType> \"explicit\""), "{nquads}");
+        assert!(nquads.contains(r#""{\"a\":\"x\",\"b\":1}"^^<http://www.w3.org/1999/02/22-rdf-syntax-ns#JSON>"#), "{nquads}");
+    }
+
+    #[test]
+    fn control_characters_are_refused() {
+        let contexts = Contexts::embedded();
+        let doc = json!({"@context": NUTS_V1, "id": "urn:x", "type": "a\tb"});
+        assert_eq!(contexts.canonical_nquads(&doc), Err(JsonLdError::ControlCharacter(9)));
+    }
+}

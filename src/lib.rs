@@ -3,9 +3,16 @@
 //! See `ARCHITECTURE.md` for the map of modules and their invariants.
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod bsn;
+pub mod cli;
 pub mod clock;
+pub mod config;
 pub mod credential;
 pub mod did;
+pub mod identity;
 pub mod keys;
 pub mod policy;
+pub mod server;
+pub mod store;
+pub mod telemetry;

@@ -1,22 +1,16 @@
 #!/usr/bin/env python3
-"""Independent verifier of Nuts JSON-LD credentials signed with JsonWebSignature2020.
+"""Independent verifier of Nuts JSON-LD credentials with a JsonWebSignature2020 proof.
 
-Shares no code with the Rust signer: pyld (URDNA2015) canonicalises, `cryptography` verifies.
-Follows nuts-node vcr/signature/proof/jsonld.go and vcr/verifier/signature_verifier.go:
-  proof options = proof minus jws, only created/domain/challenge/expires/proofPurpose/nonce/type/
-                  verificationMethod, plus "@type" = type (at top level only lds-jws2020 applies,
-                  where `type` is a term only inside the type-scoped context) and that @context
-  tbs  = SHA256(URDNA2015(proof options)) || SHA256(URDNA2015(credential minus proof))
-  JWS signing input = header_b64 + "." + tbs   (detached, b64=false)
-nuts-node first round-trips both through Go structs, which rewrites times to Go RFC3339Nano and
-drops unknown top-level credential members: credentials that would change so are refused here.
-Strict: expansion may drop no member (pyld has no `safe` flag; pyld >= 3 has the
-`on_property_dropped` hook, checked at start) and relative IRIs (no base here; json-gold leaves
-them out of the RDF) are refused, except in the proof's verificationMethod (nuts-node's own
-fixtures use "key-id"). Contexts come from local files only, never from the network.
-
-  verify_credential.py --shared-dir DIR --contexts-dir DIR (--did-document F | --jwk F) CRED.json
-prints `valid` (exit 0) or one line `invalid: <reason>` (exit 1); usage/setup errors exit 2.
+Shares no code with the Rust signer: pyld canonicalises (URDNA2015), `cryptography` verifies. As
+nuts-node vcr/signature/proof/jsonld.go: tbs = SHA256(URDNA2015(proof options)) || SHA256(URDNA2015(
+credential minus proof)), JWS input = header_b64 + "." + tbs. Proof options: created, domain,
+challenge, expires, proofPurpose, nonce, type, verificationMethod, plus "@type" (`type` alone is no
+term at lds-jws2020's top level) and @context [lds-jws2020]. nuts-node round-trips both through Go
+structs (RFC3339Nano times, unknown top-level members dropped): such changes are refused here.
+Strict: pyld has no `safe` flag; its `on_property_dropped` hook (pyld >= 3, checked) refuses dropped
+terms; relative IRIs (no base; json-gold leaves them out) are refused except in verificationMethod
+(the fixtures' "key-id"). Contexts come from local files only, never from the network.
+Prints `valid` (exit 0) or one line `invalid: <reason>` (exit 1); usage/setup errors exit 2.
 """
 import argparse, base64, hashlib, inspect, json, re, sys
 from pathlib import Path
@@ -27,24 +21,17 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, utils
 from pyld import jsonld
 
 LDS_JWS2020 = "https://w3c-ccg.github.io/lds-jws2020/contexts/lds-jws2020-v1.json"
-PROOF_OPTION_KEYS = ("created", "domain", "challenge", "expires", "proofPurpose", "nonce", "type",
-                     "verificationMethod")
+PROOF_OPTION_KEYS = "created domain challenge expires proofPurpose nonce type verificationMethod"
 # Members of go-did's vc.VerifiableCredential; nuts-node drops every other top-level member.
-GO_DID_VC_KEYS = {"@context", "id", "type", "issuer", "issuanceDate", "expirationDate",
-                  "credentialStatus", "credentialSubject", "proof"}
+GO_DID_VC_KEYS = set("@context id type issuer issuanceDate expirationDate credentialStatus "
+                     "credentialSubject proof".split())
 SEC_VERIFICATION_METHOD = "https://w3id.org/security#verificationMethod"
-# pyld 3 resolves relative IRIs against this when no base applies (base ""): used to find them.
 FALLBACK_BASE = getattr(jsonld, "DEFAULT_BASE_IRI", "http://example.org/base/")
 RFC3339 = re.compile(r"^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:\.(\d+))?(Z|[+-]\d{2}:\d{2})$")
 
 
-class Invalid(Exception):
+class Invalid(Exception):  # the credential does not verify
     pass
-
-
-def die(message):  # usage or setup problem, not a verdict on the credential
-    print(message, file=sys.stderr)
-    sys.exit(2)
 
 
 def make_loader(shared_dir, contexts_dir):
@@ -52,9 +39,8 @@ def make_loader(shared_dir, contexts_dir):
              "https://nuts.nl/credentials/v1": shared_dir / "nuts.ldjson",
              LDS_JWS2020: shared_dir / "lds-jws2020-v1.ldjson",
              "https://w3id.org/poortwachter/legalbase/v1": contexts_dir / "legalbase-v1.jsonld"}
-    missing = [str(f) for f in files.values() if not f.is_file()]
-    if missing:
-        die(f"context file(s) not found: {missing}")
+    if any(not f.is_file() for f in files.values()):
+        raise FileNotFoundError(f"missing context file(s) among {sorted(map(str, files.values()))}")
 
     def load(url, options=None):
         if url not in files:
@@ -67,7 +53,8 @@ def make_loader(shared_dir, contexts_dir):
 
 
 def canonicalize(doc, loader, may_drop=()):
-    """URDNA2015 N-Quads; a relative IRI is left out if its predicate is in may_drop, else refused."""
+    """URDNA2015 N-Quads. With base "", pyld 3 resolves relative IRIs against FALLBACK_BASE:
+    such triples are left out (as json-gold does) if their predicate is in may_drop, else refused"""
     dropped = []
     proc = jsonld.JsonLdProcessor(on_property_dropped=dropped.append)
     try:
@@ -89,9 +76,8 @@ def canonicalize(doc, loader, may_drop=()):
     except jsonld.JsonLdError as e:
         while e.__cause__ is not None:  # report the root cause, e.g. which context is missing
             e = e.__cause__
-        details = getattr(e, "details", None) or {}
-        raise Invalid(f"JSON-LD processing failed: {e.args[0] if e.args else e} "
-                      f"{details.get('url', '') if isinstance(details, dict) else ''}".strip())
+        url = (getattr(e, "details", None) or {}).get("url", "")
+        raise Invalid(f"JSON-LD processing failed: {e.args[0] if e.args else e} {url}".strip())
 
 
 def check_go_time(value, name):
@@ -100,7 +86,8 @@ def check_go_time(value, name):
     if not m:
         raise Invalid(f"{name} is not an RFC 3339 date-time: {value!r}")
     frac = (m.group(2) or "")[:9].rstrip("0")
-    go = m.group(1) + ("." + frac if frac else "") + ("Z" if m.group(3)[1:] == "00:00" else m.group(3))
+    zone = "Z" if m.group(3)[1:] == "00:00" else m.group(3)
+    go = m.group(1) + ("." + frac if frac else "") + zone
     if go != value:
         raise Invalid(f"{name} {value!r} is not in Go RFC3339Nano form; nuts-node signs {go!r}")
 
@@ -142,41 +129,33 @@ def key_from_did_document(diddoc, issuer, vm_ref):
 
 def verify(credential, key_kind, key_doc, loader):
     proof, issuer = credential.get("proof"), credential.get("issuer")
-    if not isinstance(proof, dict):
-        raise Invalid("credential has no single proof object")
-    if proof.get("type") != "JsonWebSignature2020" or proof.get("proofPurpose") != "assertionMethod":
+    if not isinstance(proof, dict) or not isinstance(issuer, str):
+        raise Invalid("credential needs one proof object and an issuer DID string")
+    if [proof.get("type"), proof.get("proofPurpose")] != ["JsonWebSignature2020", "assertionMethod"]:
         raise Invalid("proof is not a JsonWebSignature2020 with proofPurpose assertionMethod")
-    if not isinstance(issuer, str):
-        raise Invalid("issuer must be a DID string")
-    if key_kind == "jwk":
-        alg, key = jwk_to_key(key_doc)
-    else:
-        alg, key = key_from_did_document(key_doc, issuer, str(proof.get("verificationMethod", "")))
+    alg, key = (jwk_to_key(key_doc) if key_kind == "jwk" else
+                key_from_did_document(key_doc, issuer, str(proof.get("verificationMethod", ""))))
 
-    parts = str(proof.get("jws", "")).split("..")
-    if len(parts) != 2:
-        raise Invalid("jws is not a detached JWS (header..signature)")
     try:
-        header, sig = json.loads(b64url(parts[0])), b64url(parts[1])
+        header_b64, sig_b64 = str(proof.get("jws", "")).split("..")
+        header, sig = json.loads(b64url(header_b64)), b64url(sig_b64)
     except ValueError as e:
-        raise Invalid(f"jws does not decode: {e}")
-    if header.get("alg") != alg:
-        raise Invalid(f"jws alg {header.get('alg')!r} does not fit the {alg} key")
-    if header.get("b64") is not False or "b64" not in header.get("crit", []):
-        raise Invalid("jws header must have b64=false and crit [b64]")
+        raise Invalid(f"jws is not a detached JWS (header..signature): {e}")
+    if (header.get("alg"), header.get("b64"), header.get("crit")) != (alg, False, ["b64"]):
+        raise Invalid(f"jws header {header} is not alg {alg} (the key's), b64 false, crit [b64]")
 
-    unknown = sorted(set(credential) - GO_DID_VC_KEYS)
-    if unknown:
+    if unknown := sorted(set(credential) - GO_DID_VC_KEYS):
         raise Invalid(f"top-level member(s) {unknown} would be dropped by nuts-node (go-did)")
-    for name, value in [(k, credential[k]) for k in ("issuanceDate", "expirationDate") if k in credential] \
-            + [("proof." + k, proof[k]) for k in ("created", "expires") if k in proof]:
+    times = {k: credential[k] for k in ("issuanceDate", "expirationDate") if k in credential}
+    times.update({"proof." + k: proof[k] for k in ("created", "expires") if k in proof})
+    for name, value in times.items():
         check_go_time(value, name)
-    options = {k: proof[k] for k in PROOF_OPTION_KEYS if k in proof}
+    options = {k: proof[k] for k in PROOF_OPTION_KEYS.split() if k in proof}
     options.update({"@type": proof["type"], "@context": [LDS_JWS2020]})
     document = {k: v for k, v in credential.items() if k != "proof"}
-    tbs = (hashlib.sha256(canonicalize(options, loader, {SEC_VERIFICATION_METHOD}).encode()).digest()
-           + hashlib.sha256(canonicalize(document, loader).encode()).digest())
-    signed = parts[0].encode("ascii") + b"." + tbs
+    tbs = hashlib.sha256(canonicalize(options, loader, {SEC_VERIFICATION_METHOD}).encode()).digest()
+    tbs += hashlib.sha256(canonicalize(document, loader).encode()).digest()
+    signed = header_b64.encode("ascii") + b"." + tbs
     try:
         if alg == "EdDSA":
             key.verify(sig, signed)
@@ -191,28 +170,26 @@ def verify(credential, key_kind, key_doc, loader):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--shared-dir", required=True, type=Path)
-    ap.add_argument("--contexts-dir", required=True, type=Path)
-    src = ap.add_mutually_exclusive_group(required=True)
-    src.add_argument("--did-document", type=Path)
-    src.add_argument("--jwk", type=Path)
+    for name in ("--shared-dir", "--contexts-dir"):
+        ap.add_argument(name, required=True, type=Path)
+    src = ap.add_mutually_exclusive_group(required=True)  # where the public key comes from
+    for name in ("--did-document", "--jwk"):
+        src.add_argument(name, type=Path)
     ap.add_argument("credential", type=Path)
     args = ap.parse_args()
     if "on_property_dropped" not in inspect.signature(jsonld.JsonLdProcessor.__init__).parameters:
-        die("pyld too old: needs JsonLdProcessor(on_property_dropped=...) (pyld >= 3)")
-    loader = make_loader(args.shared_dir, args.contexts_dir)
-    try:
-        texts = [f.read_text(encoding="utf-8") for f in (args.credential, args.jwk or args.did_document)]
+        ap.error("pyld too old: needs JsonLdProcessor(on_property_dropped=...) (pyld >= 3)")
+    try:  # setup problems exit 2 (argparse's usage error), not a verdict on the credential
+        loader = make_loader(args.shared_dir, args.contexts_dir)
+        texts = [f.read_text("utf-8") for f in (args.credential, args.jwk or args.did_document)]
     except OSError as e:
-        die(f"cannot read input: {e}")
+        ap.error(str(e))
     try:
         credential, key_doc = (json.loads(t) for t in texts)
         verify(credential, "jwk" if args.jwk else "did", key_doc, loader)
-    except Invalid as e:
-        print(f"invalid: {e}")
-        return 1
-    except (ValueError, KeyError, TypeError, AttributeError) as e:  # malformed JSON, JWK, DID doc
-        print(f"invalid: malformed input: {type(e).__name__}: {e}".splitlines()[0])
+    except (Invalid, ValueError, KeyError, TypeError, AttributeError) as e:  # last: malformed input
+        reason = e if isinstance(e, Invalid) else f"malformed input: {type(e).__name__}: {e}"
+        print(f"invalid: {reason}".splitlines()[0])
         return 1
     print("valid")
     return 0

@@ -1,0 +1,159 @@
+//! The command line: clap definitions and dispatch. One file per subcommand; `anyhow` lives only
+//! here and in `main`.
+
+mod credential;
+mod did;
+mod init;
+mod serve;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use clap::parser::ValueSource;
+use clap::{ArgMatches, Args, CommandFactory as _, FromArgMatches as _, Parser, Subcommand};
+
+use crate::config::{Config, Override, OVERRIDABLE};
+
+/// poortwachter: authorization sidecar for Dutch healthcare data exchange (Nuts).
+#[derive(Debug, Parser)]
+#[command(name = "poortwachter", version, about, long_about = None, after_help = "Example:\n  poortwachter init && poortwachter serve")]
+pub struct Cli {
+    #[command(flatten)]
+    global: GlobalArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Options every command takes (each also `POORTWACHTER_<NAME>` and a key in config.toml).
+#[derive(Debug, Args)]
+struct GlobalArgs {
+    /// Configuration file [default: ./config.toml if it exists]
+    #[arg(long, global = true, env = "POORTWACHTER_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Data directory (key, identity, SQLite database) [default: ./data]
+    #[arg(long, global = true, env = "POORTWACHTER_DATA_DIR", value_name = "DIR")]
+    data_dir: Option<String>,
+    /// Directory with one policy file per purposeOfUse [default: ./policies]
+    #[arg(long, global = true, env = "POORTWACHTER_POLICIES_DIR", value_name = "DIR")]
+    policies_dir: Option<String>,
+    /// Directory of static DID documents (did:nuts, offline setups)
+    #[arg(long, global = true, env = "POORTWACHTER_DID_DIR", value_name = "DIR")]
+    did_dir: Option<String>,
+    /// Database URL: sqlite:PATH or postgres://... [default: SQLite file in the data dir]
+    #[arg(long, global = true, env = "POORTWACHTER_DATABASE_URL", value_name = "URL")]
+    database_url: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Create the data dir, the signing key and the DID (idempotent)
+    #[command(after_help = "Examples:\n  poortwachter init\n  poortwachter init --key-type ed25519\n  poortwachter init --did-method web --domain zorg.example.nl")]
+    Init(init::InitArgs),
+    /// Run the server (public and internal listeners)
+    #[command(after_help = "Example:\n  poortwachter serve --public-url https://zorg.example.nl --upstream http://127.0.0.1:8090")]
+    Serve(serve::ServeArgs),
+    /// Show our DID document or resolve a DID
+    #[command(subcommand, after_help = "Examples:\n  poortwachter did show\n  poortwachter did resolve did:web:zorg.example.nl")]
+    Did(did::DidCommand),
+    /// Issue, verify, list, show and revoke authorization credentials
+    #[command(subcommand, after_help = "Example:\n  poortwachter credential issue --subject-did did:web:huisarts.example.nl --bsn 999999990 \\\n      --purpose zorginzage-thuiszorgdossier-door-huisarts --consent explicit")]
+    Credential(credential::CredentialCommand),
+}
+
+/// Everything a command needs from the global options.
+pub(crate) struct Context {
+    pub config: Config,
+}
+
+impl Context {
+    pub(crate) fn policies(&self) -> anyhow::Result<crate::policy::PolicySet> {
+        Ok(crate::policy::PolicySet::load_dir(&self.config.policies_dir)?)
+    }
+
+    pub(crate) async fn store(&self) -> anyhow::Result<crate::store::Store> {
+        if self.config.database_url.starts_with("sqlite:") {
+            crate::identity::create_private_dir(&self.config.data_dir)?;
+        }
+        crate::store::Store::open(&self.config.database_url)
+            .await
+            .context("opening the database")
+    }
+
+    pub(crate) fn identity(&self) -> anyhow::Result<crate::identity::Identity> {
+        Ok(crate::identity::Identity::load(&self.config.data_dir)?)
+    }
+
+    pub(crate) async fn custodian(&self) -> anyhow::Result<crate::admin::Custodian> {
+        Ok(crate::admin::Custodian {
+            identity: Arc::new(self.identity()?),
+            store: self.store().await?,
+            contexts: Arc::new(crate::credential::jsonld::Contexts::embedded()),
+            clock: Arc::new(crate::clock::SystemClock),
+        })
+    }
+
+    pub(crate) fn resolver(&self) -> anyhow::Result<crate::did::Resolver> {
+        Ok(crate::did::Resolver::new(&self.config.resolver)?)
+    }
+}
+
+/// Where a value came from, for error messages: the flag or the environment variable.
+fn overrides(matches: &ArgMatches, extra: &[(&'static str, &ArgMatches)]) -> HashMap<&'static str, Override> {
+    let mut out = HashMap::new();
+    let mut take = |key: &'static str, m: &ArgMatches| {
+        let Ok(Some(value)) = m.try_get_one::<String>(key) else {
+            return;
+        };
+        let origin = match m.value_source(key) {
+            Some(ValueSource::EnvVariable) => format!("POORTWACHTER_{}", key.to_ascii_uppercase()),
+            _ => format!("--{}", key.replace('_', "-")),
+        };
+        out.insert(key, Override { value: value.clone(), origin });
+    };
+    for key in OVERRIDABLE {
+        take(key, matches);
+        for (k, m) in extra {
+            if *k == key {
+                take(key, m);
+            }
+        }
+    }
+    out
+}
+
+/// Parses the command line and runs the command. The returned code is the process exit code.
+pub fn run() -> anyhow::Result<i32> {
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches)?;
+    let mut chain = Vec::new();
+    let mut current = &matches;
+    while let Some((_, m)) = current.subcommand() {
+        chain.push(m);
+        current = m;
+    }
+    let extra: Vec<(&'static str, &ArgMatches)> = chain
+        .iter()
+        .flat_map(|m| OVERRIDABLE.iter().map(move |k| (*k, *m)))
+        .collect();
+    let overrides = overrides(&matches, &extra);
+    let (config_path, explicit) = match &cli.global.config {
+        Some(p) => (p.clone(), true),
+        None => (PathBuf::from("config.toml"), false),
+    };
+    let config = Config::load(Some(&config_path), explicit, &overrides)?;
+    let ctx = Context { config };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async move {
+        match cli.command {
+            Command::Init(args) => init::run(&ctx, &args),
+            Command::Serve(args) => serve::run(ctx, args).await,
+            Command::Did(cmd) => did::run(&ctx, cmd).await,
+            Command::Credential(cmd) => credential::run(&ctx, cmd).await,
+        }
+    })
+}

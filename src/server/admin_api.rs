@@ -1,0 +1,196 @@
+//! The internal admin API (127.0.0.1 by default): credentials issue, list, get, revoke and
+//! verify, plus `/health` and `/ready`.
+//!
+//! ```text
+//! POST /internal/credentials                {subject_did, bsn, purpose, consent, expires?, resources?} → 201
+//! GET  /internal/credentials[?subject_did=&purpose=&bsn=&status=]                                    → 200
+//! GET  /internal/credentials/{id}                                                                    → 200 | 404
+//! POST /internal/credentials/{id}/revoke    {reason}                                                 → 200
+//! POST /internal/credentials/verify[?proof_only=true]  <credential>                                  → 200 | 422
+//! ```
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::error::ApiError;
+use super::AppState;
+use crate::admin::{self, IssueInput, RecordView};
+use crate::credential::verify::Mode;
+use crate::store::RevokeOutcome;
+
+/// The internal router.
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/internal/credentials", post(issue).get(list))
+        .route("/internal/credentials/verify", post(verify))
+        .route("/internal/credentials/{id}", get(show))
+        .route("/internal/credentials/{id}/revoke", post(revoke))
+        .route("/health", get(health))
+        .route("/ready", get(ready))
+        .fallback(|| async { ApiError::NotFound })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .with_state(state)
+}
+
+/// Reads a body up to `limit` bytes.
+pub async fn read_body(body: Body, limit: usize) -> Result<axum::body::Bytes, ApiError> {
+    axum::body::to_bytes(body, limit)
+        .await
+        .map_err(|_| ApiError::TooLarge(limit))
+}
+
+fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
+    let ok = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| {
+            let v = v.trim();
+            v.eq_ignore_ascii_case("application/json")
+                || v.eq_ignore_ascii_case("application/ld+json")
+                || v.eq_ignore_ascii_case("application/vc+ld+json")
+        });
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::UnsupportedMediaType("application/json"))
+    }
+}
+
+/// Parses a JSON body into `T`, with an error that names fields but never echoes values.
+fn parse_json<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(bytes).map_err(|e| {
+        let detail = match e.classify() {
+            serde_json::error::Category::Data => {
+                let m = e.to_string();
+                if m.starts_with("unknown field") || m.starts_with("missing field") {
+                    m.split(", expected").next().unwrap_or(&m).split(" at line").next().unwrap_or(&m).to_owned()
+                } else {
+                    "a field has the wrong type".to_owned()
+                }
+            }
+            _ => "not valid JSON".to_owned(),
+        };
+        ApiError::BadRequest(format!("invalid request body: {detail} (line {}, column {})", e.line(), e.column()))
+    })
+}
+
+/// Parses a query string that may only contain `allowed` keys, each at most once.
+fn parse_query(raw: Option<&str>, allowed: &[&str]) -> Result<HashMap<String, String>, ApiError> {
+    let mut out = HashMap::new();
+    for (k, v) in url::form_urlencoded::parse(raw.unwrap_or_default().as_bytes()) {
+        if !allowed.contains(&k.as_ref()) {
+            let shown: String = k.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '_').take(40).collect();
+            return Err(ApiError::BadRequest(format!("unknown query parameter \"{shown}\"")));
+        }
+        if out.insert(k.to_string(), v.to_string()).is_some() {
+            return Err(ApiError::BadRequest(format!("query parameter \"{k}\" given more than once")));
+        }
+    }
+    Ok(out)
+}
+
+async fn issue(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
+    require_json(&headers)?;
+    let bytes = read_body(body, state.config.max_body_bytes.min(64 * 1024)).await?;
+    let input: IssueInput = parse_json(&bytes)?;
+    let policies = state.policies.borrow().clone();
+    let (credential, record) = state.custodian.issue(&input, &policies).await?;
+    tracing::info!(credential_id = %record.id, purpose = %record.purpose, subject_did = %record.subject_did, "credential issued");
+    Ok((StatusCode::CREATED, [(header::CACHE_CONTROL, "no-store")], Json(credential)).into_response())
+}
+
+async fn list(State(state): State<Arc<AppState>>, RawQuery(raw): RawQuery) -> Result<Response, ApiError> {
+    let mut q = parse_query(raw.as_deref(), &["subject_did", "purpose", "bsn", "status"])?;
+    let filter = admin::filter(q.remove("subject_did"), q.remove("purpose"), q.remove("bsn"), q.remove("status"))?;
+    let records = state.custodian.list(&filter).await?;
+    let now = state.clock.now().unix_timestamp();
+    let views: Vec<RecordView> = records.iter().map(|r| RecordView::new(r, now)).collect();
+    Ok(Json(json!({"credentials": views})).into_response())
+}
+
+async fn show(State(state): State<Arc<AppState>>, Path(id): Path<String>) -> Result<Response, ApiError> {
+    let record = state.custodian.show(&id).await?;
+    Ok(Json(RecordView::new(&record, state.clock.now().unix_timestamp())).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RevokeInput {
+    reason: String,
+}
+
+async fn revoke(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    require_json(&headers)?;
+    let bytes = read_body(body, 16 * 1024).await?;
+    let input: RevokeInput = parse_json(&bytes)?;
+    let outcome = state.custodian.revoke(&id, &input.reason).await?;
+    // This instance applies its own revocation at once; others pick it up from the store.
+    state.revocations.insert(&id);
+    let (already, r) = match outcome {
+        RevokeOutcome::Revoked(r) => (false, r),
+        RevokeOutcome::AlreadyRevoked(r) => (true, r),
+    };
+    if !already {
+        tracing::info!(credential_id = %id, "credential revoked");
+    }
+    Ok(Json(json!({"id": id, "status": "revoked", "already_revoked": already, "reason": r.reason})).into_response())
+}
+
+async fn verify(
+    State(state): State<Arc<AppState>>,
+    RawQuery(raw): RawQuery,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let q = parse_query(raw.as_deref(), &["proof_only"])?;
+    let mode = match q.get("proof_only").map(String::as_str) {
+        None | Some("false") => Mode::Authorization,
+        Some("true") => Mode::ProofOnly,
+        Some(_) => return Err(ApiError::BadRequest("proof_only must be true or false".into())),
+    };
+    require_json(&headers)?;
+    let bytes = read_body(body, crate::credential::MAX_CREDENTIAL_BYTES).await?;
+    let policies = state.policies.borrow().clone();
+    let vc = state
+        .verifier
+        .verify(&bytes, mode, &policies)
+        .await
+        .map_err(ApiError::InvalidCredential)?;
+    Ok(Json(json!({
+        "valid": true,
+        "id": vc.id,
+        "issuer": vc.issuer,
+        "subject_did": vc.subject_did,
+        "purpose": vc.purpose,
+    }))
+    .into_response())
+}
+
+async fn health() -> Response {
+    Json(json!({"status": "ok"})).into_response()
+}
+
+async fn ready(State(state): State<Arc<AppState>>) -> Response {
+    match state.store.ping().await {
+        Ok(()) => Json(json!({"status": "ready"})).into_response(),
+        Err(e) => {
+            tracing::warn!(error = %e, "not ready: database unreachable");
+            (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"status": "unavailable", "reason": "database unreachable"}))).into_response()
+        }
+    }
+}

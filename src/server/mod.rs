@@ -1,0 +1,170 @@
+//! `serve`: wires the identity, store, policies, resolver and verifier together and runs the
+//! public and internal listeners until SIGTERM/SIGINT.
+//!
+//! Start-up order: identity (created on first start) → store (migrated) → policies (a bad file
+//! stops start-up) → resolver → revocation set (loaded, then followed) → listeners.
+
+pub mod admin_api;
+pub mod error;
+mod public;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::admin::Custodian;
+use crate::clock::{Clock, SystemClock};
+use crate::config::Config;
+use crate::credential::jsonld::Contexts;
+use crate::credential::verify::Verifier;
+use crate::identity::{DidMethod, Identity, InitOutcome};
+use crate::keys::KeyType;
+use crate::policy::PolicySet;
+use crate::store::revocations::RevocationSet;
+use crate::store::Store;
+
+/// Shared state of both listeners.
+pub struct AppState {
+    /// The validated configuration.
+    pub config: Config,
+    /// Credential administration.
+    pub custodian: Custodian,
+    /// The current policies (replaced as a whole on reload).
+    pub policies: watch::Receiver<Arc<PolicySet>>,
+    /// Credential verification with its caches.
+    pub verifier: Verifier,
+    /// Revoked credential ids, followed from the store.
+    pub revocations: RevocationSet,
+    /// The store.
+    pub store: Store,
+    /// Time.
+    pub clock: Arc<dyn Clock>,
+}
+
+/// Errors that stop start-up.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// Identity.
+    #[error(transparent)]
+    Identity(#[from] crate::identity::IdentityError),
+    /// Store.
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    /// Policies.
+    #[error(transparent)]
+    Policy(#[from] crate::policy::PolicyError),
+    /// DID resolver.
+    #[error(transparent)]
+    Did(#[from] crate::did::DidError),
+    /// Binding a listener.
+    #[error("cannot listen on {addr}: {reason}")]
+    Bind {
+        /// Address.
+        addr: SocketAddr,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Loads the identity, creating a P-256 `did:key` one on first start.
+fn identity(config: &Config) -> Result<Identity, StartError> {
+    if config.data_dir.join("identity.json").exists() {
+        return Ok(Identity::load(&config.data_dir)?);
+    }
+    let outcome = Identity::init(&config.data_dir, KeyType::P256, DidMethod::Key, false)?;
+    let (InitOutcome::Created(identity) | InitOutcome::Existing(identity)) = outcome;
+    tracing::info!(did = %identity.did, data_dir = %config.data_dir.display(), "created identity on first start");
+    Ok(identity)
+}
+
+/// Builds the state (everything except the listeners).
+pub async fn build_state(config: Config) -> Result<Arc<AppState>, StartError> {
+    let identity = identity(&config)?;
+    let store = Store::open(&config.database_url).await?;
+    let policies = PolicySet::load_dir(&config.policies_dir)?;
+    let purposes: Vec<&str> = policies.purposes().collect();
+    tracing::info!(policies = ?purposes, "policies loaded");
+    let resolver = crate::did::Resolver::new(&config.resolver)?;
+    let revocations = RevocationSet::default();
+    revocations.refresh(&store).await?;
+    tokio::spawn(revocations.clone().follow(store.clone(), config.revocation_poll));
+    let contexts = Arc::new(Contexts::embedded());
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let (_tx, rx) = watch::channel(Arc::new(policies));
+    Ok(Arc::new(AppState {
+        verifier: Verifier::new(contexts.clone(), resolver, clock.clone(), Arc::new(revocations.clone())),
+        custodian: Custodian {
+            identity: Arc::new(identity),
+            store: store.clone(),
+            contexts,
+            clock: clock.clone(),
+        },
+        policies: rx,
+        revocations,
+        store,
+        clock,
+        config,
+    }))
+}
+
+async fn bind(addr: SocketAddr) -> Result<TcpListener, StartError> {
+    TcpListener::bind(addr).await.map_err(|e| StartError::Bind {
+        addr,
+        reason: e.to_string(),
+    })
+}
+
+/// Runs both listeners until a shutdown signal.
+pub async fn run(config: Config) -> Result<(), StartError> {
+    let state = build_state(config).await?;
+    let public = bind(state.config.public_addr).await?;
+    let internal = bind(state.config.internal_addr).await?;
+    let public_addr = public.local_addr().map_err(|e| StartError::Bind { addr: state.config.public_addr, reason: e.to_string() })?;
+    let internal_addr = internal.local_addr().map_err(|e| StartError::Bind { addr: state.config.internal_addr, reason: e.to_string() })?;
+    tracing::info!(
+        public_addr = %public_addr,
+        internal_addr = %internal_addr,
+        did = %state.custodian.identity.did,
+        "listening"
+    );
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let shutdown = |mut rx: watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|stop| *stop).await;
+    };
+    let public_server = axum::serve(public, public::router(state.clone()))
+        .with_graceful_shutdown(shutdown(stop_rx.clone()));
+    let internal_server = axum::serve(internal, admin_api::router(state.clone()))
+        .with_graceful_shutdown(shutdown(stop_rx));
+    let signals = async move {
+        wait_for_signal().await;
+        tracing::info!("shutting down");
+        let _ = stop_tx.send(true);
+    };
+    let (a, b, ()) = tokio::join!(std::future::IntoFuture::into_future(public_server), std::future::IntoFuture::into_future(internal_server), signals);
+    if let Err(e) = a.and(b) {
+        tracing::error!(error = %e, "listener failed");
+    }
+    state.store.close().await;
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let Ok(mut term) = signal(SignalKind::terminate()) else {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        };
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

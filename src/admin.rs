@@ -111,10 +111,10 @@ impl IssueInput {
             .map_err(|_| invalid("subject_did", "not a valid DID"))?;
         let bsn = Bsn::parse(&self.bsn).map_err(|e| invalid("bsn", e.to_string()))?;
         if policies.get(&self.purpose).is_none() {
-            return Err(CredentialError::UnknownPurpose(
-                if crate::policy::valid_purpose_name(&self.purpose) { self.purpose.clone() } else { "(invalid)".into() },
-            )
-            .into());
+            return Err(
+                CredentialError::UnknownPurpose(crate::policy::display_purpose(&self.purpose))
+                    .into(),
+            );
         }
         let consent = ConsentType::parse(&self.consent)
             .ok_or_else(|| invalid("consent", "must be implied or explicit"))?;
@@ -144,7 +144,11 @@ pub struct Custodian {
 
 impl Custodian {
     /// Issues, self-checks and stores a credential; returns the signed credential.
-    pub async fn issue(&self, input: &IssueInput, policies: &PolicySet) -> Result<(Value, CredentialRecord), AdminError> {
+    pub async fn issue(
+        &self,
+        input: &IssueInput,
+        policies: &PolicySet,
+    ) -> Result<(Value, CredentialRecord), AdminError> {
         let request = input.parse(policies)?;
         let policy = policies
             .get(&request.purpose)
@@ -159,11 +163,19 @@ impl Custodian {
         // What we store and hand out must verify: check our own proof before storing it.
         let map = credential.as_object().cloned().unwrap_or_default();
         let input = proof::prepare(&self.contexts, &map, &self.identity.did)?;
-        if !self.identity.key.public_key().verify(&input.alg, &input.signing_input, &input.signature) {
+        if !self.identity.key.public_key().verify(
+            &input.alg,
+            &input.signing_input,
+            &input.signature,
+        ) {
             return Err(CredentialError::BadSignature.into());
         }
         let record = CredentialRecord {
-            id: map.get("id").and_then(Value::as_str).unwrap_or_default().to_owned(),
+            id: map
+                .get("id")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned(),
             issuer: self.identity.did.clone(),
             subject_did: request.subject_did.clone(),
             purpose: request.purpose.clone(),
@@ -179,7 +191,10 @@ impl Custodian {
     }
 
     /// Lists stored credentials.
-    pub async fn list(&self, filter: &CredentialFilter) -> Result<Vec<CredentialRecord>, AdminError> {
+    pub async fn list(
+        &self,
+        filter: &CredentialFilter,
+    ) -> Result<Vec<CredentialRecord>, AdminError> {
         Ok(self
             .store
             .list_credentials(filter, self.clock.now().unix_timestamp())
@@ -212,10 +227,16 @@ pub fn filter(
     status: Option<String>,
 ) -> Result<CredentialFilter, AdminError> {
     let bsn = bsn
-        .map(|b| Bsn::parse(&b).map(|b| b.as_str().to_owned()).map_err(|e| invalid("bsn", e.to_string())))
+        .map(|b| {
+            Bsn::parse(&b)
+                .map(|b| b.as_str().to_owned())
+                .map_err(|e| invalid("bsn", e.to_string()))
+        })
         .transpose()?;
     let status = status
-        .map(|s| Status::parse(&s).ok_or_else(|| invalid("status", "must be active, revoked or expired")))
+        .map(|s| {
+            Status::parse(&s).ok_or_else(|| invalid("status", "must be active, revoked or expired"))
+        })
         .transpose()?;
     Ok(CredentialFilter {
         subject_did,
@@ -259,9 +280,10 @@ impl RecordView {
             consent_type: r.consent_type.clone(),
             issued_at: unix_to_rfc3339(r.issued_at),
             expires_at: r.expires_at.and_then(unix_to_rfc3339),
-            revocation: r.revocation.as_ref().map(|v| {
-                json!({"reason": v.reason, "revoked_at": unix_to_rfc3339(v.revoked_at)})
-            }),
+            revocation: r
+                .revocation
+                .as_ref()
+                .map(|v| json!({"reason": v.reason, "revoked_at": unix_to_rfc3339(v.revoked_at)})),
             credential: serde_json::from_str(&r.document).unwrap_or(Value::Null),
         }
     }

@@ -34,7 +34,11 @@ impl Bsn {
         if !(s.len() == 8 || s.len() == 9) || !s.bytes().all(|b| b.is_ascii_digit()) {
             return Err(BsnError::Format);
         }
-        let digits = if s.len() == 8 { format!("0{s}") } else { s.to_owned() };
+        let digits = if s.len() == 8 {
+            format!("0{s}")
+        } else {
+            s.to_owned()
+        };
         let weights = [9i32, 8, 7, 6, 5, 4, 3, 2, -1];
         let sum: i32 = digits
             .bytes()
@@ -82,7 +86,15 @@ mod tests {
 
     #[test]
     fn eleven_check_table() {
-        for ok in ["999999990", "123456782", "999911120", "077461848", "111222333", "909090907", "77461848"] {
+        for ok in [
+            "999999990",
+            "123456782",
+            "999911120",
+            "077461848",
+            "111222333",
+            "909090907",
+            "77461848",
+        ] {
             assert!(Bsn::parse(ok).is_ok(), "{ok}");
         }
         assert_eq!(Bsn::parse("77461848").unwrap().as_str(), "077461848");
@@ -104,7 +116,13 @@ mod tests {
         let b = Bsn::from_urn("urn:oid:2.16.840.1.113883.2.4.6.3:999999990").unwrap();
         assert_eq!(b.to_urn(), "urn:oid:2.16.840.1.113883.2.4.6.3:999999990");
         assert_eq!(format!("{b:?}"), "Bsn(***)");
-        assert_eq!(Bsn::from_urn("urn:oid:2.16.840.1.113883.2.4.6.1:999999990"), Err(BsnError::NotBsnUrn));
-        assert_eq!(Bsn::from_urn("urn:oid:2.16.840.1.113883.2.4.6.3:123456780"), Err(BsnError::Checksum));
+        assert_eq!(
+            Bsn::from_urn("urn:oid:2.16.840.1.113883.2.4.6.1:999999990"),
+            Err(BsnError::NotBsnUrn)
+        );
+        assert_eq!(
+            Bsn::from_urn("urn:oid:2.16.840.1.113883.2.4.6.3:123456780"),
+            Err(BsnError::Checksum)
+        );
     }
 }

@@ -121,7 +121,9 @@ impl Config {
         overrides: &HashMap<&'static str, Override>,
     ) -> Result<Self, ConfigError> {
         let (file, origin) = match config_path {
-            Some(path) if explicit || path.exists() => (read_file(path)?, path.display().to_string()),
+            Some(path) if explicit || path.exists() => {
+                (read_file(path)?, path.display().to_string())
+            }
             _ => (FileConfig::default(), "defaults".to_owned()),
         };
         let pick = |key: &'static str, from_file: &Option<String>| -> Option<(String, String)> {
@@ -135,7 +137,10 @@ impl Config {
             key: key.to_owned(),
             reason,
         };
-        let path_of = |key: &'static str, f: &Option<String>, default: &str| -> Result<PathBuf, ConfigError> {
+        let path_of = |key: &'static str,
+                       f: &Option<String>,
+                       default: &str|
+         -> Result<PathBuf, ConfigError> {
             let (v, o) = pick(key, f).unwrap_or_else(|| (default.to_owned(), "defaults".into()));
             if v.is_empty() {
                 return Err(err(&o, key, "must not be empty".into()));
@@ -144,17 +149,29 @@ impl Config {
         };
         let data_dir = path_of("data_dir", &file.data_dir, "./data")?;
         let policies_dir = path_of("policies_dir", &file.policies_dir, "./policies")?;
-        let did_dir = pick("did_dir", &file.did_dir).filter(|(v, _)| !v.is_empty()).map(|(v, _)| PathBuf::from(v));
+        let did_dir = pick("did_dir", &file.did_dir)
+            .filter(|(v, _)| !v.is_empty())
+            .map(|(v, _)| PathBuf::from(v));
 
-        let addr = |key: &'static str, f: &Option<String>, default: &str| -> Result<SocketAddr, ConfigError> {
+        let addr = |key: &'static str,
+                    f: &Option<String>,
+                    default: &str|
+         -> Result<SocketAddr, ConfigError> {
             let (v, o) = pick(key, f).unwrap_or_else(|| (default.to_owned(), "defaults".into()));
-            v.parse()
-                .map_err(|_| err(&o, key, format!("\"{v}\" is not an address like 127.0.0.1:8081")))
+            v.parse().map_err(|_| {
+                err(
+                    &o,
+                    key,
+                    format!("\"{v}\" is not an address like 127.0.0.1:8081"),
+                )
+            })
         };
         let public_addr = addr("public_addr", &file.public_addr, "0.0.0.0:8080")?;
         let internal_addr = addr("internal_addr", &file.internal_addr, "127.0.0.1:8081")?;
         if !internal_addr.ip().is_loopback() && file.dangerous_allow_public_internal != Some(true) {
-            let o = overrides.get("internal_addr").map_or(origin.clone(), |o| o.origin.clone());
+            let o = overrides
+                .get("internal_addr")
+                .map_or(origin.clone(), |o| o.origin.clone());
             return Err(err(
                 &o,
                 "internal_addr",
@@ -163,9 +180,14 @@ impl Config {
         }
 
         let http_url = |key: &'static str, v: &str, o: &str| -> Result<url::Url, ConfigError> {
-            let u = url::Url::parse(v).map_err(|e| err(o, key, format!("\"{v}\" is not a URL: {e}")))?;
+            let u = url::Url::parse(v)
+                .map_err(|e| err(o, key, format!("\"{v}\" is not a URL: {e}")))?;
             if !matches!(u.scheme(), "http" | "https") || u.host().is_none() {
-                return Err(err(o, key, format!("\"{v}\" must be an http(s) URL with a host")));
+                return Err(err(
+                    o,
+                    key,
+                    format!("\"{v}\" must be an http(s) URL with a host"),
+                ));
             }
             Ok(u)
         };
@@ -178,20 +200,38 @@ impl Config {
         };
         let database_url = match pick("database_url", &file.database_url) {
             Some((v, o)) => {
-                if !(v.starts_with("sqlite:") || v.starts_with("postgres://") || v.starts_with("postgresql://")) {
-                    return Err(err(&o, "database_url", "must start with sqlite: or postgres://".into()));
+                if !(v.starts_with("sqlite:")
+                    || v.starts_with("postgres://")
+                    || v.starts_with("postgresql://"))
+                {
+                    return Err(err(
+                        &o,
+                        "database_url",
+                        "must start with sqlite: or postgres://".into(),
+                    ));
                 }
                 v
             }
-            None => format!("sqlite://{}?mode=rwc", data_dir.join("poortwachter.db").display()),
+            None => format!(
+                "sqlite://{}?mode=rwc",
+                data_dir.join("poortwachter.db").display()
+            ),
         };
         let poll = file.revocation_poll_ms.unwrap_or(250);
         if !(10..=1000).contains(&poll) {
-            return Err(err(&origin, "revocation_poll_ms", "must be between 10 and 1000 (revocations must apply within 1 s)".into()));
+            return Err(err(
+                &origin,
+                "revocation_poll_ms",
+                "must be between 10 and 1000 (revocations must apply within 1 s)".into(),
+            ));
         }
         let max_body_bytes = file.max_body_bytes.unwrap_or(1024 * 1024);
         if !(1024..=64 * 1024 * 1024).contains(&max_body_bytes) {
-            return Err(err(&origin, "max_body_bytes", "must be between 1024 and 67108864".into()));
+            return Err(err(
+                &origin,
+                "max_body_bytes",
+                "must be between 1024 and 67108864".into(),
+            ));
         }
         let w = &file.did_web;
         let resolver = ResolverSettings {
@@ -199,7 +239,10 @@ impl Config {
             cache_ttl: Duration::from_secs(w.cache_ttl_seconds.unwrap_or(300)),
             web: WebSettings {
                 timeout: Duration::from_millis(w.timeout_ms.unwrap_or(5000).clamp(100, 60_000)),
-                max_bytes: w.max_document_bytes.unwrap_or(64 * 1024).clamp(1024, 1024 * 1024),
+                max_bytes: w
+                    .max_document_bytes
+                    .unwrap_or(64 * 1024)
+                    .clamp(1024, 1024 * 1024),
                 dangerous_allow_http_loopback: w.dangerous_allow_http_loopback.unwrap_or(false),
             },
         };
@@ -227,9 +270,9 @@ fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
         reason: e.to_string(),
     })?;
     toml::from_str(&text).map_err(|e| {
-        let line = e
-            .span()
-            .map_or(0, |s| text[..s.start.min(text.len())].matches('\n').count() + 1);
+        let line = e.span().map_or(0, |s| {
+            text[..s.start.min(text.len())].matches('\n').count() + 1
+        });
         let key = e
             .span()
             .and_then(|s| text.get(s.clone()))
@@ -258,12 +301,21 @@ mod tests {
     fn precedence_flag_env_file_default() {
         let (_d, p) = write("data_dir = \"/from/file\"\npublic_addr = \"127.0.0.1:1\"\n");
         let mut o = HashMap::new();
-        o.insert("data_dir", Override { value: "/from/flag".into(), origin: "--data-dir".into() });
+        o.insert(
+            "data_dir",
+            Override {
+                value: "/from/flag".into(),
+                origin: "--data-dir".into(),
+            },
+        );
         let c = Config::load(Some(&p), true, &o).unwrap();
         assert_eq!(c.data_dir, PathBuf::from("/from/flag"));
         assert_eq!(c.public_addr.to_string(), "127.0.0.1:1");
         assert_eq!(c.internal_addr.to_string(), "127.0.0.1:8081");
-        assert_eq!(c.database_url, "sqlite:///from/flag/poortwachter.db?mode=rwc");
+        assert_eq!(
+            c.database_url,
+            "sqlite:///from/flag/poortwachter.db?mode=rwc"
+        );
     }
 
     #[test]
@@ -275,13 +327,30 @@ mod tests {
         assert!(e.reason.starts_with("unknown field `what`"), "{}", e.reason);
 
         let (_d, p) = write("public_addr = \"nonsense\"\n");
-        let e = Config::load(Some(&p), true, &HashMap::new()).unwrap_err().to_string();
-        assert_eq!(e, format!("{}: public_addr: \"nonsense\" is not an address like 127.0.0.1:8081", p.display()));
+        let e = Config::load(Some(&p), true, &HashMap::new())
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            format!(
+                "{}: public_addr: \"nonsense\" is not an address like 127.0.0.1:8081",
+                p.display()
+            )
+        );
 
         let mut o = HashMap::new();
-        o.insert("database_url", Override { value: "mysql://x".into(), origin: "POORTWACHTER_DATABASE_URL".into() });
+        o.insert(
+            "database_url",
+            Override {
+                value: "mysql://x".into(),
+                origin: "POORTWACHTER_DATABASE_URL".into(),
+            },
+        );
         let e = Config::load(None, false, &o).unwrap_err().to_string();
-        assert_eq!(e, "POORTWACHTER_DATABASE_URL: database_url: must start with sqlite: or postgres://");
+        assert_eq!(
+            e,
+            "POORTWACHTER_DATABASE_URL: database_url: must start with sqlite: or postgres://"
+        );
 
         let (_d, p) = write("internal_addr = \"0.0.0.0:8081\"\n");
         let e = Config::load(Some(&p), true, &HashMap::new()).unwrap_err();
@@ -290,7 +359,12 @@ mod tests {
 
     #[test]
     fn missing_explicit_file_is_an_error() {
-        let e = Config::load(Some(Path::new("/nonexistent/config.toml")), true, &HashMap::new()).unwrap_err();
+        let e = Config::load(
+            Some(Path::new("/nonexistent/config.toml")),
+            true,
+            &HashMap::new(),
+        )
+        .unwrap_err();
         assert_eq!(e.origin, "/nonexistent/config.toml");
     }
 }

@@ -108,7 +108,12 @@ fn io_err(path: &Path, e: &std::io::Error) -> IdentityError {
 #[must_use]
 pub fn jwk_thumbprint(key: &PublicKey) -> String {
     let jwk = key.to_jwk();
-    let s = |k: &str| jwk.get(k).and_then(|v| v.as_str()).unwrap_or_default().to_owned();
+    let s = |k: &str| {
+        jwk.get(k)
+            .and_then(|v| v.as_str())
+            .unwrap_or_default()
+            .to_owned()
+    };
     let canonical = match key {
         PublicKey::P256(_) => format!(
             r#"{{"crv":"{}","kty":"{}","x":"{}","y":"{}"}}"#,
@@ -118,7 +123,12 @@ pub fn jwk_thumbprint(key: &PublicKey) -> String {
             s("y")
         ),
         PublicKey::Ed25519(_) => {
-            format!(r#"{{"crv":"{}","kty":"{}","x":"{}"}}"#, s("crv"), s("kty"), s("x"))
+            format!(
+                r#"{{"crv":"{}","kty":"{}","x":"{}"}}"#,
+                s("crv"),
+                s("kty"),
+                s("x")
+            )
         }
     };
     URL_SAFE_NO_PAD.encode(Sha256::digest(canonical.as_bytes()))
@@ -128,11 +138,11 @@ pub fn jwk_thumbprint(key: &PublicKey) -> String {
 pub fn did_web_for(domain: &str) -> Result<String, IdentityError> {
     let bad = || IdentityError::BadDomain(domain.to_owned());
     let (authority, path) = domain.split_once('/').unwrap_or((domain, ""));
-    let did = std::iter::once(authority.replace(':', "%3A"))
+    let did = std::iter::once(authority.to_ascii_lowercase().replace(':', "%3A"))
         .chain(path.split('/').filter(|s| !s.is_empty()).map(str::to_owned))
         .collect::<Vec<_>>()
         .join(":");
-    let did = format!("did:web:{}", did.to_ascii_lowercase());
+    let did = format!("did:web:{did}");
     did::web::location(&did).map_err(|_| bad())?;
     Ok(did)
 }
@@ -265,7 +275,10 @@ mod tests {
 
     #[test]
     fn did_web_names() {
-        assert_eq!(did_web_for("zorg.example.nl").unwrap(), "did:web:zorg.example.nl");
+        assert_eq!(
+            did_web_for("zorg.example.nl").unwrap(),
+            "did:web:zorg.example.nl"
+        );
         assert_eq!(
             did_web_for("zorg.example.nl:8443/org/a").unwrap(),
             "did:web:zorg.example.nl%3A8443:org:a"
@@ -278,17 +291,23 @@ mod tests {
     fn init_is_idempotent_and_force_replaces() {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path().join("data");
-        let InitOutcome::Created(first) = Identity::init(&d, KeyType::P256, DidMethod::Key, false).unwrap() else {
+        let InitOutcome::Created(first) =
+            Identity::init(&d, KeyType::P256, DidMethod::Key, false).unwrap()
+        else {
             panic!("expected a new identity")
         };
         assert!(first.did.starts_with("did:key:zDn"));
-        let InitOutcome::Existing(again) = Identity::init(&d, KeyType::P256, DidMethod::Key, false).unwrap() else {
+        let InitOutcome::Existing(again) =
+            Identity::init(&d, KeyType::P256, DidMethod::Key, false).unwrap()
+        else {
             panic!("expected the existing identity")
         };
         assert_eq!(again.did, first.did);
         let err = Identity::init(&d, KeyType::Ed25519, DidMethod::Key, false).unwrap_err();
         assert!(matches!(err, IdentityError::Exists { .. }), "{err}");
-        let InitOutcome::Created(replaced) = Identity::init(&d, KeyType::Ed25519, DidMethod::Key, true).unwrap() else {
+        let InitOutcome::Created(replaced) =
+            Identity::init(&d, KeyType::Ed25519, DidMethod::Key, true).unwrap()
+        else {
             panic!("expected a new identity")
         };
         assert!(replaced.did.starts_with("did:key:z6Mk"));

@@ -88,14 +88,13 @@ impl SigningKey {
         match key_type {
             KeyType::P256 => {
                 let rng = SystemRandom::new();
-                let doc = EcdsaKeyPair::generate_pkcs8(
-                    &signature::ECDSA_P256_SHA256_FIXED_SIGNING,
-                    &rng,
-                )
-                .map_err(|_| KeyError::Generation)?;
+                let doc =
+                    EcdsaKeyPair::generate_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
+                        .map_err(|_| KeyError::Generation)?;
                 let der = doc.as_ref().to_vec();
-                let key = EcdsaKeyPair::from_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, &der)
-                    .map_err(|_| KeyError::Generation)?;
+                let key =
+                    EcdsaKeyPair::from_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, &der)
+                        .map_err(|_| KeyError::Generation)?;
                 Ok((SigningKey::P256(key), der))
             }
             KeyType::Ed25519 => {
@@ -206,7 +205,10 @@ fn pem_decode(text: &str, label: &str) -> Option<Vec<u8>> {
     let end = format!("-----END {label}-----");
     let start = text.find(&begin)? + begin.len();
     let stop = text[start..].find(&end)? + start;
-    let body: String = text[start..stop].chars().filter(|c| !c.is_whitespace()).collect();
+    let body: String = text[start..stop]
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect();
     STANDARD.decode(body).ok()
 }
 
@@ -225,7 +227,9 @@ impl PublicKey {
         use p256::elliptic_curve::sec1::ToEncodedPoint as _;
         let key = p256::PublicKey::from_sec1_bytes(bytes)
             .map_err(|_| KeyError::BadPublicKey("not a valid P-256 point".into()))?;
-        Ok(PublicKey::P256(key.to_encoded_point(false).as_bytes().to_vec()))
+        Ok(PublicKey::P256(
+            key.to_encoded_point(false).as_bytes().to_vec(),
+        ))
     }
 
     /// The key type.
@@ -289,7 +293,9 @@ impl PublicKey {
             (Some("EC"), Some("P-256")) => {
                 let (x, y) = (field("x")?, field("y")?);
                 if x.len() != 32 || y.len() != 32 {
-                    return Err(KeyError::BadPublicKey("P-256 JWK coordinates must be 32 bytes".into()));
+                    return Err(KeyError::BadPublicKey(
+                        "P-256 JWK coordinates must be 32 bytes".into(),
+                    ));
                 }
                 let mut point = vec![0x04];
                 point.extend_from_slice(&x);
@@ -354,7 +360,10 @@ mod tests {
     fn compressed_point_roundtrip() {
         let (key, _) = SigningKey::generate(KeyType::P256).unwrap();
         let public = key.public_key();
-        assert_eq!(PublicKey::p256_from_sec1(&public.compressed()).unwrap(), public);
+        assert_eq!(
+            PublicKey::p256_from_sec1(&public.compressed()).unwrap(),
+            public
+        );
     }
 
     #[cfg(unix)]
@@ -367,7 +376,10 @@ mod tests {
         write_private_key(&path, &der).unwrap();
         let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
-        assert_eq!(SigningKey::load(&path).unwrap().public_key(), key.public_key());
+        assert_eq!(
+            SigningKey::load(&path).unwrap().public_key(),
+            key.public_key()
+        );
     }
 
     #[test]

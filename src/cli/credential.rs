@@ -18,7 +18,9 @@ use crate::store::RevokeOutcome;
 #[derive(Debug, Subcommand)]
 pub(crate) enum CredentialCommand {
     /// Issue a NutsAuthorizationCredential; prints the signed credential alone on stdout
-    #[command(after_help = "Example:\n  poortwachter credential issue --subject-did did:web:huisarts.example.nl --bsn 999999990 \\\n      --purpose zorginzage-thuiszorgdossier-door-huisarts --consent implied --expires 2027-06-30")]
+    #[command(
+        after_help = "Example:\n  poortwachter credential issue --subject-did did:web:huisarts.example.nl --bsn 999999990 \\\n      --purpose zorginzage-thuiszorgdossier-door-huisarts --consent implied --expires 2027-06-30"
+    )]
     Issue {
         /// The requester's DID (credentialSubject.id)
         #[arg(long, value_name = "DID")]
@@ -43,7 +45,9 @@ pub(crate) enum CredentialCommand {
         json: bool,
     },
     /// Verify a credential file ("-" for stdin): exit 0 and "valid", or exit 1 and the reason
-    #[command(after_help = "Example:\n  poortwachter credential verify --did-dir dids/ --proof-only authcred.json")]
+    #[command(
+        after_help = "Example:\n  poortwachter credential verify --did-dir dids/ --proof-only authcred.json"
+    )]
     Verify {
         /// The credential file, or - for standard input
         file: PathBuf,
@@ -55,7 +59,9 @@ pub(crate) enum CredentialCommand {
         json: bool,
     },
     /// List issued credentials
-    #[command(after_help = "Example:\n  poortwachter credential list --status active --purpose zorginzage-thuiszorgdossier-door-huisarts")]
+    #[command(
+        after_help = "Example:\n  poortwachter credential list --status active --purpose zorginzage-thuiszorgdossier-door-huisarts"
+    )]
     List {
         /// Only this requester DID
         #[arg(long, value_name = "DID")]
@@ -83,7 +89,9 @@ pub(crate) enum CredentialCommand {
         json: bool,
     },
     /// Revoke a credential (idempotent; kept forever)
-    #[command(after_help = "Example:\n  poortwachter credential revoke 'did:key:zDn...#3f1c...' --reason \"consent withdrawn\"")]
+    #[command(
+        after_help = "Example:\n  poortwachter credential revoke 'did:key:zDn...#3f1c...' --reason \"consent withdrawn\""
+    )]
     Revoke {
         /// Credential id
         id: String,
@@ -130,7 +138,11 @@ pub(crate) async fn run(ctx: &Context, cmd: CredentialCommand) -> anyhow::Result
             }
             Ok(0)
         }
-        CredentialCommand::Verify { file, proof_only, json } => verify(ctx, &file, proof_only, json).await,
+        CredentialCommand::Verify {
+            file,
+            proof_only,
+            json,
+        } => verify(ctx, &file, proof_only, json).await,
         CredentialCommand::List {
             subject_did,
             purpose,
@@ -145,7 +157,10 @@ pub(crate) async fn run(ctx: &Context, cmd: CredentialCommand) -> anyhow::Result
                     println!("{}", serde_json::to_string(&RecordView::new(r, now))?);
                 }
             } else {
-                println!("{:<8} {:<9} {:<10} {:<44} {:<11} ID", "STATUS", "CONSENT", "EXPIRES", "PURPOSE", "BSN");
+                println!(
+                    "{:<8} {:<9} {:<10} {:<44} {:<11} ID",
+                    "STATUS", "CONSENT", "EXPIRES", "PURPOSE", "BSN"
+                );
                 for r in &records {
                     let expires = r
                         .expires_at
@@ -172,7 +187,10 @@ pub(crate) async fn run(ctx: &Context, cmd: CredentialCommand) -> anyhow::Result
             if json {
                 println!("{}", serde_json::to_string_pretty(&view)?);
             } else {
-                eprintln!("status: {}", format!("{:?}", record.status(now)).to_lowercase());
+                eprintln!(
+                    "status: {}",
+                    format!("{:?}", record.status(now)).to_lowercase()
+                );
                 if let Some(r) = &record.revocation {
                     eprintln!("revoked: {} ({})", r.reason, r.revoked_at);
                 }
@@ -216,7 +234,12 @@ fn read_input(file: &PathBuf) -> anyhow::Result<Vec<u8>> {
     Ok(raw)
 }
 
-async fn verify(ctx: &Context, file: &PathBuf, proof_only: bool, json: bool) -> anyhow::Result<i32> {
+async fn verify(
+    ctx: &Context,
+    file: &PathBuf,
+    proof_only: bool,
+    json: bool,
+) -> anyhow::Result<i32> {
     let raw = read_input(file)?;
     let revocations = RevocationSet::default();
     // Revocation status counts when the credential is in the local store; a store that does
@@ -233,18 +256,29 @@ async fn verify(ctx: &Context, file: &PathBuf, proof_only: bool, json: bool) -> 
             }
         }
     }
-    let policies = if proof_only { Default::default() } else { ctx.policies()? };
+    let policies = if proof_only {
+        Default::default()
+    } else {
+        ctx.policies()?
+    };
     let verifier = Verifier::new(
         Arc::new(crate::credential::jsonld::Contexts::embedded()),
         ctx.resolver()?,
         Arc::new(SystemClock),
         Arc::new(revocations),
     );
-    let mode = if proof_only { Mode::ProofOnly } else { Mode::Authorization };
+    let mode = if proof_only {
+        Mode::ProofOnly
+    } else {
+        Mode::Authorization
+    };
     match verifier.verify(&raw, mode, &policies).await {
         Ok(vc) => {
             if json {
-                println!("{}", json!({"valid": true, "id": vc.id, "issuer": vc.issuer}));
+                println!(
+                    "{}",
+                    json!({"valid": true, "id": vc.id, "issuer": vc.issuer})
+                );
             } else {
                 println!("valid");
             }
@@ -252,7 +286,10 @@ async fn verify(ctx: &Context, file: &PathBuf, proof_only: bool, json: bool) -> 
         }
         Err(e) => {
             if json {
-                println!("{}", json!({"valid": false, "error": e.code(), "reason": e.to_string()}));
+                println!(
+                    "{}",
+                    json!({"valid": false, "error": e.code(), "reason": e.to_string()})
+                );
             } else {
                 println!("invalid: {e}");
             }

@@ -7,9 +7,12 @@ use super::Context;
 #[derive(Debug, Subcommand)]
 pub(crate) enum DidCommand {
     /// Print our DID document (the did.json to publish for did:web)
+    #[command(after_help = "Example:\n  poortwachter --data-dir ./data did show > did.json")]
     Show,
     /// Resolve a DID and print its document
-    #[command(after_help = "Example:\n  poortwachter did resolve did:key:zDnaepZUQNAT7p3JXZKNiEP5yFRbG8PRcADYMrFaGwmBBxsF2")]
+    #[command(
+        after_help = "Example:\n  poortwachter did resolve did:key:zDnaepZUQNAT7p3JXZKNiEP5yFRbG8PRcADYMrFaGwmBBxsF2"
+    )]
     Resolve {
         /// The DID
         did: String,

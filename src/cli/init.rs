@@ -81,7 +81,11 @@ pub(crate) fn run(ctx: &Context, args: &InitArgs) -> anyhow::Result<i32> {
             }
         }
     } else {
-        eprintln!("{} already initialised; keeping {}", data_dir.display(), identity.did);
+        eprintln!(
+            "{} already initialised; keeping {}",
+            data_dir.display(),
+            identity.did
+        );
     }
     Ok(0)
 }

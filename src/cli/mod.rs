@@ -36,29 +36,49 @@ struct GlobalArgs {
     #[arg(long, global = true, env = "POORTWACHTER_DATA_DIR", value_name = "DIR")]
     data_dir: Option<String>,
     /// Directory with one policy file per purposeOfUse [default: ./policies]
-    #[arg(long, global = true, env = "POORTWACHTER_POLICIES_DIR", value_name = "DIR")]
+    #[arg(
+        long,
+        global = true,
+        env = "POORTWACHTER_POLICIES_DIR",
+        value_name = "DIR"
+    )]
     policies_dir: Option<String>,
     /// Directory of static DID documents (did:nuts, offline setups)
     #[arg(long, global = true, env = "POORTWACHTER_DID_DIR", value_name = "DIR")]
     did_dir: Option<String>,
     /// Database URL: sqlite:PATH or postgres://... [default: SQLite file in the data dir]
-    #[arg(long, global = true, env = "POORTWACHTER_DATABASE_URL", value_name = "URL")]
+    #[arg(
+        long,
+        global = true,
+        env = "POORTWACHTER_DATABASE_URL",
+        value_name = "URL"
+    )]
     database_url: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Create the data dir, the signing key and the DID (idempotent)
-    #[command(after_help = "Examples:\n  poortwachter init\n  poortwachter init --key-type ed25519\n  poortwachter init --did-method web --domain zorg.example.nl")]
+    #[command(
+        after_help = "Examples:\n  poortwachter init\n  poortwachter init --key-type ed25519\n  poortwachter init --did-method web --domain zorg.example.nl"
+    )]
     Init(init::InitArgs),
     /// Run the server (public and internal listeners)
-    #[command(after_help = "Example:\n  poortwachter serve --public-url https://zorg.example.nl --upstream http://127.0.0.1:8090")]
+    #[command(
+        after_help = "Example:\n  poortwachter serve --public-url https://zorg.example.nl --upstream http://127.0.0.1:8090"
+    )]
     Serve(serve::ServeArgs),
     /// Show our DID document or resolve a DID
-    #[command(subcommand, after_help = "Examples:\n  poortwachter did show\n  poortwachter did resolve did:web:zorg.example.nl")]
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  poortwachter did show\n  poortwachter did resolve did:web:zorg.example.nl"
+    )]
     Did(did::DidCommand),
     /// Issue, verify, list, show and revoke authorization credentials
-    #[command(subcommand, after_help = "Example:\n  poortwachter credential issue --subject-did did:web:huisarts.example.nl --bsn 999999990 \\\n      --purpose zorginzage-thuiszorgdossier-door-huisarts --consent explicit")]
+    #[command(
+        subcommand,
+        after_help = "Example:\n  poortwachter credential issue --subject-did did:web:huisarts.example.nl --bsn 999999990 \\\n      --purpose zorginzage-thuiszorgdossier-door-huisarts --consent explicit"
+    )]
     Credential(credential::CredentialCommand),
 }
 
@@ -69,7 +89,9 @@ pub(crate) struct Context {
 
 impl Context {
     pub(crate) fn policies(&self) -> anyhow::Result<crate::policy::PolicySet> {
-        Ok(crate::policy::PolicySet::load_dir(&self.config.policies_dir)?)
+        Ok(crate::policy::PolicySet::load_dir(
+            &self.config.policies_dir,
+        )?)
     }
 
     pub(crate) async fn store(&self) -> anyhow::Result<crate::store::Store> {
@@ -100,7 +122,10 @@ impl Context {
 }
 
 /// Where a value came from, for error messages: the flag or the environment variable.
-fn overrides(matches: &ArgMatches, extra: &[(&'static str, &ArgMatches)]) -> HashMap<&'static str, Override> {
+fn overrides(
+    matches: &ArgMatches,
+    extra: &[(&'static str, &ArgMatches)],
+) -> HashMap<&'static str, Override> {
     let mut out = HashMap::new();
     let mut take = |key: &'static str, m: &ArgMatches| {
         let Ok(Some(value)) = m.try_get_one::<String>(key) else {
@@ -110,7 +135,13 @@ fn overrides(matches: &ArgMatches, extra: &[(&'static str, &ArgMatches)]) -> Has
             Some(ValueSource::EnvVariable) => format!("POORTWACHTER_{}", key.to_ascii_uppercase()),
             _ => format!("--{}", key.replace('_', "-")),
         };
-        out.insert(key, Override { value: value.clone(), origin });
+        out.insert(
+            key,
+            Override {
+                value: value.clone(),
+                origin,
+            },
+        );
     };
     for key in OVERRIDABLE {
         take(key, matches);

@@ -62,7 +62,9 @@ pub fn issue(
             return Err(CredentialError::ExpirationRequired(request.consent));
         }
         Some(e) if e <= now => {
-            return Err(CredentialError::Malformed("expiration date is not in the future".into()));
+            return Err(CredentialError::Malformed(
+                "expiration date is not in the future".into(),
+            ));
         }
         Some(e) => {
             if let Some(days) = policy.credential.max_validity_days {
@@ -75,7 +77,12 @@ pub fn issue(
     }
     for r in &request.resources {
         let path_ok = r.path.starts_with('/') && !r.path.chars().any(char::is_control);
-        if !path_ok || r.operations.is_empty() || r.operations.iter().any(|o| o.is_empty() || o.chars().any(char::is_control)) {
+        if !path_ok
+            || r.operations.is_empty()
+            || r.operations
+                .iter()
+                .any(|o| o.is_empty() || o.chars().any(char::is_control))
+        {
             return Err(CredentialError::Malformed(
                 "a resource needs a path starting with / and at least one operation".into(),
             ));
@@ -86,7 +93,10 @@ pub fn issue(
     subject.insert("id".into(), json!(request.subject_did));
     subject.insert("purposeOfUse".into(), json!(request.purpose));
     subject.insert("subject".into(), json!(request.bsn.to_urn()));
-    subject.insert("legalBase".into(), json!({"consentType": request.consent.as_str()}));
+    subject.insert(
+        "legalBase".into(),
+        json!({"consentType": request.consent.as_str()}),
+    );
     if !request.resources.is_empty() {
         subject.insert("resources".into(), json!(request.resources));
     }
@@ -108,8 +118,17 @@ pub fn issue(
     credential.insert("issuanceDate".into(), json!(go_rfc3339(now)));
     if let Some(e) = request.expires {
         let e = e.to_offset(time::UtcOffset::UTC);
-        credential.insert("expirationDate".into(), json!(go_rfc3339(e.replace_nanosecond(0).unwrap_or(e))));
+        credential.insert(
+            "expirationDate".into(),
+            json!(go_rfc3339(e.replace_nanosecond(0).unwrap_or(e))),
+        );
     }
     credential.insert("credentialSubject".into(), Value::Object(subject));
-    proof::sign(contexts, credential, issuer.key, issuer.verification_method, now)
+    proof::sign(
+        contexts,
+        credential,
+        issuer.key,
+        issuer.verification_method,
+        now,
+    )
 }

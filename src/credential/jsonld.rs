@@ -25,7 +25,8 @@ pub const W3C_CREDENTIALS_V1: &str = "https://www.w3.org/2018/credentials/v1";
 /// URL of the Nuts credentials v1 context.
 pub const NUTS_V1: &str = "https://nuts.nl/credentials/v1";
 /// URL of the JsonWebSignature2020 context (the one nuts-node uses).
-pub const LDS_JWS2020_V1: &str = "https://w3c-ccg.github.io/lds-jws2020/contexts/lds-jws2020-v1.json";
+pub const LDS_JWS2020_V1: &str =
+    "https://w3c-ccg.github.io/lds-jws2020/contexts/lds-jws2020-v1.json";
 /// URL of poortwachter's own context that defines `legalBase` (see DESIGN.md).
 pub const LEGALBASE_V1: &str = "https://w3id.org/poortwachter/legalbase/v1";
 
@@ -41,7 +42,9 @@ pub enum JsonLdError {
     #[error("JSON-LD expansion failed: {0}")]
     Expansion(String),
     /// A string holds a control character that canonical N-Quads cannot carry faithfully.
-    #[error("JSON-LD string literal contains a control character (U+{0:04X}), which is not supported")]
+    #[error(
+        "JSON-LD string literal contains a control character (U+{0:04X}), which is not supported"
+    )]
     ControlCharacter(u32),
 }
 
@@ -104,25 +107,23 @@ impl Contexts {
             },
             ..json_ld::Options::default()
         };
-        let mut expanded =
-            pollster::block_on(input.expand_full(&mut (), &self.map, options, ()))
-                .map_err(|e| JsonLdError::Expansion(e.to_string()))?;
+        let mut expanded = pollster::block_on(input.expand_full(&mut (), &self.map, options, ()))
+            .map_err(|e| JsonLdError::Expansion(e.to_string()))?;
         let mut generator = generator::Blank::new_with_prefix("b".to_owned());
         expanded.relabel_and_canonicalize_with(&mut (), &mut generator);
         let mut quad_generator = generator::Blank::new_with_prefix("q".to_owned());
-        let quads: Vec<rdf_types::LexicalQuad> = json_ld::rdf::RdfQuads::rdf_quads(
-            &expanded,
-            &mut quad_generator,
-            None,
+        let quads: Vec<rdf_types::LexicalQuad> =
+            json_ld::rdf::RdfQuads::rdf_quads(&expanded, &mut quad_generator, None)
+                .cloned()
+                .filter_map(|rdf_types::Quad(s, p, o, g)| {
+                    let p = p.into_iri()?;
+                    Some(rdf_types::Quad(s, p, o, g))
+                })
+                .collect();
+        Ok(
+            ssi_rdf::urdna2015::normalize(quads.iter().map(rdf_types::Quad::as_lexical_quad_ref))
+                .into_nquads(),
         )
-        .cloned()
-        .filter_map(|rdf_types::Quad(s, p, o, g)| {
-            let p = p.into_iri()?;
-            Some(rdf_types::Quad(s, p, o, g))
-        })
-        .collect();
-        Ok(ssi_rdf::urdna2015::normalize(quads.iter().map(rdf_types::Quad::as_lexical_quad_ref))
-            .into_nquads())
     }
 }
 
@@ -164,7 +165,10 @@ mod tests {
     fn unknown_context_fails_expansion() {
         let contexts = Contexts::embedded();
         let doc = json!({"@context": "https://example.com/ctx", "a": 1});
-        assert!(matches!(contexts.canonical_nquads(&doc), Err(JsonLdError::Expansion(_))));
+        assert!(matches!(
+            contexts.canonical_nquads(&doc),
+            Err(JsonLdError::Expansion(_))
+        ));
     }
 
     #[test]
@@ -179,14 +183,25 @@ mod tests {
             }
         });
         let nquads = contexts.canonical_nquads(&doc).unwrap();
-        assert!(nquads.contains("<https://nuts.nl/credentials/v1#consentType> \"explicit\""), "{nquads}");
-        assert!(nquads.contains(r#""{\"a\":\"x\",\"b\":1}"^^<http://www.w3.org/1999/02/22-rdf-syntax-ns#JSON>"#), "{nquads}");
+        assert!(
+            nquads.contains("<https://nuts.nl/credentials/v1#consentType> \"explicit\""),
+            "{nquads}"
+        );
+        assert!(
+            nquads.contains(
+                r#""{\"a\":\"x\",\"b\":1}"^^<http://www.w3.org/1999/02/22-rdf-syntax-ns#JSON>"#
+            ),
+            "{nquads}"
+        );
     }
 
     #[test]
     fn control_characters_are_refused() {
         let contexts = Contexts::embedded();
         let doc = json!({"@context": NUTS_V1, "id": "urn:x", "type": "a\tb"});
-        assert_eq!(contexts.canonical_nquads(&doc), Err(JsonLdError::ControlCharacter(9)));
+        assert_eq!(
+            contexts.canonical_nquads(&doc),
+            Err(JsonLdError::ControlCharacter(9))
+        );
     }
 }

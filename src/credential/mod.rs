@@ -67,7 +67,9 @@ pub enum CredentialError {
     #[error("credentialSubject.subject: {0}")]
     Bsn(#[from] BsnError),
     /// The credential has no BSN subject at all.
-    #[error("credentialSubject.subject is missing: an authorization credential needs a BSN subject")]
+    #[error(
+        "credentialSubject.subject is missing: an authorization credential needs a BSN subject"
+    )]
     NoSubject,
     /// The purposeOfUse has no policy here.
     #[error("no policy for purposeOfUse \"{0}\"")]

@@ -72,7 +72,11 @@ pub fn go_rfc3339(t: OffsetDateTime) -> String {
         out.push('Z');
     } else {
         let sign = if oh < 0 || om < 0 { '-' } else { '+' };
-        out.push_str(&format!("{sign}{:02}:{:02}", oh.unsigned_abs(), om.unsigned_abs()));
+        out.push_str(&format!(
+            "{sign}{:02}:{:02}",
+            oh.unsigned_abs(),
+            om.unsigned_abs()
+        ));
     }
     out
 }
@@ -124,8 +128,16 @@ fn document_without_proof(credential: &Map<String, Value>) -> Result<Value, Cred
 
 fn tbs(contexts: &Contexts, options: &Value, document: &Value) -> Result<Vec<u8>, CredentialError> {
     let mut out = Vec::with_capacity(64);
-    out.extend_from_slice(&contexts.canonical_hash(options).map_err(CredentialError::JsonLd)?);
-    out.extend_from_slice(&contexts.canonical_hash(document).map_err(CredentialError::JsonLd)?);
+    out.extend_from_slice(
+        &contexts
+            .canonical_hash(options)
+            .map_err(CredentialError::JsonLd)?,
+    );
+    out.extend_from_slice(
+        &contexts
+            .canonical_hash(document)
+            .map_err(CredentialError::JsonLd)?,
+    );
     Ok(out)
 }
 
@@ -155,7 +167,10 @@ pub fn sign(
         .map_err(|e| CredentialError::Malformed(e.to_string()))?;
     proof.insert(
         "jws".into(),
-        json!(format!("{header_b64}..{}", URL_SAFE_NO_PAD.encode(signature))),
+        json!(format!(
+            "{header_b64}..{}",
+            URL_SAFE_NO_PAD.encode(signature)
+        )),
     );
     let mut signed = credential;
     signed.insert("proof".into(), Value::Object(proof));
@@ -223,13 +238,14 @@ pub fn prepare(
     let header_bytes = URL_SAFE_NO_PAD
         .decode(header_b64)
         .map_err(|_| bad("jws header is not base64url"))?;
-    let header: Map<String, Value> =
-        serde_json::from_slice(&header_bytes).map_err(|_| bad("jws header is not a JSON object"))?;
+    let header: Map<String, Value> = serde_json::from_slice(&header_bytes)
+        .map_err(|_| bad("jws header is not a JSON object"))?;
     let alg = match header.get("alg").and_then(Value::as_str) {
         Some(a @ ("ES256" | "EdDSA")) => a.to_owned(),
         _ => return Err(bad("jws alg must be ES256 or EdDSA")),
     };
-    if header.get("b64") != Some(&Value::Bool(false)) || header.get("crit") != Some(&json!(["b64"])) {
+    if header.get("b64") != Some(&Value::Bool(false)) || header.get("crit") != Some(&json!(["b64"]))
+    {
         return Err(bad("jws header must have b64=false and crit=[\"b64\"]"));
     }
     let signature = URL_SAFE_NO_PAD
@@ -256,9 +272,18 @@ mod tests {
 
     #[test]
     fn go_time_format() {
-        assert_eq!(go_rfc3339(datetime!(2022-12-05 13:47:24.714488 +01:00)), "2022-12-05T13:47:24.714488+01:00");
-        assert_eq!(go_rfc3339(datetime!(2022-12-05 13:47:24.7140 UTC)), "2022-12-05T13:47:24.714Z");
-        assert_eq!(go_rfc3339(datetime!(2022-12-05 13:47:24 -05:30)), "2022-12-05T13:47:24-05:30");
+        assert_eq!(
+            go_rfc3339(datetime!(2022-12-05 13:47:24.714488 +01:00)),
+            "2022-12-05T13:47:24.714488+01:00"
+        );
+        assert_eq!(
+            go_rfc3339(datetime!(2022-12-05 13:47:24.7140 UTC)),
+            "2022-12-05T13:47:24.714Z"
+        );
+        assert_eq!(
+            go_rfc3339(datetime!(2022-12-05 13:47:24 -05:30)),
+            "2022-12-05T13:47:24-05:30"
+        );
         let t = OffsetDateTime::parse("2022-12-05T12:47:24.100000+00:00", &Rfc3339).unwrap();
         assert_eq!(go_rfc3339(t), "2022-12-05T12:47:24.1Z");
     }
@@ -266,10 +291,27 @@ mod tests {
     #[test]
     fn verification_method_resolution() {
         let issuer = "did:nuts:abc";
-        assert_eq!(absolute_verification_method(issuer, "key-id").unwrap(), "did:nuts:abc#key-id");
-        assert_eq!(absolute_verification_method(issuer, "#k").unwrap(), "did:nuts:abc#k");
-        assert_eq!(absolute_verification_method(issuer, "did:nuts:abc#k").unwrap(), "did:nuts:abc#k");
-        for bad in ["did:nuts:other#k", "did:nuts:abc", "", "#", "../x", "https://evil/key", "a b"] {
+        assert_eq!(
+            absolute_verification_method(issuer, "key-id").unwrap(),
+            "did:nuts:abc#key-id"
+        );
+        assert_eq!(
+            absolute_verification_method(issuer, "#k").unwrap(),
+            "did:nuts:abc#k"
+        );
+        assert_eq!(
+            absolute_verification_method(issuer, "did:nuts:abc#k").unwrap(),
+            "did:nuts:abc#k"
+        );
+        for bad in [
+            "did:nuts:other#k",
+            "did:nuts:abc",
+            "",
+            "#",
+            "../x",
+            "https://evil/key",
+            "a b",
+        ] {
             assert!(absolute_verification_method(issuer, bad).is_err(), "{bad}");
         }
     }

@@ -80,7 +80,9 @@ fn has_type(credential: &Map<String, Value>, wanted: &str) -> bool {
 /// parse. Returns the unchecked facts.
 fn structure(credential: &Map<String, Value>) -> Result<VerifiedCredential, CredentialError> {
     if !has_type(credential, "VerifiableCredential") {
-        return Err(CredentialError::Malformed("type does not include VerifiableCredential".into()));
+        return Err(CredentialError::Malformed(
+            "type does not include VerifiableCredential".into(),
+        ));
     }
     let issuer = match credential.get("issuer") {
         Some(Value::String(s)) => s.as_str(),
@@ -97,9 +99,9 @@ fn structure(credential: &Map<String, Value>) -> Result<VerifiedCredential, Cred
     }
     let subject = match credential.get("credentialSubject") {
         Some(Value::Object(s)) => s,
-        Some(Value::Array(items)) if items.len() == 1 => items[0]
-            .as_object()
-            .ok_or_else(|| CredentialError::Malformed("credentialSubject is not an object".into()))?,
+        Some(Value::Array(items)) if items.len() == 1 => items[0].as_object().ok_or_else(|| {
+            CredentialError::Malformed("credentialSubject is not an object".into())
+        })?,
         Some(Value::Array(items)) => return Err(CredentialError::SubjectCount(items.len())),
         _ => return Err(CredentialError::SubjectCount(0)),
     };
@@ -108,8 +110,9 @@ fn structure(credential: &Map<String, Value>) -> Result<VerifiedCredential, Cred
         None => None,
         Some(v) => Some(parse_time(
             "expirationDate",
-            v.as_str()
-                .ok_or_else(|| CredentialError::Malformed("expirationDate is not a string".into()))?,
+            v.as_str().ok_or_else(|| {
+                CredentialError::Malformed("expirationDate is not a string".into())
+            })?,
         )?),
     };
     Ok(VerifiedCredential {
@@ -136,10 +139,16 @@ fn structure(credential: &Map<String, Value>) -> Result<VerifiedCredential, Cred
 /// issue) `credentialSubject.localParameters.legalBase.consentType`.
 fn consent_type(subject: &Map<String, Value>) -> Option<&str> {
     fn from(v: Option<&Value>) -> Option<&str> {
-        v.and_then(|lb| lb.get("consentType")).and_then(Value::as_str)
+        v.and_then(|lb| lb.get("consentType"))
+            .and_then(Value::as_str)
     }
-    from(subject.get("legalBase"))
-        .or_else(|| from(subject.get("localParameters").and_then(|lp| lp.get("legalBase"))))
+    from(subject.get("legalBase")).or_else(|| {
+        from(
+            subject
+                .get("localParameters")
+                .and_then(|lp| lp.get("legalBase")),
+        )
+    })
 }
 
 /// The authorization-credential profile: type, requester DID, BSN subject, consent type.
@@ -156,9 +165,8 @@ fn authorization_profile(
         None => None,
     }
     .ok_or(CredentialError::SubjectCount(0))?;
-    did::method_of(&facts.subject_did).map_err(|_| {
-        CredentialError::Malformed("credentialSubject.id is not a DID".into())
-    })?;
+    did::method_of(&facts.subject_did)
+        .map_err(|_| CredentialError::Malformed("credentialSubject.id is not a DID".into()))?;
     if facts.purpose.is_empty() {
         return Err(CredentialError::Malformed(
             "credentialSubject.purposeOfUse is missing".into(),
@@ -168,20 +176,29 @@ fn authorization_profile(
         .get("subject")
         .ok_or(CredentialError::NoSubject)?
         .as_str()
-        .ok_or(CredentialError::Malformed("credentialSubject.subject is not a string".into()))?;
+        .ok_or(CredentialError::Malformed(
+            "credentialSubject.subject is not a string".into(),
+        ))?;
     facts.bsn = Some(Bsn::from_urn(urn)?);
     facts.consent = match consent_type(subject) {
         None => None,
-        Some(c) => Some(ConsentType::parse(c).ok_or_else(|| CredentialError::ConsentNotAllowed {
-            consent: printable(c),
-            purpose: facts.purpose.clone(),
-        })?),
+        Some(c) => {
+            Some(
+                ConsentType::parse(c).ok_or_else(|| CredentialError::ConsentNotAllowed {
+                    consent: printable(c),
+                    purpose: facts.purpose.clone(),
+                })?,
+            )
+        }
     };
     Ok(facts)
 }
 
 fn printable(s: &str) -> String {
-    if s.len() <= 32 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+    if s.len() <= 32
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
         s.to_owned()
     } else {
         "(unprintable)".to_owned()
@@ -202,9 +219,9 @@ pub fn check_dates(vc: &VerifiedCredential, now: OffsetDateTime) -> Result<(), C
 
 /// The purpose's policy: known purposeOfUse, consent type present and allowed, expiration rule.
 pub fn check_policy(vc: &VerifiedCredential, policies: &PolicySet) -> Result<(), CredentialError> {
-    let policy = policies
-        .get(&vc.purpose)
-        .ok_or_else(|| CredentialError::UnknownPurpose(printable(&vc.purpose)))?;
+    let policy = policies.get(&vc.purpose).ok_or_else(|| {
+        CredentialError::UnknownPurpose(crate::policy::display_purpose(&vc.purpose))
+    })?;
     let consent = vc.consent.ok_or(CredentialError::NoConsentType)?;
     if !policy.credential.consent_types.contains(&consent) {
         return Err(CredentialError::ConsentNotAllowed {
@@ -279,11 +296,18 @@ impl Verifier {
         Ok(vc)
     }
 
-    async fn verify_uncached(&self, raw: &[u8], mode: Mode) -> Result<VerifiedCredential, CredentialError> {
+    async fn verify_uncached(
+        &self,
+        raw: &[u8],
+        mode: Mode,
+    ) -> Result<VerifiedCredential, CredentialError> {
         let credential = parse(raw)?;
         let facts = structure(&credential)?;
         let input = proof::prepare(&self.contexts, &credential, &facts.issuer)?;
-        let key = self.resolver.assertion_key(&input.verification_method).await?;
+        let key = self
+            .resolver
+            .assertion_key(&input.verification_method)
+            .await?;
         if !key.verify(&input.alg, &input.signing_input, &input.signature) {
             return Err(CredentialError::BadSignature);
         }

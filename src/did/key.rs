@@ -21,9 +21,9 @@ pub fn encode_multibase_key(key: &PublicKey) -> String {
 
 /// Decodes a multibase multicodec public key (P-256 or Ed25519).
 pub fn decode_multibase_key(value: &str) -> Result<PublicKey, KeyError> {
-    let encoded = value
-        .strip_prefix('z')
-        .ok_or_else(|| KeyError::BadPublicKey("multibase key must start with 'z' (base58btc)".into()))?;
+    let encoded = value.strip_prefix('z').ok_or_else(|| {
+        KeyError::BadPublicKey("multibase key must start with 'z' (base58btc)".into())
+    })?;
     let bytes = bs58::decode(encoded)
         .into_vec()
         .map_err(|_| KeyError::BadPublicKey("multibase key is not base58btc".into()))?;
@@ -80,9 +80,15 @@ mod tests {
         });
         let key = PublicKey::from_jwk(&jwk).unwrap();
         let did = did_for(&key);
-        assert_eq!(did, "did:key:zDnaepZUQNAT7p3JXZKNiEP5yFRbG8PRcADYMrFaGwmBBxsF2");
+        assert_eq!(
+            did,
+            "did:key:zDnaepZUQNAT7p3JXZKNiEP5yFRbG8PRcADYMrFaGwmBBxsF2"
+        );
         let doc = resolve(&did).unwrap();
-        assert_eq!(doc.assertion_key(&verification_method_id(&did)).unwrap(), key);
+        assert_eq!(
+            doc.assertion_key(&verification_method_id(&did)).unwrap(),
+            key
+        );
     }
 
     /// Test vector from the did:key specification (Ed25519).
@@ -97,7 +103,13 @@ mod tests {
 
     #[test]
     fn garbage_is_refused() {
-        for bad in ["did:key:", "did:key:abc", "did:key:z111", "did:key:zQ3s", "did:web:x"] {
+        for bad in [
+            "did:key:",
+            "did:key:abc",
+            "did:key:z111",
+            "did:key:zQ3s",
+            "did:web:x",
+        ] {
             assert!(resolve(bad).is_err(), "{bad}");
         }
     }

@@ -168,7 +168,9 @@ impl DidDocument {
         } else if let Some(mb) = &vm.public_key_multibase {
             key::decode_multibase_key(mb).map_err(|e| bad(e.to_string()))
         } else {
-            Err(bad(format!("{vm_id} has neither publicKeyJwk nor publicKeyMultibase")))
+            Err(bad(format!(
+                "{vm_id} has neither publicKeyJwk nor publicKeyMultibase"
+            )))
         }
     }
 }
@@ -189,7 +191,9 @@ pub fn method_of(did: &str) -> Result<&str, DidError> {
         .split_once(':')
         .ok_or_else(|| DidError::Invalid(did.to_owned()))?;
     let method_ok = !method.is_empty()
-        && method.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+        && method
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
     let id_ok = !id.is_empty()
         && id
             .bytes()
@@ -293,7 +297,15 @@ mod tests {
     fn did_syntax() {
         assert_eq!(method_of("did:key:z6Mk").unwrap(), "key");
         assert_eq!(method_of("did:web:example.com%3A8443:a").unwrap(), "web");
-        for bad in ["did:", "did:key", "did:KEY:x", "did:key:", "key:x", "did:key:a b", "did:key:a/b"] {
+        for bad in [
+            "did:",
+            "did:key",
+            "did:KEY:x",
+            "did:key:",
+            "key:x",
+            "did:key:a b",
+            "did:key:a/b",
+        ] {
             assert!(method_of(bad).is_err(), "{bad}");
         }
         assert_eq!(did_of("did:nuts:abc#key-1"), "did:nuts:abc");
@@ -305,12 +317,18 @@ mod tests {
         let mut doc = DidDocument::single_key("did:nuts:abc", "k1", &key.public_key());
         doc.verification_method[0].id = "#k1".into();
         doc.assertion_method = vec![MethodRef::Reference("#k1".into())];
-        assert_eq!(doc.assertion_key("did:nuts:abc#k1").unwrap(), key.public_key());
+        assert_eq!(
+            doc.assertion_key("did:nuts:abc#k1").unwrap(),
+            key.public_key()
+        );
         assert_eq!(
             doc.assertion_key("did:nuts:abc#k2"),
             Err(DidError::NotAssertionMethod("did:nuts:abc#k2".into()))
         );
         doc.assertion_method.clear();
-        assert!(matches!(doc.assertion_key("did:nuts:abc#k1"), Err(DidError::NotAssertionMethod(_))));
+        assert!(matches!(
+            doc.assertion_key("did:nuts:abc#k1"),
+            Err(DidError::NotAssertionMethod(_))
+        ));
     }
 }

@@ -38,7 +38,9 @@ impl StaticDocuments {
                 did: path.display().to_string(),
                 reason,
             };
-            let size = std::fs::metadata(&path).map_err(|e| bad(e.to_string()))?.len();
+            let size = std::fs::metadata(&path)
+                .map_err(|e| bad(e.to_string()))?
+                .len();
             if size > MAX_BYTES {
                 return Err(bad(format!("larger than {MAX_BYTES} bytes")));
             }
@@ -46,7 +48,9 @@ impl StaticDocuments {
             let doc: DidDocument = serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
             method_of(&doc.id).map_err(|e| bad(e.to_string()))?;
             if by_did.insert(doc.id.clone(), Arc::new(doc)).is_some() {
-                return Err(bad("a DID document with the same id is in another file".into()));
+                return Err(bad(
+                    "a DID document with the same id is in another file".into()
+                ));
             }
         }
         Ok(Self { by_did })

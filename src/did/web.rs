@@ -65,7 +65,10 @@ pub fn location(did: &str) -> Result<WebLocation, DidError> {
         return Err(invalid());
     }
     let segments: Vec<&str> = parts.collect();
-    if segments.iter().any(|s| s.is_empty() || s.contains('%') || *s == "." || *s == "..") {
+    if segments
+        .iter()
+        .any(|s| s.is_empty() || s.contains('%') || *s == "." || *s == "..")
+    {
         return Err(invalid());
     }
     let path = if segments.is_empty() {
@@ -173,7 +176,10 @@ impl WebResolver {
             .await
             .map_err(|e| unresolvable(format!("GET {url}: {e}")))?;
         if !response.status().is_success() {
-            return Err(unresolvable(format!("GET {url}: HTTP {}", response.status().as_u16())));
+            return Err(unresolvable(format!(
+                "GET {url}: HTTP {}",
+                response.status().as_u16()
+            )));
         }
         let mut body = Vec::new();
         while let Some(chunk) = response
@@ -189,10 +195,11 @@ impl WebResolver {
             }
             body.extend_from_slice(&chunk);
         }
-        let doc: DidDocument = serde_json::from_slice(&body).map_err(|e| DidError::BadDocument {
-            did: did.to_owned(),
-            reason: e.to_string(),
-        })?;
+        let doc: DidDocument =
+            serde_json::from_slice(&body).map_err(|e| DidError::BadDocument {
+                did: did.to_owned(),
+                reason: e.to_string(),
+            })?;
         if doc.id != did {
             return Err(DidError::BadDocument {
                 did: did.to_owned(),
@@ -211,20 +218,46 @@ mod tests {
     fn locations() {
         assert_eq!(
             location("did:web:example.com").unwrap(),
-            WebLocation { host: "example.com".into(), port: None, path: "/.well-known/did.json".into() }
+            WebLocation {
+                host: "example.com".into(),
+                port: None,
+                path: "/.well-known/did.json".into()
+            }
         );
         assert_eq!(
             location("did:web:example.com%3A8443:org:zorg").unwrap(),
-            WebLocation { host: "example.com".into(), port: Some(8443), path: "/org/zorg/did.json".into() }
+            WebLocation {
+                host: "example.com".into(),
+                port: Some(8443),
+                path: "/org/zorg/did.json".into()
+            }
         );
-        for bad in ["did:web:", "did:web:a/b", "did:web:ex.com:..", "did:web:ex.com%3Ax", "did:web:ex.com::a"] {
+        for bad in [
+            "did:web:",
+            "did:web:a/b",
+            "did:web:ex.com:..",
+            "did:web:ex.com%3Ax",
+            "did:web:ex.com::a",
+        ] {
             assert!(location(bad).is_err(), "{bad}");
         }
     }
 
     #[test]
     fn private_ranges_are_not_public() {
-        for ip in ["10.1.2.3", "172.16.0.1", "192.168.1.1", "127.0.0.1", "169.254.169.254", "100.64.0.1", "0.0.0.0", "::1", "fd00::1", "fe80::1", "::ffff:10.0.0.1"] {
+        for ip in [
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "127.0.0.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "0.0.0.0",
+            "::1",
+            "fd00::1",
+            "fe80::1",
+            "::ffff:10.0.0.1",
+        ] {
             assert!(!is_public(ip.parse().unwrap()), "{ip}");
         }
         for ip in ["8.8.8.8", "145.97.1.1", "2a00:1450::1"] {

@@ -164,6 +164,22 @@ pub fn valid_purpose_name(name: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-_.".contains(&b))
 }
 
+/// A purposeOfUse as it may appear in an error message: itself when it is a short identifier,
+/// `(unprintable)` otherwise (it comes from untrusted input).
+#[must_use]
+pub fn display_purpose(name: &str) -> String {
+    let ok = !name.is_empty()
+        && name.len() <= 128
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+    if ok {
+        name.to_owned()
+    } else {
+        "(unprintable)".to_owned()
+    }
+}
+
 impl PolicySet {
     /// Loads every `*.toml` in `dir`. An empty directory is allowed (every request is denied).
     pub fn load_dir(dir: &Path) -> Result<Self, PolicyError> {
@@ -211,9 +227,9 @@ impl PolicySet {
             ));
         }
         let parsed: PolicyFile = toml::from_str(text).map_err(|e| {
-            let line = e
-                .span()
-                .map_or(0, |s| text[..s.start.min(text.len())].matches('\n').count() + 1);
+            let line = e.span().map_or(0, |s| {
+                text[..s.start.min(text.len())].matches('\n').count() + 1
+            });
             err(line, e.message().to_owned())
         })?;
         let line_of = |key: &str| {
@@ -223,7 +239,10 @@ impl PolicySet {
         };
         let c = parsed.credential;
         if c.consent_types.is_empty() {
-            return Err(err(line_of("consent_types"), "consent_types must not be empty".into()));
+            return Err(err(
+                line_of("consent_types"),
+                "consent_types must not be empty".into(),
+            ));
         }
         if let Some(ct) = c
             .no_expiration_allowed_for
@@ -243,7 +262,10 @@ impl PolicySet {
             ));
         }
         if c.max_validity_days == Some(0) {
-            return Err(err(line_of("max_validity_days"), "max_validity_days must be at least 1".into()));
+            return Err(err(
+                line_of("max_validity_days"),
+                "max_validity_days must be at least 1".into(),
+            ));
         }
         Ok(Policy {
             purpose: purpose.to_owned(),
@@ -306,19 +328,32 @@ no_expiration_allowed_for = ["explicit"]
 
     #[test]
     fn bad_files_name_line_and_reason() {
-        let unknown = GOOD.replace("expiration_required = true", "expiration_required = true\nfoo = 1");
-        let e = PolicySet::compile("p.toml", "x", &unknown).unwrap_err().to_string();
+        let unknown = GOOD.replace(
+            "expiration_required = true",
+            "expiration_required = true\nfoo = 1",
+        );
+        let e = PolicySet::compile("p.toml", "x", &unknown)
+            .unwrap_err()
+            .to_string();
         assert!(e.starts_with("p.toml:9: unknown field `foo`"), "{e}");
         let bad_value = GOOD.replace("lifetime_seconds = 300", "lifetime_seconds = \"300\"");
-        let e = PolicySet::compile("p.toml", "x", &bad_value).unwrap_err().to_string();
+        let e = PolicySet::compile("p.toml", "x", &bad_value)
+            .unwrap_err()
+            .to_string();
         assert!(e.starts_with("p.toml:4: invalid type"), "{e}");
         let bad_consent = GOOD.replace("[\"implied\", \"explicit\"]", "[\"implied\", \"maybe\"]");
-        let e = PolicySet::compile("p.toml", "x", &bad_consent).unwrap_err().to_string();
+        let e = PolicySet::compile("p.toml", "x", &bad_consent)
+            .unwrap_err()
+            .to_string();
         assert!(e.starts_with("p.toml:7: unknown variant `maybe`"), "{e}");
-        let e = PolicySet::compile("p.toml", "Bad Name", GOOD).unwrap_err().to_string();
+        let e = PolicySet::compile("p.toml", "Bad Name", GOOD)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("not a valid purposeOfUse"), "{e}");
         let zero = GOOD.replace("lifetime_seconds = 300", "lifetime_seconds = 0");
-        let e = PolicySet::compile("p.toml", "x", &zero).unwrap_err().to_string();
+        let e = PolicySet::compile("p.toml", "x", &zero)
+            .unwrap_err()
+            .to_string();
         assert_eq!(e, "p.toml:4: lifetime_seconds must be between 1 and 3600");
     }
 }

@@ -73,14 +73,24 @@ fn parse_json<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, ApiError>
             serde_json::error::Category::Data => {
                 let m = e.to_string();
                 if m.starts_with("unknown field") || m.starts_with("missing field") {
-                    m.split(", expected").next().unwrap_or(&m).split(" at line").next().unwrap_or(&m).to_owned()
+                    m.split(", expected")
+                        .next()
+                        .unwrap_or(&m)
+                        .split(" at line")
+                        .next()
+                        .unwrap_or(&m)
+                        .to_owned()
                 } else {
                     "a field has the wrong type".to_owned()
                 }
             }
             _ => "not valid JSON".to_owned(),
         };
-        ApiError::BadRequest(format!("invalid request body: {detail} (line {}, column {})", e.line(), e.column()))
+        ApiError::BadRequest(format!(
+            "invalid request body: {detail} (line {}, column {})",
+            e.line(),
+            e.column()
+        ))
     })
 }
 
@@ -89,36 +99,64 @@ fn parse_query(raw: Option<&str>, allowed: &[&str]) -> Result<HashMap<String, St
     let mut out = HashMap::new();
     for (k, v) in url::form_urlencoded::parse(raw.unwrap_or_default().as_bytes()) {
         if !allowed.contains(&k.as_ref()) {
-            let shown: String = k.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '_').take(40).collect();
-            return Err(ApiError::BadRequest(format!("unknown query parameter \"{shown}\"")));
+            let shown: String = k
+                .chars()
+                .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .take(40)
+                .collect();
+            return Err(ApiError::BadRequest(format!(
+                "unknown query parameter \"{shown}\""
+            )));
         }
         if out.insert(k.to_string(), v.to_string()).is_some() {
-            return Err(ApiError::BadRequest(format!("query parameter \"{k}\" given more than once")));
+            return Err(ApiError::BadRequest(format!(
+                "query parameter \"{k}\" given more than once"
+            )));
         }
     }
     Ok(out)
 }
 
-async fn issue(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
+async fn issue(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
     require_json(&headers)?;
     let bytes = read_body(body, state.config.max_body_bytes.min(64 * 1024)).await?;
     let input: IssueInput = parse_json(&bytes)?;
     let policies = state.policies.borrow().clone();
     let (credential, record) = state.custodian.issue(&input, &policies).await?;
     tracing::info!(credential_id = %record.id, purpose = %record.purpose, subject_did = %record.subject_did, "credential issued");
-    Ok((StatusCode::CREATED, [(header::CACHE_CONTROL, "no-store")], Json(credential)).into_response())
+    Ok((
+        StatusCode::CREATED,
+        [(header::CACHE_CONTROL, "no-store")],
+        Json(credential),
+    )
+        .into_response())
 }
 
-async fn list(State(state): State<Arc<AppState>>, RawQuery(raw): RawQuery) -> Result<Response, ApiError> {
+async fn list(
+    State(state): State<Arc<AppState>>,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ApiError> {
     let mut q = parse_query(raw.as_deref(), &["subject_did", "purpose", "bsn", "status"])?;
-    let filter = admin::filter(q.remove("subject_did"), q.remove("purpose"), q.remove("bsn"), q.remove("status"))?;
+    let filter = admin::filter(
+        q.remove("subject_did"),
+        q.remove("purpose"),
+        q.remove("bsn"),
+        q.remove("status"),
+    )?;
     let records = state.custodian.list(&filter).await?;
     let now = state.clock.now().unix_timestamp();
     let views: Vec<RecordView> = records.iter().map(|r| RecordView::new(r, now)).collect();
     Ok(Json(json!({"credentials": views})).into_response())
 }
 
-async fn show(State(state): State<Arc<AppState>>, Path(id): Path<String>) -> Result<Response, ApiError> {
+async fn show(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
     let record = state.custodian.show(&id).await?;
     Ok(Json(RecordView::new(&record, state.clock.now().unix_timestamp())).into_response())
 }
@@ -148,7 +186,12 @@ async fn revoke(
     if !already {
         tracing::info!(credential_id = %id, "credential revoked");
     }
-    Ok(Json(json!({"id": id, "status": "revoked", "already_revoked": already, "reason": r.reason})).into_response())
+    Ok(
+        Json(
+            json!({"id": id, "status": "revoked", "already_revoked": already, "reason": r.reason}),
+        )
+        .into_response(),
+    )
 }
 
 async fn verify(
@@ -161,7 +204,11 @@ async fn verify(
     let mode = match q.get("proof_only").map(String::as_str) {
         None | Some("false") => Mode::Authorization,
         Some("true") => Mode::ProofOnly,
-        Some(_) => return Err(ApiError::BadRequest("proof_only must be true or false".into())),
+        Some(_) => {
+            return Err(ApiError::BadRequest(
+                "proof_only must be true or false".into(),
+            ))
+        }
     };
     require_json(&headers)?;
     let bytes = read_body(body, crate::credential::MAX_CREDENTIAL_BYTES).await?;
@@ -190,7 +237,11 @@ async fn ready(State(state): State<Arc<AppState>>) -> Response {
         Ok(()) => Json(json!({"status": "ready"})).into_response(),
         Err(e) => {
             tracing::warn!(error = %e, "not ready: database unreachable");
-            (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"status": "unavailable", "reason": "database unreachable"}))).into_response()
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(json!({"status": "unavailable", "reason": "database unreachable"})),
+            )
+                .into_response()
         }
     }
 }

@@ -42,14 +42,22 @@ impl ApiError {
                 (StatusCode::BAD_REQUEST, "invalid_request")
             }
             ApiError::Admin(AdminError::Credential(e)) => (StatusCode::BAD_REQUEST, e.code()),
-            ApiError::Admin(AdminError::NotFound) | ApiError::NotFound => (StatusCode::NOT_FOUND, "not_found"),
-            ApiError::Admin(AdminError::Store(StoreError::Conflict)) => (StatusCode::CONFLICT, "conflict"),
-            ApiError::Admin(AdminError::Store(_)) => (StatusCode::SERVICE_UNAVAILABLE, "store_unavailable"),
+            ApiError::Admin(AdminError::NotFound) | ApiError::NotFound => {
+                (StatusCode::NOT_FOUND, "not_found")
+            }
+            ApiError::Admin(AdminError::Store(StoreError::Conflict)) => {
+                (StatusCode::CONFLICT, "conflict")
+            }
+            ApiError::Admin(AdminError::Store(_)) => {
+                (StatusCode::SERVICE_UNAVAILABLE, "store_unavailable")
+            }
             ApiError::InvalidCredential(CredentialError::TooLarge) | ApiError::TooLarge(_) => {
                 (StatusCode::PAYLOAD_TOO_LARGE, "request_too_large")
             }
             ApiError::InvalidCredential(e) => (StatusCode::UNPROCESSABLE_ENTITY, e.code()),
-            ApiError::UnsupportedMediaType(_) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "invalid_request"),
+            ApiError::UnsupportedMediaType(_) => {
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "invalid_request")
+            }
             ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "invalid_request"),
         }
     }
@@ -60,7 +68,9 @@ impl IntoResponse for ApiError {
         let (status, code) = self.status_and_code();
         let description = match &self {
             // Store details (connection strings, SQL) stay in the log.
-            ApiError::Admin(AdminError::Store(_)) => "the credential store is unavailable".to_owned(),
+            ApiError::Admin(AdminError::Store(_)) => {
+                "the credential store is unavailable".to_owned()
+            }
             other => other.to_string(),
         };
         if status.is_server_error() {

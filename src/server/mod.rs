@@ -81,20 +81,30 @@ fn identity(config: &Config) -> Result<Identity, StartError> {
 
 /// Builds the state (everything except the listeners).
 pub async fn build_state(config: Config) -> Result<Arc<AppState>, StartError> {
+    // Policies first: a bad policy file stops start-up before anything is created.
+    let policies = PolicySet::load_dir(&config.policies_dir)?;
     let identity = identity(&config)?;
     let store = Store::open(&config.database_url).await?;
-    let policies = PolicySet::load_dir(&config.policies_dir)?;
     let purposes: Vec<&str> = policies.purposes().collect();
     tracing::info!(policies = ?purposes, "policies loaded");
     let resolver = crate::did::Resolver::new(&config.resolver)?;
     let revocations = RevocationSet::default();
     revocations.refresh(&store).await?;
-    tokio::spawn(revocations.clone().follow(store.clone(), config.revocation_poll));
+    tokio::spawn(
+        revocations
+            .clone()
+            .follow(store.clone(), config.revocation_poll),
+    );
     let contexts = Arc::new(Contexts::embedded());
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let (_tx, rx) = watch::channel(Arc::new(policies));
     Ok(Arc::new(AppState {
-        verifier: Verifier::new(contexts.clone(), resolver, clock.clone(), Arc::new(revocations.clone())),
+        verifier: Verifier::new(
+            contexts.clone(),
+            resolver,
+            clock.clone(),
+            Arc::new(revocations.clone()),
+        ),
         custodian: Custodian {
             identity: Arc::new(identity),
             store: store.clone(),
@@ -121,8 +131,14 @@ pub async fn run(config: Config) -> Result<(), StartError> {
     let state = build_state(config).await?;
     let public = bind(state.config.public_addr).await?;
     let internal = bind(state.config.internal_addr).await?;
-    let public_addr = public.local_addr().map_err(|e| StartError::Bind { addr: state.config.public_addr, reason: e.to_string() })?;
-    let internal_addr = internal.local_addr().map_err(|e| StartError::Bind { addr: state.config.internal_addr, reason: e.to_string() })?;
+    let public_addr = public.local_addr().map_err(|e| StartError::Bind {
+        addr: state.config.public_addr,
+        reason: e.to_string(),
+    })?;
+    let internal_addr = internal.local_addr().map_err(|e| StartError::Bind {
+        addr: state.config.internal_addr,
+        reason: e.to_string(),
+    })?;
     tracing::info!(
         public_addr = %public_addr,
         internal_addr = %internal_addr,
@@ -142,7 +158,11 @@ pub async fn run(config: Config) -> Result<(), StartError> {
         tracing::info!("shutting down");
         let _ = stop_tx.send(true);
     };
-    let (a, b, ()) = tokio::join!(std::future::IntoFuture::into_future(public_server), std::future::IntoFuture::into_future(internal_server), signals);
+    let (a, b, ()) = tokio::join!(
+        std::future::IntoFuture::into_future(public_server),
+        std::future::IntoFuture::into_future(internal_server),
+        signals
+    );
     if let Err(e) = a.and(b) {
         tracing::error!(error = %e, "listener failed");
     }

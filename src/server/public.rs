@@ -17,13 +17,19 @@ pub fn router(state: Arc<AppState>) -> Router {
     let mut router = Router::new();
     if let DidMethod::Web { .. } = state.custodian.identity.method {
         if let Ok(loc) = crate::did::web::location(&state.custodian.identity.did) {
-            let doc = serde_json::to_string_pretty(&state.custodian.identity.document).unwrap_or_default();
+            let doc = serde_json::to_string_pretty(&state.custodian.identity.document)
+                .unwrap_or_default();
             router = router.route(
                 &loc.path,
                 get(move || {
                     let doc = doc.clone();
                     async move {
-                        (StatusCode::OK, [(header::CONTENT_TYPE, "application/did+json")], doc).into_response()
+                        (
+                            StatusCode::OK,
+                            [(header::CONTENT_TYPE, "application/did+json")],
+                            doc,
+                        )
+                            .into_response()
                     }
                 }),
             );
@@ -34,4 +40,3 @@ pub fn router(state: Arc<AppState>) -> Router {
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .with_state(state)
 }
-

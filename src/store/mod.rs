@@ -149,7 +149,8 @@ pub struct Store {
     pool: AnyPool,
 }
 
-const SELECT_CREDENTIAL: &str = "SELECT c.id, c.issuer, c.subject_did, c.purpose, c.bsn, c.consent_type, \
+const SELECT_CREDENTIAL: &str =
+    "SELECT c.id, c.issuer, c.subject_did, c.purpose, c.bsn, c.consent_type, \
      c.issued_at, c.expires_at, c.document, r.reason, r.revoked_at \
      FROM credentials c LEFT JOIN revocations r ON r.credential_id = c.id";
 
@@ -171,9 +172,15 @@ impl Store {
             .after_connect(move |conn, _| {
                 Box::pin(async move {
                     if is_sqlite {
-                        sqlx::query("PRAGMA busy_timeout = 5000").execute(&mut *conn).await?;
-                        sqlx::query("PRAGMA foreign_keys = ON").execute(&mut *conn).await?;
-                        sqlx::query("PRAGMA synchronous = FULL").execute(&mut *conn).await?;
+                        sqlx::query("PRAGMA busy_timeout = 5000")
+                            .execute(&mut *conn)
+                            .await?;
+                        sqlx::query("PRAGMA foreign_keys = ON")
+                            .execute(&mut *conn)
+                            .await?;
+                        sqlx::query("PRAGMA synchronous = FULL")
+                            .execute(&mut *conn)
+                            .await?;
                     }
                     Ok(())
                 })
@@ -181,7 +188,9 @@ impl Store {
             .connect_with(options)
             .await?;
         if is_sqlite {
-            sqlx::query("PRAGMA journal_mode = WAL").execute(&pool).await?;
+            sqlx::query("PRAGMA journal_mode = WAL")
+                .execute(&pool)
+                .await?;
         }
         migrations::run(&pool).await?;
         Ok(Self { pool })
@@ -259,7 +268,12 @@ impl Store {
     }
 
     /// Revokes a credential. Idempotent: a second call keeps the first reason and time.
-    pub async fn revoke(&self, id: &str, reason: &str, now: i64) -> Result<RevokeOutcome, StoreError> {
+    pub async fn revoke(
+        &self,
+        id: &str,
+        reason: &str,
+        now: i64,
+    ) -> Result<RevokeOutcome, StoreError> {
         let mut tx = self.pool.begin().await?;
         let exists = sqlx::query("SELECT id FROM credentials WHERE id = $1")
             .bind(id)
@@ -278,10 +292,11 @@ impl Store {
         .execute(&mut *tx)
         .await?
         .rows_affected();
-        let row = sqlx::query("SELECT reason, revoked_at FROM revocations WHERE credential_id = $1")
-            .bind(id)
-            .fetch_one(&mut *tx)
-            .await?;
+        let row =
+            sqlx::query("SELECT reason, revoked_at FROM revocations WHERE credential_id = $1")
+                .bind(id)
+                .fetch_one(&mut *tx)
+                .await?;
         tx.commit().await?;
         let revocation = Revocation {
             reason: row.try_get(0)?,

@@ -60,6 +60,8 @@ impl RevocationSet {
 impl RevocationCheck for RevocationSet {
     /// Fails closed: a poisoned lock counts as revoked.
     fn is_revoked(&self, credential_id: &str) -> bool {
-        self.ids.read().map_or(true, |ids| ids.contains(credential_id))
+        self.ids
+            .read()
+            .map_or(true, |ids| ids.contains(credential_id))
     }
 }

@@ -1,0 +1,11 @@
+//! Integration tests: one test binary. They drive the real `poortwachter` binary and real HTTP
+//! servers on 127.0.0.1 port 0, with real signatures and a real SQLite (and PostgreSQL) store.
+
+mod admin_api;
+mod cli;
+mod did_web;
+mod examples;
+mod interop_python;
+mod nuts_fixtures;
+mod store;
+mod support;

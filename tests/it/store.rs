@@ -1,0 +1,243 @@
+//! One store test suite, run against SQLite and PostgreSQL (a fresh database per run on the
+//! server at `POORTWACHTER_TEST_PG`, default `postgres://postgres@127.0.0.1:5432/test`).
+
+use poortwachter::store::{
+    CredentialFilter, CredentialRecord, RevokeOutcome, Status, Store, StoreError,
+};
+use sqlx::Connection as _;
+
+fn record(id: &str, subject: &str, bsn: &str, expires_at: Option<i64>) -> CredentialRecord {
+    CredentialRecord {
+        id: id.into(),
+        issuer: "did:key:zIssuer".into(),
+        subject_did: subject.into(),
+        purpose: "zorginzage-thuiszorgdossier-door-huisarts".into(),
+        bsn: bsn.into(),
+        consent_type: "implied".into(),
+        issued_at: 1_000,
+        expires_at,
+        document: format!("{{\"id\":\"{id}\"}}"),
+        revocation: None,
+    }
+}
+
+async fn suite(url: &str) {
+    let store = Store::open(url).await.expect("open");
+    let now = 5_000;
+    store
+        .insert_credential(&record("c1", "did:web:a", "999999990", Some(10_000)))
+        .await
+        .unwrap();
+    store
+        .insert_credential(&record("c2", "did:web:b", "123456782", Some(2_000)))
+        .await
+        .unwrap();
+    store
+        .insert_credential(&record("c3", "did:web:a", "123456782", None))
+        .await
+        .unwrap();
+    assert!(matches!(
+        store
+            .insert_credential(&record("c1", "did:web:x", "1", None))
+            .await,
+        Err(StoreError::Conflict)
+    ));
+    assert_eq!(
+        store.credential("c1").await.unwrap(),
+        record("c1", "did:web:a", "999999990", Some(10_000))
+    );
+    assert!(matches!(
+        store.credential("nope").await,
+        Err(StoreError::NotFound)
+    ));
+
+    let ids = |v: Vec<CredentialRecord>| {
+        let mut ids: Vec<String> = v.into_iter().map(|r| r.id).collect();
+        ids.sort();
+        ids
+    };
+    let list = |f: CredentialFilter| {
+        let s = store.clone();
+        async move { ids(s.list_credentials(&f, now).await.unwrap()) }
+    };
+    assert_eq!(list(CredentialFilter::default()).await, ["c1", "c2", "c3"]);
+    assert_eq!(
+        list(CredentialFilter {
+            subject_did: Some("did:web:a".into()),
+            ..Default::default()
+        })
+        .await,
+        ["c1", "c3"]
+    );
+    assert_eq!(
+        list(CredentialFilter {
+            bsn: Some("123456782".into()),
+            subject_did: Some("did:web:a".into()),
+            ..Default::default()
+        })
+        .await,
+        ["c3"]
+    );
+    assert_eq!(
+        list(CredentialFilter {
+            status: Some(Status::Expired),
+            ..Default::default()
+        })
+        .await,
+        ["c2"]
+    );
+    assert_eq!(
+        list(CredentialFilter {
+            status: Some(Status::Active),
+            ..Default::default()
+        })
+        .await,
+        ["c1", "c3"]
+    );
+
+    assert_eq!(store.revocation_count().await.unwrap(), 0);
+    let first = store
+        .revoke("c1", "consent withdrawn", 4_000)
+        .await
+        .unwrap();
+    assert!(
+        matches!(&first, RevokeOutcome::Revoked(r) if r.reason == "consent withdrawn" && r.revoked_at == 4_000)
+    );
+    let second = store.revoke("c1", "other", 4_500).await.unwrap();
+    assert!(
+        matches!(&second, RevokeOutcome::AlreadyRevoked(r) if r.reason == "consent withdrawn" && r.revoked_at == 4_000)
+    );
+    assert!(matches!(
+        store.revoke("nope", "x", 1).await,
+        Err(StoreError::NotFound)
+    ));
+    assert_eq!(store.revocation_count().await.unwrap(), 1);
+    assert_eq!(store.revoked_ids().await.unwrap(), ["c1"]);
+    assert_eq!(
+        list(CredentialFilter {
+            status: Some(Status::Revoked),
+            ..Default::default()
+        })
+        .await,
+        ["c1"]
+    );
+    assert_eq!(
+        list(CredentialFilter {
+            status: Some(Status::Active),
+            ..Default::default()
+        })
+        .await,
+        ["c3"]
+    );
+    assert_eq!(
+        store.credential("c1").await.unwrap().status(now),
+        Status::Revoked
+    );
+    store.close().await;
+
+    // Reopening keeps everything (migrations are not re-applied).
+    let again = Store::open(url).await.expect("reopen");
+    assert_eq!(again.revoked_ids().await.unwrap(), ["c1"]);
+    again.close().await;
+}
+
+async fn schema_too_new(url: &str) {
+    let store = Store::open(url).await.unwrap();
+    store.close().await;
+    let mut conn = sqlx::AnyConnection::connect(url).await.unwrap();
+    sqlx::query("INSERT INTO pw_schema (version) VALUES (99)")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    conn.close().await.unwrap();
+    let err = Store::open(url).await.unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "database schema version 99 is newer than this binary supports (1); upgrade poortwachter"
+    );
+}
+
+#[tokio::test]
+async fn sqlite_store() {
+    sqlx::any::install_default_drivers();
+    let dir = tempfile::tempdir().unwrap();
+    suite(&format!(
+        "sqlite://{}?mode=rwc",
+        dir.path().join("a.db").display()
+    ))
+    .await;
+    schema_too_new(&format!(
+        "sqlite://{}?mode=rwc",
+        dir.path().join("b.db").display()
+    ))
+    .await;
+}
+
+/// A fresh PostgreSQL database, dropped again at the end, or None (visibly) where no server runs
+/// outside CI.
+async fn pg_database() -> Option<(String, String)> {
+    sqlx::any::install_default_drivers();
+    let admin = std::env::var("POORTWACHTER_TEST_PG")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let mut conn = match sqlx::AnyConnection::connect(&admin).await {
+        Ok(c) => c,
+        Err(e) => {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "CI must provide PostgreSQL at {admin}: {e}"
+            );
+            eprintln!("SKIPPED: no PostgreSQL at {admin} ({e}); PostgreSQL store suite not run");
+            return None;
+        }
+    };
+    let name = format!("pw_test_{}", uuid::Uuid::new_v4().simple());
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    conn.close().await.unwrap();
+    let url = match admin.rsplit_once('/') {
+        Some((base, _)) => format!("{base}/{name}"),
+        None => unreachable!(),
+    };
+    Some((admin, url))
+}
+
+async fn drop_database(admin: &str, url: &str) {
+    let name = url.rsplit('/').next().unwrap();
+    let mut conn = sqlx::AnyConnection::connect(admin).await.unwrap();
+    sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn postgres_store() {
+    let Some((admin, url)) = pg_database().await else {
+        return;
+    };
+    suite(&url).await;
+    drop_database(&admin, &url).await;
+    let Some((admin, url)) = pg_database().await else {
+        return;
+    };
+    schema_too_new(&url).await;
+    drop_database(&admin, &url).await;
+}
+
+#[tokio::test]
+async fn unreachable_and_bad_urls_are_clear_errors() {
+    let err = Store::open("mysql://localhost/x").await.unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "invalid database URL: must start with sqlite: or postgres://"
+    );
+    let err = Store::open("postgres://nobody@127.0.0.1:1/x")
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().starts_with("database unavailable:"),
+        "{err}"
+    );
+}

@@ -1,0 +1,208 @@
+//! Test fixtures: temporary instances, the binary, the shared reference data.
+
+use std::io::{BufRead as _, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// The nuts-node reference data beside the repository, or `None` (with a visible message) in a
+/// clone without `../shared`.
+pub fn shared_testsuite() -> Option<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/reference/nuts-node-testsuite");
+    if dir.join("authcred_001.ldjson").exists() {
+        Some(dir)
+    } else {
+        eprintln!(
+            "SKIPPED: {} is absent (a clone without ../shared); nuts-node interop not checked",
+            dir.display()
+        );
+        None
+    }
+}
+
+/// The repository root.
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A temporary instance: data dir, policies (the shipped ones), a config file.
+pub struct Instance {
+    pub dir: tempfile::TempDir,
+}
+
+impl Instance {
+    pub fn new() -> Self {
+        Self::with_config("")
+    }
+
+    /// `extra` is appended to the generated config.toml.
+    pub fn with_config(extra: &str) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = format!(
+            "data_dir = \"{}\"\npolicies_dir = \"{}\"\npublic_addr = \"127.0.0.1:0\"\ninternal_addr = \"127.0.0.1:0\"\nrevocation_poll_ms = 100\n{extra}\n",
+            dir.path().join("data").display(),
+            repo().join("policies").display(),
+        );
+        std::fs::write(dir.path().join("config.toml"), config).expect("write config");
+        Instance { dir }
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    pub fn command(&self) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_poortwachter"));
+        c.arg("--config").arg(self.dir.path().join("config.toml"));
+        c.env_remove("RUST_LOG");
+        for (k, _) in std::env::vars() {
+            if k.starts_with("POORTWACHTER_") {
+                c.env_remove(k);
+            }
+        }
+        c
+    }
+
+    /// Runs the binary with `args` and returns (exit code, stdout, stderr).
+    pub fn run(&self, args: &[&str]) -> (i32, String, String) {
+        let out: Output = self
+            .command()
+            .args(args)
+            .output()
+            .expect("run poortwachter");
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    /// Runs and asserts success; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let (code, out, err) = self.run(args);
+        assert_eq!(
+            code, 0,
+            "poortwachter {args:?} failed:\nstdout: {out}\nstderr: {err}"
+        );
+        out
+    }
+
+    /// Issues a huisarts credential and returns (id, credential JSON text).
+    pub fn issue(
+        &self,
+        subject: &str,
+        bsn: &str,
+        consent: &str,
+        expires: Option<&str>,
+    ) -> (String, String) {
+        let mut args = vec![
+            "credential",
+            "issue",
+            "--subject-did",
+            subject,
+            "--bsn",
+            bsn,
+            "--purpose",
+            "zorginzage-thuiszorgdossier-door-huisarts",
+            "--consent",
+            consent,
+        ];
+        if let Some(e) = expires {
+            args.extend(["--expires", e]);
+        }
+        let out = self.ok(&args);
+        let v: serde_json::Value = serde_json::from_str(&out).expect("credential JSON");
+        (v["id"].as_str().expect("id").to_owned(), out)
+    }
+
+    /// Starts `serve` and waits until it listens.
+    pub fn serve(&self) -> Server {
+        let mut child = self
+            .command()
+            .arg("serve")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn serve");
+        let stderr = child.stderr.take().expect("stderr");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut sent = false;
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if !sent {
+                    if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) {
+                        if v["message"] == "listening" {
+                            let _ = tx.send(Ok((
+                                v["public_addr"].as_str().unwrap_or_default().to_owned(),
+                                v["internal_addr"].as_str().unwrap_or_default().to_owned(),
+                            )));
+                            sent = true;
+                            continue;
+                        }
+                    }
+                    if line.starts_with("error") {
+                        let _ = tx.send(Err(line.clone()));
+                    }
+                }
+                eprintln!("[serve] {line}");
+            }
+        });
+        let (public, internal) = match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(Ok(a)) => a,
+            Ok(Err(line)) => panic!("serve failed to start: {line}"),
+            Err(_) => {
+                let _ = child.kill();
+                panic!("serve did not start within 30 s")
+            }
+        };
+        Server {
+            child,
+            public: public.parse().expect("public addr"),
+            internal: internal.parse().expect("internal addr"),
+        }
+    }
+}
+
+pub struct Server {
+    pub child: Child,
+    pub public: SocketAddr,
+    pub internal: SocketAddr,
+}
+
+impl Server {
+    pub fn internal_url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.internal)
+    }
+    pub fn public_url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.public)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Polls `f` until it returns true or `limit` passes; returns the time it took.
+pub async fn within(limit: Duration, mut f: impl AsyncFnMut() -> bool) -> Option<Duration> {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if f().await {
+            return Some(start.elapsed());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    None
+}
+
+/// Percent-encodes a credential id for use in a URL path.
+pub fn enc(id: &str) -> String {
+    url::form_urlencoded::byte_serialize(id.as_bytes()).collect()
+}

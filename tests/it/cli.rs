@@ -43,7 +43,7 @@ fn init_prints_the_did_is_idempotent_and_protects_the_key() {
         err.contains("already holds an identity") && err.contains("use --force"),
         "{err}"
     );
-    assert_eq!(inst.ok(&["did", "show"]).contains(&did), true);
+    assert!(inst.ok(&["did", "show"]).contains(&did));
     let replaced = inst.ok(&["init", "--key-type", "ed25519", "--force"]);
     assert!(replaced.trim().starts_with("did:key:z6Mk"), "{replaced}");
     let doc: Value = serde_json::from_str(&inst.ok(&["did", "show"])).unwrap();

@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 //! Integration tests: one test binary. They drive the real `poortwachter` binary and real HTTP
 //! servers on 127.0.0.1 port 0, with real signatures and a real SQLite (and PostgreSQL) store.
 
@@ -7,5 +8,6 @@ mod did_web;
 mod examples;
 mod interop_python;
 mod nuts_fixtures;
+mod robustness;
 mod store;
 mod support;

@@ -15,10 +15,16 @@
 
 use std::collections::HashMap;
 
+use std::sync::Arc;
+
 use iref::IriBuf;
-use json_ld::{JsonLdProcessor, RemoteDocument};
-use rdf_types::generator;
+use json_ld::syntax::TryFromJson as _;
+use json_ld::{Expand as _, Process as _, RemoteDocument};
+use rdf_types::{generator, BlankIdBuf};
 use sha2::{Digest, Sha256};
+
+/// A processed active context (the result of processing a document's `@context`).
+type ActiveContext = json_ld::Context<IriBuf, BlankIdBuf>;
 
 /// URL of the W3C Verifiable Credentials v1 context.
 pub const W3C_CREDENTIALS_V1: &str = "https://www.w3.org/2018/credentials/v1";
@@ -51,6 +57,10 @@ pub enum JsonLdError {
 /// The embedded contexts, keyed by URL. Building it parses four small JSON documents; share one.
 pub struct Contexts {
     map: HashMap<IriBuf, RemoteDocument>,
+    /// Processed `@context` values, keyed by their JSON text. Processing the W3C, Nuts and
+    /// JWS2020 contexts is most of the cost of expansion; documents share a handful of context
+    /// lists, so they are processed once. Bounded: an attacker's permutations cannot grow it.
+    processed: moka::sync::Cache<String, Arc<ActiveContext>>,
 }
 
 impl Contexts {
@@ -81,7 +91,54 @@ impl Contexts {
                 (iri, doc)
             })
             .collect();
-        Self { map }
+        Self {
+            map,
+            processed: moka::sync::Cache::new(256),
+        }
+    }
+
+    fn strict() -> json_ld::expansion::Policy {
+        json_ld::expansion::Policy {
+            invalid: json_ld::expansion::Action::Reject,
+            vocab: json_ld::expansion::Action::Keep,
+            allow_undefined: false,
+        }
+    }
+
+    /// The active context a document's top-level `@context` produces, from the cache.
+    fn active_context(
+        &self,
+        local: Option<&serde_json::Value>,
+    ) -> Result<Arc<ActiveContext>, JsonLdError> {
+        let Some(local) = local else {
+            return Ok(Arc::new(ActiveContext::new(None)));
+        };
+        let key = local.to_string();
+        if let Some(ctx) = self.processed.get(&key) {
+            return Ok(ctx);
+        }
+        let expansion = |e: String| JsonLdError::Expansion(e);
+        let syntax = json_ld::syntax::context::Context::try_from_json(
+            json_syntax::Value::from_serde_json(local.clone()),
+        )
+        .map_err(|e| expansion(e.to_string()))?;
+        let options = json_ld::context_processing::Options {
+            vocab: json_ld::expansion::Action::Keep,
+            ..Default::default()
+        };
+        let processed = pollster::block_on(syntax.process_full(
+            &mut (),
+            &ActiveContext::new(None),
+            &self.map,
+            None,
+            options,
+            (),
+        ))
+        .map_err(|e| expansion(e.to_string()))?
+        .into_processed();
+        let processed = Arc::new(processed);
+        self.processed.insert(key, processed.clone());
+        Ok(processed)
     }
 
     /// Expands `document` strictly, canonicalises it with URDNA2015 and returns the SHA-256 of the
@@ -94,20 +151,25 @@ impl Contexts {
     /// The URDNA2015 canonical N-Quads of `document` (expanded strictly, no base IRI).
     pub fn canonical_nquads(&self, document: &serde_json::Value) -> Result<String, JsonLdError> {
         refuse_control_characters(document)?;
-        let input = RemoteDocument::new(
-            None::<IriBuf>,
-            None,
-            json_syntax::Value::from_serde_json(document.clone()),
-        );
-        let options = json_ld::Options {
-            expansion_policy: json_ld::expansion::Policy {
-                invalid: json_ld::expansion::Action::Reject,
-                vocab: json_ld::expansion::Action::Keep,
-                allow_undefined: false,
-            },
-            ..json_ld::Options::default()
+        // The top-level `@context` is processed once (cached) and becomes the initial active
+        // context; the rest of the document is expanded against it. Contexts nested deeper are
+        // processed as usual.
+        let mut body = document.clone();
+        let local = body.as_object_mut().and_then(|m| m.remove("@context"));
+        let active = self.active_context(local.as_ref())?;
+        let options = json_ld::expansion::Options {
+            policy: Self::strict(),
+            ..Default::default()
         };
-        let mut expanded = pollster::block_on(input.expand_full(&mut (), &self.map, options, ()))
+        let mut expanded =
+            pollster::block_on(json_syntax::Value::from_serde_json(body).expand_full(
+                &mut (),
+                (*active).clone(),
+                None,
+                &self.map,
+                options,
+                (),
+            ))
             .map_err(|e| JsonLdError::Expansion(e.to_string()))?;
         let mut generator = generator::Blank::new_with_prefix("b".to_owned());
         expanded.relabel_and_canonicalize_with(&mut (), &mut generator);

@@ -60,17 +60,42 @@ impl Rng {
             3 => json!(f64::from(self.next() as u32) / 7.0),
             4 => json!(""),
             5 => json!(String::from_utf8_lossy(&self.bytes(20)).into_owned()),
-            6 => Value::Array((0..self.below(3)).map(|_| self.json_value(depth + 1)).collect()),
+            6 => Value::Array(
+                (0..self.below(3))
+                    .map(|_| self.json_value(depth + 1))
+                    .collect(),
+            ),
             _ => {
-                let keys = ["id", "type", "@context", "@id", "@type", "subject", "legalBase", "@value", "@list", "@graph"];
-                Value::Object((0..self.below(3)).map(|_| (keys[self.below(keys.len())].to_owned(), self.json_value(depth + 1))).collect())
+                let keys = [
+                    "id",
+                    "type",
+                    "@context",
+                    "@id",
+                    "@type",
+                    "subject",
+                    "legalBase",
+                    "@value",
+                    "@list",
+                    "@graph",
+                ];
+                Value::Object(
+                    (0..self.below(3))
+                        .map(|_| {
+                            (
+                                keys[self.below(keys.len())].to_owned(),
+                                self.json_value(depth + 1),
+                            )
+                        })
+                        .collect(),
+                )
             }
         }
     }
 }
 
 fn valid_credential() -> (Value, String) {
-    let (key, _) = poortwachter::keys::SigningKey::generate(poortwachter::keys::KeyType::P256).unwrap();
+    let (key, _) =
+        poortwachter::keys::SigningKey::generate(poortwachter::keys::KeyType::P256).unwrap();
     let issuer = did::key::did_for(&key.public_key());
     let vm = did::key::verification_method_id(&issuer);
     let c = json!({
@@ -82,15 +107,30 @@ fn valid_credential() -> (Value, String) {
         "expirationDate": "2035-01-01T00:00:00Z",
         "credentialSubject": {"id": "did:web:huisarts.example.nl", "purposeOfUse": "zorginzage-thuiszorgdossier-door-huisarts", "subject": "urn:oid:2.16.840.1.113883.2.4.6.3:999999990", "legalBase": {"consentType": "implied"}, "resources": [{"path": "/Observation", "operations": ["read"], "userContext": true}]}
     });
-    let signed = proof::sign(&Contexts::embedded(), c.as_object().unwrap().clone(), &key, &vm, time::OffsetDateTime::now_utc()).unwrap();
+    let signed = proof::sign(
+        &Contexts::embedded(),
+        c.as_object().unwrap().clone(),
+        &key,
+        &vm,
+        time::OffsetDateTime::now_utc(),
+    )
+    .unwrap();
     (signed, issuer)
 }
 
 fn every_path(v: &Value, path: Vec<String>, out: &mut Vec<Vec<String>>) {
     out.push(path.clone());
     match v {
-        Value::Object(m) => m.iter().for_each(|(k, c)| { let mut p = path.clone(); p.push(k.clone()); every_path(c, p, out) }),
-        Value::Array(a) => a.iter().enumerate().for_each(|(i, c)| { let mut p = path.clone(); p.push(i.to_string()); every_path(c, p, out) }),
+        Value::Object(m) => m.iter().for_each(|(k, c)| {
+            let mut p = path.clone();
+            p.push(k.clone());
+            every_path(c, p, out)
+        }),
+        Value::Array(a) => a.iter().enumerate().for_each(|(i, c)| {
+            let mut p = path.clone();
+            p.push(i.to_string());
+            every_path(c, p, out)
+        }),
         _ => {}
     }
 }
@@ -109,11 +149,19 @@ fn set(v: &mut Value, path: &[String], new: Value) {
 
 #[tokio::test]
 async fn credential_verification_never_panics() {
-    let verifier = Verifier::new(Arc::new(Contexts::embedded()), Resolver::new(&ResolverSettings::default()).unwrap(), Arc::new(SystemClock), Arc::new(NoRevocations));
+    let verifier = Verifier::new(
+        Arc::new(Contexts::embedded()),
+        Resolver::new(&ResolverSettings::default()).unwrap(),
+        Arc::new(SystemClock),
+        Arc::new(NoRevocations),
+    );
     let policies = PolicySet::load_dir(&super::support::repo().join("policies")).unwrap();
     let (valid, _) = valid_credential();
     let text = valid.to_string();
-    verifier.verify(text.as_bytes(), Mode::Authorization, &policies).await.expect("the seed verifies");
+    verifier
+        .verify(text.as_bytes(), Mode::Authorization, &policies)
+        .await
+        .expect("the seed verifies");
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
     let mut refused = 0;
     for i in 0..600 {
@@ -136,7 +184,10 @@ async fn credential_verification_never_panics() {
             }
         }
     }
-    assert!(refused > 1000, "almost every mutation must be refused ({refused})");
+    assert!(
+        refused > 1000,
+        "almost every mutation must be refused ({refused})"
+    );
 }
 
 #[test]
@@ -150,7 +201,10 @@ fn small_parsers_never_panic() {
         b"zDnaepZUQNAT7p3JXZKNiEP5yFRbG8PRcADYMrFaGwmBBxsF2",
         b"#key-1",
     ];
-    let policy = std::fs::read(super::support::repo().join("policies/zorginzage-thuiszorgdossier-door-huisarts.toml")).unwrap();
+    let policy = std::fs::read(
+        super::support::repo().join("policies/zorginzage-thuiszorgdossier-door-huisarts.toml"),
+    )
+    .unwrap();
     for i in 0..5000 {
         let seed = seeds[i % seeds.len()];
         let input = String::from_utf8_lossy(&rng.mutate(seed)).into_owned();

@@ -405,3 +405,33 @@ async fn a_cli_revocation_reaches_the_running_server_within_a_second() {
     });
     eprintln!("revocation by CLI seen by the server after {seen:?}");
 }
+
+#[tokio::test]
+async fn serve_publishes_the_did_web_document_on_the_public_listener() {
+    let inst = Instance::new();
+    let did = inst.ok(&[
+        "init",
+        "--did-method",
+        "web",
+        "--domain",
+        "zorg.example.nl/poortwachter",
+    ]);
+    let server = inst.serve();
+    let r = reqwest::get(server.public_url("/poortwachter/did.json"))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()["content-type"], "application/did+json");
+    let doc: Value = r.json().await.unwrap();
+    assert_eq!(doc["id"], did.trim());
+    let written: Value =
+        serde_json::from_str(&std::fs::read_to_string(inst.data_dir().join("did.json")).unwrap())
+            .unwrap();
+    assert_eq!(doc, written);
+    let (s, _) = get(
+        &reqwest::Client::new(),
+        &server.public_url("/.well-known/did.json"),
+    )
+    .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+}

@@ -147,6 +147,18 @@ pub fn did_web_for(domain: &str) -> Result<String, IdentityError> {
     Ok(did)
 }
 
+/// The DID and the key's fragment for a method: `did:key:z…#z…`, or `did:web:…#<thumbprint>`.
+fn did_and_fragment(method: &DidMethod, public: &PublicKey) -> Result<(String, String), IdentityError> {
+    Ok(match method {
+        DidMethod::Key => {
+            let did = did::key::did_for(public);
+            let fragment = did.trim_start_matches("did:key:").to_owned();
+            (did, fragment)
+        }
+        DidMethod::Web { domain } => (did_web_for(domain)?, jwk_thumbprint(public)),
+    })
+}
+
 impl Identity {
     /// Loads the identity of `data_dir`.
     pub fn load(data_dir: &Path) -> Result<Self, IdentityError> {
@@ -165,14 +177,7 @@ impl Identity {
 
     fn assemble(file: IdentityFile, key: SigningKey) -> Result<Self, IdentityError> {
         let public = key.public_key();
-        let (did, fragment) = match &file.method {
-            DidMethod::Key => {
-                let did = did::key::did_for(&public);
-                let fragment = did.trim_start_matches("did:key:").to_owned();
-                (did, fragment)
-            }
-            DidMethod::Web { domain } => (did_web_for(domain)?, jwk_thumbprint(&public)),
-        };
+        let (did, fragment) = did_and_fragment(&file.method, &public)?;
         if did != file.did || file.verification_method != format!("{did}#{fragment}") {
             return Err(IdentityError::Io {
                 path: "identity.json".into(),
@@ -224,14 +229,7 @@ impl Identity {
         let (key, der) = SigningKey::generate(key_type)?;
         keys::write_private_key(&path, &der)?;
         let public = key.public_key();
-        let (did, fragment) = match &method {
-            DidMethod::Key => {
-                let did = did::key::did_for(&public);
-                let fragment = did.trim_start_matches("did:key:").to_owned();
-                (did, fragment)
-            }
-            DidMethod::Web { domain } => (did_web_for(domain)?, jwk_thumbprint(&public)),
-        };
+        let (did, fragment) = did_and_fragment(&method, &public)?;
         let file = IdentityFile {
             did: did.clone(),
             verification_method: format!("{did}#{fragment}"),

@@ -52,6 +52,8 @@ struct FileConfig {
     max_body_bytes: Option<usize>,
     log_format: Option<LogFormat>,
     dangerous_allow_public_internal: Option<bool>,
+    rate_limit_per_second: Option<u32>,
+    rate_limit_burst: Option<u32>,
     #[serde(default)]
     did_web: DidWebFile,
 }
@@ -100,6 +102,22 @@ pub struct Config {
     pub log_format: LogFormat,
     /// DID resolution.
     pub resolver: ResolverSettings,
+    /// Token requests per second per requester DID (sustained).
+    pub rate_limit_per_second: u32,
+    /// Token requests per requester DID at once.
+    pub rate_limit_burst: u32,
+}
+
+impl Config {
+    /// The token endpoint's URL: every grant's `aud`.
+    #[must_use]
+    pub fn token_endpoint(&self) -> String {
+        format!(
+            "{}{}",
+            self.public_url.as_str().trim_end_matches('/'),
+            crate::oauth::TOKEN_PATH
+        )
+    }
 }
 
 /// A value given on the command line or in the environment, with where it came from
@@ -233,6 +251,15 @@ impl Config {
                 "must be between 1024 and 67108864".into(),
             ));
         }
+        let rate_limit_per_second = file.rate_limit_per_second.unwrap_or(20);
+        let rate_limit_burst = file.rate_limit_burst.unwrap_or(40);
+        if rate_limit_per_second == 0 || rate_limit_burst == 0 {
+            return Err(err(
+                &origin,
+                "rate_limit_per_second",
+                "rate limits must be at least 1".into(),
+            ));
+        }
         let w = &file.did_web;
         let resolver = ResolverSettings {
             did_dir,
@@ -258,6 +285,8 @@ impl Config {
             max_body_bytes,
             log_format: file.log_format.unwrap_or(LogFormat::Json),
             resolver,
+            rate_limit_per_second,
+            rate_limit_burst,
         })
     }
 }

@@ -115,13 +115,6 @@ pub fn jwk_thumbprint(key: &PublicKey) -> String {
             .to_owned()
     };
     let canonical = match key {
-        PublicKey::P256(_) => format!(
-            r#"{{"crv":"{}","kty":"{}","x":"{}","y":"{}"}}"#,
-            s("crv"),
-            s("kty"),
-            s("x"),
-            s("y")
-        ),
         PublicKey::Ed25519(_) => {
             format!(
                 r#"{{"crv":"{}","kty":"{}","x":"{}"}}"#,
@@ -130,6 +123,14 @@ pub fn jwk_thumbprint(key: &PublicKey) -> String {
                 s("x")
             )
         }
+        PublicKey::Rsa { .. } => format!(r#"{{"e":"{}","kty":"RSA","n":"{}"}}"#, s("e"), s("n")),
+        _ => format!(
+            r#"{{"crv":"{}","kty":"{}","x":"{}","y":"{}"}}"#,
+            s("crv"),
+            s("kty"),
+            s("x"),
+            s("y")
+        ),
     };
     URL_SAFE_NO_PAD.encode(Sha256::digest(canonical.as_bytes()))
 }
@@ -148,7 +149,10 @@ pub fn did_web_for(domain: &str) -> Result<String, IdentityError> {
 }
 
 /// The DID and the key's fragment for a method: `did:key:z…#z…`, or `did:web:…#<thumbprint>`.
-fn did_and_fragment(method: &DidMethod, public: &PublicKey) -> Result<(String, String), IdentityError> {
+fn did_and_fragment(
+    method: &DidMethod,
+    public: &PublicKey,
+) -> Result<(String, String), IdentityError> {
     Ok(match method {
         DidMethod::Key => {
             let did = did::key::did_for(public);

@@ -212,13 +212,25 @@ fn pem_decode(text: &str, label: &str) -> Option<Vec<u8>> {
     STANDARD.decode(body).ok()
 }
 
-/// A public verification key.
+/// A public verification key. poortwachter signs with P-256 or Ed25519; it verifies grants signed
+/// with any key a DID document may hold for the JWS algorithms it accepts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PublicKey {
     /// P-256, uncompressed SEC1 point (65 bytes, `0x04 ‖ x ‖ y`).
     P256(Vec<u8>),
     /// Ed25519, 32 bytes.
     Ed25519([u8; 32]),
+    /// P-384, uncompressed SEC1 point (97 bytes).
+    P384(Vec<u8>),
+    /// P-521, uncompressed SEC1 point (133 bytes).
+    P521(Vec<u8>),
+    /// RSA (2048 bits or more): big-endian modulus and exponent.
+    Rsa {
+        /// Modulus.
+        n: Vec<u8>,
+        /// Public exponent.
+        e: Vec<u8>,
+    },
 }
 
 impl PublicKey {
@@ -232,26 +244,19 @@ impl PublicKey {
         ))
     }
 
-    /// The key type.
+    /// Compressed SEC1 form (P-256) or the raw 32 bytes (Ed25519), as used in `did:key`;
+    /// `None` for the key types poortwachter does not issue with.
     #[must_use]
-    pub fn key_type(&self) -> KeyType {
-        match self {
-            PublicKey::P256(_) => KeyType::P256,
-            PublicKey::Ed25519(_) => KeyType::Ed25519,
-        }
-    }
-
-    /// Compressed SEC1 form (P-256) or the raw 32 bytes (Ed25519), as used in `did:key`.
-    #[must_use]
-    pub fn compressed(&self) -> Vec<u8> {
+    pub fn compressed(&self) -> Option<Vec<u8>> {
         match self {
             PublicKey::P256(point) => {
                 let mut out = Vec::with_capacity(33);
                 out.push(if point[64] & 1 == 0 { 0x02 } else { 0x03 });
                 out.extend_from_slice(&point[1..33]);
-                out
+                Some(out)
             }
-            PublicKey::Ed25519(bytes) => bytes.to_vec(),
+            PublicKey::Ed25519(bytes) => Some(bytes.to_vec()),
+            _ => None,
         }
     }
 
@@ -269,6 +274,24 @@ impl PublicKey {
                 "kty": "OKP",
                 "crv": "Ed25519",
                 "x": URL_SAFE_NO_PAD.encode(bytes),
+            }),
+            PublicKey::P384(point) | PublicKey::P521(point) => {
+                let (crv, n) = if point.len() == 97 {
+                    ("P-384", 48)
+                } else {
+                    ("P-521", 66)
+                };
+                json!({
+                    "kty": "EC",
+                    "crv": crv,
+                    "x": URL_SAFE_NO_PAD.encode(&point[1..=n]),
+                    "y": URL_SAFE_NO_PAD.encode(&point[n + 1..]),
+                })
+            }
+            PublicKey::Rsa { n, e } => json!({
+                "kty": "RSA",
+                "n": URL_SAFE_NO_PAD.encode(n),
+                "e": URL_SAFE_NO_PAD.encode(e),
             }),
         }
     }
@@ -302,6 +325,32 @@ impl PublicKey {
                 point.extend_from_slice(&y);
                 Self::p256_from_sec1(&point)
             }
+            (Some("EC"), Some(crv @ ("P-384" | "P-521"))) => {
+                let size = if crv == "P-384" { 48 } else { 66 };
+                let (x, y) = (field("x")?, field("y")?);
+                if x.len() != size || y.len() != size {
+                    return Err(KeyError::BadPublicKey(format!(
+                        "{crv} JWK coordinates must be {size} bytes"
+                    )));
+                }
+                let mut point = vec![0x04];
+                point.extend_from_slice(&x);
+                point.extend_from_slice(&y);
+                Ok(if size == 48 {
+                    PublicKey::P384(point)
+                } else {
+                    PublicKey::P521(point)
+                })
+            }
+            (Some("RSA"), _) => {
+                let (n, e) = (field("n")?, field("e")?);
+                if n.len() < 256 || e.is_empty() || e.len() > 8 {
+                    return Err(KeyError::BadPublicKey(
+                        "RSA JWK must have a modulus of at least 2048 bits".into(),
+                    ));
+                }
+                Ok(PublicKey::Rsa { n, e })
+            }
             (Some("OKP"), Some("Ed25519")) => {
                 let x = field("x")?;
                 let bytes: [u8; 32] = x
@@ -310,7 +359,7 @@ impl PublicKey {
                 Ok(PublicKey::Ed25519(bytes))
             }
             (kty, crv) => Err(KeyError::BadPublicKey(format!(
-                "JWK kty {} crv {} is not supported (EC P-256 or OKP Ed25519)",
+                "JWK kty {} crv {} is not supported (EC P-256/P-384/P-521, OKP Ed25519, RSA)",
                 kty.unwrap_or("(none)"),
                 crv.unwrap_or("(none)")
             ))),
@@ -318,10 +367,26 @@ impl PublicKey {
     }
 
     /// Verifies a JWS signature made with `alg` over `message`. The algorithm must match the key
-    /// type (`ES256` for P-256, `EdDSA` for Ed25519); anything else is `false`.
+    /// type (`ES256` P-256, `ES384` P-384, `ES512` P-521, `EdDSA` Ed25519, `PS256/384/512` RSA);
+    /// anything else, `none` and HMAC included, is `false`.
     #[must_use]
     pub fn verify(&self, alg: &str, message: &[u8], sig: &[u8]) -> bool {
+        let ec = |alg: &'static signature::EcdsaVerificationAlgorithm, point: &[u8]| {
+            signature::UnparsedPublicKey::new(alg, point)
+                .verify(message, sig)
+                .is_ok()
+        };
+        let pss = |params: &'static signature::RsaParameters, n: &[u8], e: &[u8]| {
+            signature::RsaPublicKeyComponents { n, e }
+                .verify(params, message, sig)
+                .is_ok()
+        };
         match (self, alg) {
+            (PublicKey::P384(point), "ES384") => ec(&signature::ECDSA_P384_SHA384_FIXED, point),
+            (PublicKey::P521(point), "ES512") => ec(&signature::ECDSA_P521_SHA512_FIXED, point),
+            (PublicKey::Rsa { n, e }, "PS256") => pss(&signature::RSA_PSS_2048_8192_SHA256, n, e),
+            (PublicKey::Rsa { n, e }, "PS384") => pss(&signature::RSA_PSS_2048_8192_SHA384, n, e),
+            (PublicKey::Rsa { n, e }, "PS512") => pss(&signature::RSA_PSS_2048_8192_SHA512, n, e),
             (PublicKey::P256(point), "ES256") => {
                 signature::UnparsedPublicKey::new(&signature::ECDSA_P256_SHA256_FIXED, point)
                     .verify(message, sig)
@@ -361,7 +426,7 @@ mod tests {
         let (key, _) = SigningKey::generate(KeyType::P256).unwrap();
         let public = key.public_key();
         assert_eq!(
-            PublicKey::p256_from_sec1(&public.compressed()).unwrap(),
+            PublicKey::p256_from_sec1(&public.compressed().unwrap()).unwrap(),
             public
         );
     }

@@ -5,6 +5,7 @@ mod credential;
 mod did;
 mod init;
 mod serve;
+mod token;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -80,6 +81,12 @@ enum Command {
         after_help = "Example:\n  poortwachter credential issue --subject-did did:web:huisarts.example.nl --bsn 999999990 \\\n      --purpose zorginzage-thuiszorgdossier-door-huisarts --consent explicit"
     )]
     Credential(credential::CredentialCommand),
+    /// Request access tokens (the requester / GP side)
+    #[command(
+        subcommand,
+        after_help = "Example:\n  poortwachter token request --endpoint URL --custodian DID --purpose P --credential cred.json --uzi N --name NAME --role ROLE"
+    )]
+    Token(token::TokenCommand),
 }
 
 /// Everything a command needs from the global options.
@@ -185,6 +192,7 @@ pub fn run() -> anyhow::Result<i32> {
             Command::Serve(args) => serve::run(ctx, args).await,
             Command::Did(cmd) => did::run(&ctx, cmd).await,
             Command::Credential(cmd) => credential::run(&ctx, cmd).await,
+            Command::Token(cmd) => token::run(&ctx, cmd).await,
         }
     })
 }

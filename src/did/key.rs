@@ -7,16 +7,17 @@ use crate::keys::{KeyError, PublicKey};
 const P256_PREFIX: [u8; 2] = [0x80, 0x24];
 const ED25519_PREFIX: [u8; 2] = [0xed, 0x01];
 
-/// The multibase (`z` + base58btc) multicodec encoding of a public key.
+/// The multibase (`z` + base58btc) multicodec encoding of a P-256 or Ed25519 public key.
 #[must_use]
-pub fn encode_multibase_key(key: &PublicKey) -> String {
+pub fn encode_multibase_key(key: &PublicKey) -> Option<String> {
     let prefix = match key {
         PublicKey::P256(_) => P256_PREFIX,
         PublicKey::Ed25519(_) => ED25519_PREFIX,
+        _ => return None,
     };
     let mut bytes = prefix.to_vec();
-    bytes.extend_from_slice(&key.compressed());
-    format!("z{}", bs58::encode(bytes).into_string())
+    bytes.extend_from_slice(&key.compressed()?);
+    Some(format!("z{}", bs58::encode(bytes).into_string()))
 }
 
 /// Decodes a multibase multicodec public key (P-256 or Ed25519).
@@ -40,10 +41,15 @@ pub fn decode_multibase_key(value: &str) -> Result<PublicKey, KeyError> {
     }
 }
 
-/// The `did:key` DID of a public key.
+/// The `did:key` DID of a key poortwachter signs with (P-256 or Ed25519).
+///
+/// # Panics
+/// For other key types, which poortwachter never generates.
 #[must_use]
+#[allow(clippy::expect_used)]
 pub fn did_for(key: &PublicKey) -> String {
-    format!("did:key:{}", encode_multibase_key(key))
+    let id = encode_multibase_key(key).expect("did:key is made for P-256 and Ed25519 keys only");
+    format!("did:key:{id}")
 }
 
 /// The verification method id of a `did:key` (`did:key:z…#z…`).

@@ -34,6 +34,14 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/internal/credentials/verify", post(verify))
         .route("/internal/credentials/{id}", get(show))
         .route("/internal/credentials/{id}/revoke", post(revoke))
+        .route(
+            "/internal/auth/v1/accesstoken/introspect",
+            post(super::oauth_api::introspect),
+        )
+        .route(
+            "/internal/auth/v1/accesstoken/verify",
+            get(super::oauth_api::verify).head(super::oauth_api::verify),
+        )
         .route("/health", get(health))
         .route("/ready", get(ready))
         .fallback(|| async { ApiError::NotFound })

@@ -7,6 +7,7 @@ use serde_json::json;
 
 use crate::admin::AdminError;
 use crate::credential::CredentialError;
+use crate::oauth::grant::GrantError;
 use crate::store::StoreError;
 
 /// An error answered over HTTP.
@@ -33,6 +34,9 @@ pub enum ApiError {
     /// Route exists, method does not.
     #[error("method not allowed")]
     MethodNotAllowed,
+    /// The token endpoint refused a grant (RFC 6749 §5.2).
+    #[error(transparent)]
+    Grant(#[from] GrantError),
 }
 
 impl ApiError {
@@ -52,13 +56,20 @@ impl ApiError {
                 (StatusCode::SERVICE_UNAVAILABLE, "store_unavailable")
             }
             ApiError::InvalidCredential(CredentialError::TooLarge) | ApiError::TooLarge(_) => {
-                (StatusCode::PAYLOAD_TOO_LARGE, "request_too_large")
+                (StatusCode::PAYLOAD_TOO_LARGE, "invalid_request")
             }
             ApiError::InvalidCredential(e) => (StatusCode::UNPROCESSABLE_ENTITY, e.code()),
             ApiError::UnsupportedMediaType(_) => {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "invalid_request")
             }
             ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "invalid_request"),
+            ApiError::Grant(g) => {
+                let (status, code) = g.oauth();
+                (
+                    StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST),
+                    code,
+                )
+            }
         }
     }
 }
@@ -73,16 +84,24 @@ impl IntoResponse for ApiError {
             }
             other => other.to_string(),
         };
+        let retry_after = match &self {
+            ApiError::Grant(GrantError::RateLimited(s)) => Some(s.to_string()),
+            _ => None,
+        };
         if status.is_server_error() {
-            tracing::error!(error = %self, "request failed");
+            tracing::error!(error = ?self, "request failed");
         } else {
             tracing::info!(code, error = %description, "request refused");
         }
-        (
+        let mut response = (
             status,
             [(header::CACHE_CONTROL, "no-store")],
             axum::Json(json!({"error": code, "error_description": description})),
         )
-            .into_response()
+            .into_response();
+        if let Some(Ok(value)) = retry_after.map(|s| header::HeaderValue::from_str(&s)) {
+            response.headers_mut().insert(header::RETRY_AFTER, value);
+        }
+        response
     }
 }

@@ -6,6 +6,7 @@
 
 pub mod admin_api;
 pub mod error;
+mod oauth_api;
 mod public;
 
 use std::net::SocketAddr;
@@ -34,7 +35,9 @@ pub struct AppState {
     /// The current policies (replaced as a whole on reload).
     pub policies: watch::Receiver<Arc<PolicySet>>,
     /// Credential verification with its caches.
-    pub verifier: Verifier,
+    pub verifier: Arc<Verifier>,
+    /// The token endpoint and token lookups.
+    pub tokens: crate::oauth::TokenService,
     /// Revoked credential ids, followed from the store.
     pub revocations: RevocationSet,
     /// The store.
@@ -98,13 +101,30 @@ pub async fn build_state(config: Config) -> Result<Arc<AppState>, StartError> {
     let contexts = Arc::new(Contexts::embedded());
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let (_tx, rx) = watch::channel(Arc::new(policies));
-    Ok(Arc::new(AppState {
-        verifier: Verifier::new(
-            contexts.clone(),
-            resolver,
-            clock.clone(),
-            Arc::new(revocations.clone()),
+    let verifier = Arc::new(Verifier::new(
+        contexts.clone(),
+        resolver.clone(),
+        clock.clone(),
+        Arc::new(revocations.clone()),
+    ));
+    let tokens = crate::oauth::TokenService::new(crate::oauth::TokenServiceParts {
+        audience: config.token_endpoint(),
+        custodians: vec![identity.did.clone()],
+        resolver,
+        verifier: verifier.clone(),
+        store: store.clone(),
+        revocations: Arc::new(revocations.clone()),
+        policies: rx.clone(),
+        clock: clock.clone(),
+        limiter: crate::oauth::ratelimit::RateLimiter::new(
+            config.rate_limit_per_second,
+            config.rate_limit_burst,
         ),
+    });
+    tokio::spawn(purge(store.clone(), clock.clone()));
+    Ok(Arc::new(AppState {
+        verifier,
+        tokens,
         custodian: Custodian {
             identity: Arc::new(identity),
             store: store.clone(),
@@ -117,6 +137,17 @@ pub async fn build_state(config: Config) -> Result<Arc<AppState>, StartError> {
         clock,
         config,
     }))
+}
+
+/// Forgets expired `jti`s and tokens once a minute.
+async fn purge(store: Store, clock: Arc<dyn Clock>) {
+    let mut ticker = tokio::time::interval(std::time::Duration::from_secs(60));
+    loop {
+        ticker.tick().await;
+        if let Err(e) = store.purge_expired(clock.now().unix_timestamp() - 60).await {
+            tracing::warn!(error = %e, "purging expired tokens failed");
+        }
+    }
 }
 
 async fn bind(addr: SocketAddr) -> Result<TcpListener, StartError> {

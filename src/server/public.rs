@@ -1,11 +1,11 @@
-//! The public listener. For now it publishes our DID document at its `did:web` location; the
-//! token endpoint and the proxy join it in later waves. Everything else is 404 (default deny).
+//! The public listener: the token endpoint, RFC 8414 metadata and our DID document at its
+//! `did:web` location. The proxy joins it in the next wave. Everything else is 404 (default deny).
 
 use std::sync::Arc;
 
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 
 use super::error::ApiError;
@@ -14,7 +14,12 @@ use crate::identity::DidMethod;
 
 /// The public router.
 pub fn router(state: Arc<AppState>) -> Router {
-    let mut router = Router::new();
+    let mut router = Router::new()
+        .route(crate::oauth::TOKEN_PATH, post(super::oauth_api::token))
+        .route(
+            "/.well-known/oauth-authorization-server",
+            get(super::oauth_api::metadata),
+        );
     if let DidMethod::Web { .. } = state.custodian.identity.method {
         if let Ok(loc) = crate::did::web::location(&state.custodian.identity.did) {
             let doc = serde_json::to_string_pretty(&state.custodian.identity.document)

@@ -6,7 +6,10 @@ use sqlx::{AnyPool, Row as _};
 use super::StoreError;
 
 /// The migrations, in order. Version = index + 1.
-const MIGRATIONS: &[&str] = &[include_str!("../../migrations/0001_credentials.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../../migrations/0001_credentials.sql"),
+    include_str!("../../migrations/0002_tokens.sql"),
+];
 
 /// The schema version this binary writes.
 pub const LATEST: i64 = MIGRATIONS.len() as i64;

@@ -143,6 +143,40 @@ pub enum RevokeOutcome {
     AlreadyRevoked(Revocation),
 }
 
+/// An access token as stored: only the SHA-256 of the token, with its context.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenRecord {
+    /// Hex SHA-256 of the token.
+    pub hash: String,
+    /// Requester DID.
+    pub requester: String,
+    /// Custodian DID.
+    pub custodian: String,
+    /// purposeOfUse.
+    pub purpose: String,
+    /// The credentials it was issued on.
+    pub credential_ids: Vec<String>,
+    /// The patient.
+    pub bsn: String,
+    /// The user identity (`usi`) as JSON, if given.
+    pub user_identity: Option<String>,
+    /// Issued (unix seconds).
+    pub issued_at: i64,
+    /// Expires (unix seconds).
+    pub expires_at: i64,
+}
+
+/// A grant's `jti`, kept until its grant cannot be valid any more.
+#[derive(Debug, Clone)]
+pub struct UsedJti {
+    /// The grant's `iss`.
+    pub issuer: String,
+    /// The `jti`.
+    pub jti: String,
+    /// Unix seconds after which it may be forgotten.
+    pub expires_at: i64,
+}
+
 /// The database.
 #[derive(Clone, Debug)]
 pub struct Store {
@@ -323,6 +357,82 @@ impl Store {
             .fetch_one(&self.pool)
             .await?;
         Ok(row.try_get(0)?)
+    }
+
+    /// Records the grant's `jti` and stores the token, in one transaction. A `jti` seen before
+    /// (same issuer) is [`StoreError::Conflict`] and stores nothing.
+    pub async fn insert_token(&self, jti: &UsedJti, token: &TokenRecord) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("INSERT INTO used_jtis (issuer, jti, expires_at) VALUES ($1, $2, $3)")
+            .bind(&jti.issuer)
+            .bind(&jti.jti)
+            .bind(jti.expires_at)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO tokens (hash, requester, custodian, purpose, credential_ids, bsn, user_identity, issued_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(&token.hash)
+        .bind(&token.requester)
+        .bind(&token.custodian)
+        .bind(&token.purpose)
+        .bind(serde_json::to_string(&token.credential_ids).unwrap_or_default())
+        .bind(&token.bsn)
+        .bind(&token.user_identity)
+        .bind(token.issued_at)
+        .bind(token.expires_at)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// A token by the hex SHA-256 of its value.
+    pub async fn token(&self, hash: &str) -> Result<TokenRecord, StoreError> {
+        let row = sqlx::query(
+            "SELECT hash, requester, custodian, purpose, credential_ids, bsn, user_identity, issued_at, expires_at \
+             FROM tokens WHERE hash = $1",
+        )
+        .bind(hash)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or(StoreError::NotFound)?;
+        let ids: String = row.try_get(4)?;
+        Ok(TokenRecord {
+            hash: row.try_get(0)?,
+            requester: row.try_get(1)?,
+            custodian: row.try_get(2)?,
+            purpose: row.try_get(3)?,
+            credential_ids: serde_json::from_str(&ids).unwrap_or_default(),
+            bsn: row.try_get(5)?,
+            user_identity: row.try_get(6)?,
+            issued_at: row.try_get(7)?,
+            expires_at: row.try_get(8)?,
+        })
+    }
+
+    /// Forgets `jti`s and tokens that expired before `before` (unix seconds).
+    pub async fn purge_expired(&self, before: i64) -> Result<u64, StoreError> {
+        let a = sqlx::query("DELETE FROM used_jtis WHERE expires_at < $1")
+            .bind(before)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        let b = sqlx::query("DELETE FROM tokens WHERE expires_at < $1")
+            .bind(before)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        Ok(a + b)
+    }
+
+    /// Number of tokens (for tests and metrics).
+    pub async fn token_count(&self) -> Result<i64, StoreError> {
+        Ok(sqlx::query("SELECT COUNT(*) FROM tokens")
+            .fetch_one(&self.pool)
+            .await?
+            .try_get(0)?)
     }
 
     /// Whether the database answers.

@@ -195,10 +195,7 @@ async fn admin_api_end_to_end() {
         (s, v),
         (
             StatusCode::PAYLOAD_TOO_LARGE,
-            refusal(
-                "request_too_large",
-                "request body is larger than 65536 bytes"
-            )
+            refusal("invalid_request", "request body is larger than 65536 bytes")
         )
     );
 
@@ -294,10 +291,7 @@ async fn admin_api_end_to_end() {
         (s, v),
         (
             StatusCode::PAYLOAD_TOO_LARGE,
-            refusal(
-                "request_too_large",
-                "request body is larger than 65536 bytes"
-            )
+            refusal("invalid_request", "request body is larger than 65536 bytes")
         )
     );
     let (s, v) = post_json(

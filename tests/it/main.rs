@@ -11,3 +11,4 @@ mod nuts_fixtures;
 mod robustness;
 mod store;
 mod support;
+mod token;

@@ -1,0 +1,216 @@
+//! OAuth endpoints: the token endpoint and RFC 8414 metadata (public listener); RFC 7662
+//! introspection and the `auth_request`-style verify endpoint (internal listener).
+//!
+//! ```text
+//! POST /n2n/auth/v1/accesstoken                      grant_type=…jwt-bearer&assertion=<JWT> → 200 | 400 | 401 | 429
+//! GET  /.well-known/oauth-authorization-server       RFC 8414 metadata
+//! POST /internal/auth/v1/accesstoken/introspect      token=<token> → 200 {"active": …}
+//! HEAD /internal/auth/v1/accesstoken/verify          Authorization: Bearer <token> → 200 | 403
+//! ```
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::{json, Value};
+
+use super::admin_api::read_body;
+use super::error::ApiError;
+use super::AppState;
+use crate::oauth::grant::GrantError;
+use crate::oauth::{JWT_BEARER, TOKEN_PATH};
+
+fn content_type(headers: &HeaderMap) -> String {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(|v| v.trim().to_ascii_lowercase())
+        .unwrap_or_default()
+}
+
+/// Reads the token request parameters from a form or JSON body; only `grant_type` and
+/// `assertion`, each once.
+fn token_params(headers: &HeaderMap, body: &[u8]) -> Result<HashMap<String, String>, GrantError> {
+    let invalid = |m: &str| GrantError::InvalidRequest(m.to_owned());
+    let pairs: Vec<(String, String)> = match content_type(headers).as_str() {
+        "application/x-www-form-urlencoded" => url::form_urlencoded::parse(body)
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect(),
+        "application/json" => match serde_json::from_slice::<Value>(body) {
+            Ok(Value::Object(m)) => m
+                .into_iter()
+                .map(|(k, v)| match v {
+                    Value::String(s) => Ok((k, s)),
+                    _ => Err(invalid("request body parameters must be strings")),
+                })
+                .collect::<Result<_, _>>()?,
+            _ => return Err(invalid("request body is not a JSON object")),
+        },
+        _ => {
+            return Err(invalid(
+                "content type must be application/x-www-form-urlencoded or application/json",
+            ))
+        }
+    };
+    let mut params = HashMap::new();
+    for (k, v) in pairs {
+        if k != "grant_type" && k != "assertion" {
+            let shown: String = k
+                .chars()
+                .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .take(40)
+                .collect();
+            return Err(GrantError::InvalidRequest(format!(
+                "unknown parameter \"{shown}\""
+            )));
+        }
+        if params.insert(k.clone(), v).is_some() {
+            return Err(GrantError::InvalidRequest(format!(
+                "parameter \"{k}\" given more than once"
+            )));
+        }
+    }
+    Ok(params)
+}
+
+/// `POST /n2n/auth/v1/accesstoken`.
+pub async fn token(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let bytes = read_body(body, state.config.max_body_bytes).await?;
+    let params = token_params(&headers, &bytes)?;
+    match params.get("grant_type").map(String::as_str) {
+        None => return Err(GrantError::InvalidRequest("grant_type is missing".into()).into()),
+        Some(JWT_BEARER) => {}
+        Some(_) => return Err(GrantError::UnsupportedGrantType.into()),
+    }
+    let assertion = params
+        .get("assertion")
+        .filter(|a| !a.is_empty())
+        .ok_or_else(|| GrantError::InvalidRequest("assertion is missing".into()))?;
+    let answer = state.tokens.issue(assertion).await?;
+    tracing::info!(expires_in = answer.expires_in, "access token issued");
+    Ok((
+        StatusCode::OK,
+        [
+            (header::CACHE_CONTROL, "no-store"),
+            (header::PRAGMA, "no-cache"),
+        ],
+        Json(answer),
+    )
+        .into_response())
+}
+
+/// `GET /.well-known/oauth-authorization-server` (RFC 8414).
+pub async fn metadata(State(state): State<Arc<AppState>>) -> Response {
+    let issuer = state
+        .config
+        .public_url
+        .as_str()
+        .trim_end_matches('/')
+        .to_owned();
+    Json(json!({
+        "issuer": issuer,
+        "token_endpoint": format!("{issuer}{TOKEN_PATH}"),
+        "grant_types_supported": [JWT_BEARER],
+        "token_endpoint_auth_methods_supported": ["none"],
+        "token_endpoint_auth_signing_alg_values_supported": crate::jose::ALLOWED_ALGS,
+        "response_types_supported": [],
+        "custodian_dids": state.tokens.custodians,
+    }))
+    .into_response()
+}
+
+/// `POST /internal/auth/v1/accesstoken/introspect` (RFC 7662): always 200.
+pub async fn introspect(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    if content_type(&headers) != "application/x-www-form-urlencoded" {
+        return Err(ApiError::UnsupportedMediaType(
+            "application/x-www-form-urlencoded",
+        ));
+    }
+    let bytes = read_body(body, 16 * 1024).await?;
+    let mut token = None;
+    for (k, v) in url::form_urlencoded::parse(&bytes) {
+        match k.as_ref() {
+            "token" if token.is_none() => token = Some(v.into_owned()),
+            "token" => {
+                return Err(ApiError::BadRequest(
+                    "parameter \"token\" given more than once".into(),
+                ))
+            }
+            "token_type_hint" => {}
+            _ => {
+                return Err(ApiError::BadRequest(
+                    "unknown parameter (only token and token_type_hint)".into(),
+                ))
+            }
+        }
+    }
+    let token = token.ok_or_else(|| ApiError::BadRequest("token is missing".into()))?;
+    let inactive = || Json(json!({"active": false})).into_response();
+    let ctx = match state.tokens.lookup(&token).await {
+        Ok(Some(ctx)) => ctx,
+        Ok(None) => return Ok(inactive()),
+        Err(e) => {
+            tracing::warn!(error = %e, "introspection: store unavailable; answering inactive");
+            return Ok(inactive());
+        }
+    };
+    let r = &ctx.record;
+    let mut body = json!({
+        "active": true,
+        "iss": r.custodian,
+        "sub": r.requester,
+        "aud": state.tokens.audience,
+        "exp": r.expires_at,
+        "iat": r.issued_at,
+        "service": r.purpose,
+        "vcs": r.credential_ids,
+        "subject": crate::bsn::Bsn::parse(&r.bsn).map(|b| b.to_urn()).unwrap_or_default(),
+    });
+    if let Some(u) = &ctx.user {
+        let m = body.as_object_mut().map(|m| {
+            m.insert("uzi".into(), json!(u.uzi));
+            m.insert("username".into(), json!(u.name));
+            m.insert("user_role".into(), json!(u.role));
+            for (k, v) in [
+                ("initials", &u.initials),
+                ("family_name", &u.family_name),
+                ("email", &u.email),
+            ] {
+                if let Some(v) = v {
+                    m.insert(k.into(), json!(v));
+                }
+            }
+        });
+        debug_assert!(m.is_some());
+    }
+    Ok(([(header::CACHE_CONTROL, "no-store")], Json(body)).into_response())
+}
+
+/// `HEAD|GET /internal/auth/v1/accesstoken/verify`: 200 for a live Bearer token, 403 otherwise.
+pub async fn verify(State(state): State<Arc<AppState>>, headers: HeaderMap) -> StatusCode {
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    match token {
+        Some(t) => match state.tokens.lookup(t).await {
+            Ok(Some(_)) => StatusCode::OK,
+            _ => StatusCode::FORBIDDEN,
+        },
+        None => StatusCode::FORBIDDEN,
+    }
+}

@@ -27,6 +27,7 @@ use crate::clock::Clock;
 use crate::credential::verify::{Mode, RevocationCheck, Verifier};
 use crate::did::Resolver;
 use crate::policy::PolicySet;
+use crate::store::batch::TokenWriter;
 use crate::store::{Store, StoreError, TokenRecord, UsedJti};
 use grant::{Expectations, GrantError, UserIdentity};
 
@@ -70,6 +71,7 @@ pub struct TokenService {
     resolver: Resolver,
     verifier: Arc<Verifier>,
     store: Store,
+    writer: TokenWriter,
     revocations: Arc<dyn RevocationCheck>,
     policies: watch::Receiver<Arc<PolicySet>>,
     clock: Arc<dyn Clock>,
@@ -109,6 +111,7 @@ impl TokenService {
             custodians: p.custodians,
             resolver: p.resolver,
             verifier: p.verifier,
+            writer: TokenWriter::spawn(p.store.clone()),
             store: p.store,
             revocations: p.revocations,
             policies: p.policies,
@@ -217,7 +220,7 @@ impl TokenService {
             jti: claims.jti.clone(),
             expires_at: claims.exp + grant::SKEW,
         };
-        self.store.insert_token(&jti, &record).await?;
+        self.writer.insert(jti, record.clone()).await?;
         self.tokens.insert(
             record.hash.clone(),
             Arc::new(TokenContext {

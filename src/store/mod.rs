@@ -4,6 +4,7 @@
 //!
 //! **Invariant:** only this module knows SQL. Revocations are never deleted.
 
+pub mod batch;
 mod migrations;
 pub mod revocations;
 
@@ -359,33 +360,46 @@ impl Store {
         Ok(row.try_get(0)?)
     }
 
-    /// Records the grant's `jti` and stores the token, in one transaction. A `jti` seen before
-    /// (same issuer) is [`StoreError::Conflict`] and stores nothing.
-    pub async fn insert_token(&self, jti: &UsedJti, token: &TokenRecord) -> Result<(), StoreError> {
+    /// Records each grant's `jti` and stores its token, all in one transaction. Returns per item
+    /// whether it was stored (`false`: the `jti` was used before, nothing stored for it).
+    pub async fn insert_tokens(
+        &self,
+        items: &[(&UsedJti, &TokenRecord)],
+    ) -> Result<Vec<bool>, StoreError> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query("INSERT INTO used_jtis (issuer, jti, expires_at) VALUES ($1, $2, $3)")
+        let mut stored = Vec::with_capacity(items.len());
+        for (jti, token) in items {
+            let fresh = sqlx::query(
+                "INSERT INTO used_jtis (issuer, jti, expires_at) VALUES ($1, $2, $3) ON CONFLICT (issuer, jti) DO NOTHING",
+            )
             .bind(&jti.issuer)
             .bind(&jti.jti)
             .bind(jti.expires_at)
             .execute(&mut *tx)
-            .await?;
-        sqlx::query(
-            "INSERT INTO tokens (hash, requester, custodian, purpose, credential_ids, bsn, user_identity, issued_at, expires_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-        )
-        .bind(&token.hash)
-        .bind(&token.requester)
-        .bind(&token.custodian)
-        .bind(&token.purpose)
-        .bind(serde_json::to_string(&token.credential_ids).unwrap_or_default())
-        .bind(&token.bsn)
-        .bind(&token.user_identity)
-        .bind(token.issued_at)
-        .bind(token.expires_at)
-        .execute(&mut *tx)
-        .await?;
+            .await?
+            .rows_affected()
+                == 1;
+            if fresh {
+                sqlx::query(
+                    "INSERT INTO tokens (hash, requester, custodian, purpose, credential_ids, bsn, user_identity, issued_at, expires_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                )
+                .bind(&token.hash)
+                .bind(&token.requester)
+                .bind(&token.custodian)
+                .bind(&token.purpose)
+                .bind(serde_json::to_string(&token.credential_ids).unwrap_or_default())
+                .bind(&token.bsn)
+                .bind(&token.user_identity)
+                .bind(token.issued_at)
+                .bind(token.expires_at)
+                .execute(&mut *tx)
+                .await?;
+            }
+            stored.push(fresh);
+        }
         tx.commit().await?;
-        Ok(())
+        Ok(stored)
     }
 
     /// A token by the hex SHA-256 of its value.

@@ -2,7 +2,8 @@
 //! server at `POORTWACHTER_TEST_PG`, default `postgres://postgres@127.0.0.1:5432/test`).
 
 use poortwachter::store::{
-    CredentialFilter, CredentialRecord, RevokeOutcome, Status, Store, StoreError,
+    CredentialFilter, CredentialRecord, RevokeOutcome, Status, Store, StoreError, TokenRecord,
+    UsedJti,
 };
 use sqlx::Connection as _;
 
@@ -132,6 +133,50 @@ async fn suite(url: &str) {
     assert_eq!(
         store.credential("c1").await.unwrap().status(now),
         Status::Revoked
+    );
+    // Tokens and the replay store: a jti seen before (even in the same batch) stores nothing.
+    let token = |hash: &str| TokenRecord {
+        hash: hash.into(),
+        requester: "did:web:a".into(),
+        custodian: "did:key:zIssuer".into(),
+        purpose: "p".into(),
+        credential_ids: vec!["c1".into(), "c3".into()],
+        bsn: "999999990".into(),
+        user_identity: Some("{\"uzi\":\"1\"}".into()),
+        issued_at: 100,
+        expires_at: 400,
+    };
+    let jti = |j: &str, exp: i64| UsedJti {
+        issuer: "did:web:a".into(),
+        jti: j.into(),
+        expires_at: exp,
+    };
+    let (j1, j2, j1again) = (jti("j1", 110), jti("j2", 5_000), jti("j1", 110));
+    let (t1, t2, t3) = (token("h1"), token("h2"), token("h3"));
+    assert_eq!(
+        store
+            .insert_tokens(&[(&j1, &t1), (&j2, &t2), (&j1again, &t3)])
+            .await
+            .unwrap(),
+        [true, true, false]
+    );
+    assert_eq!(
+        store.insert_tokens(&[(&j1again, &t3)]).await.unwrap(),
+        [false]
+    );
+    assert_eq!(store.token("h1").await.unwrap(), t1);
+    assert!(matches!(store.token("h3").await, Err(StoreError::NotFound)));
+    assert_eq!(store.token_count().await.unwrap(), 2);
+    assert_eq!(
+        store.purge_expired(450).await.unwrap(),
+        3,
+        "j1, h1 and h2 expired; j2 kept"
+    );
+    assert_eq!(store.token_count().await.unwrap(), 0);
+    assert_eq!(
+        store.insert_tokens(&[(&j2, &t3)]).await.unwrap(),
+        [false],
+        "j2 still remembered"
     );
     store.close().await;
 

@@ -1,0 +1,304 @@
+//! Token endpoint benchmark (not a test): `cargo bench --bench token`.
+//!
+//! Starts the real `poortwachter serve` (release build) on 127.0.0.1 with a throw-away data dir,
+//! and, in the same run on the same 2 cores, a reference: a bare axum/hyper endpoint answering a
+//! fixed JSON. The client (this process) keeps `CONCURRENCY` requests in flight over keep-alive
+//! connections. Grants are signed before each timed phase (their 5 s lifetime allows that).
+//!
+//! Reported: warm issuance (credential already verified), cold issuance (each grant presents a
+//! credential the server has not seen), introspection, the reference, their ratios, and the
+//! latency percentiles of issuance at 50% of the measured warm maximum (open loop).
+
+use std::io::{BufRead as _, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use poortwachter::did;
+use poortwachter::keys::SigningKey;
+use serde_json::{json, Value};
+
+const CONCURRENCY: usize = 32;
+const PURPOSE: &str = "zorginzage-thuiszorgdossier-door-huisarts";
+const AUD: &str = "https://zorg.example.nl/n2n/auth/v1/accesstoken";
+
+struct Instance {
+    dir: tempfile::TempDir,
+}
+
+impl Instance {
+    fn new(extra: &str) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = env!("CARGO_MANIFEST_DIR");
+        std::fs::write(
+            dir.path().join("config.toml"),
+            format!(
+                "data_dir = \"{}\"\npolicies_dir = \"{root}/policies\"\npublic_addr = \"127.0.0.1:0\"\ninternal_addr = \"127.0.0.1:0\"\npublic_url = \"https://zorg.example.nl\"\nlog_format = \"json\"\n{extra}\n",
+                dir.path().join("data").display()
+            ),
+        )
+        .expect("config");
+        Self { dir }
+    }
+    fn cmd(&self) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_poortwachter"));
+        c.arg("--config").arg(self.dir.path().join("config.toml"));
+        c
+    }
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.cmd().args(args).output().expect("run");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).expect("utf8")
+    }
+}
+
+async fn closed_loop<F, Fut>(n: usize, f: F) -> (f64, Vec<Duration>)
+where
+    F: Fn(usize) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = bool> + Send,
+{
+    let f = Arc::new(f);
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..CONCURRENCY {
+        let (f, next) = (f.clone(), next.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::new();
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if i >= n {
+                    return lat;
+                }
+                let t = Instant::now();
+                assert!(f(i).await, "request {i} failed");
+                lat.push(t.elapsed());
+            }
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.expect("task"));
+    }
+    (n as f64 / start.elapsed().as_secs_f64(), all)
+}
+
+fn pct(lat: &mut [Duration], p: f64) -> f64 {
+    lat.sort();
+    let i = ((lat.len() as f64 - 1.0) * p).round() as usize;
+    lat[i].as_secs_f64() * 1e3
+}
+
+fn main() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("rt");
+    rt.block_on(run());
+}
+
+async fn run() {
+    // Reference: a bare hyper endpoint (axum) answering a fixed JSON.
+    let reference = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let ref_addr = reference.local_addr().expect("addr");
+    let app = axum::Router::new().route(
+        "/token",
+        axum::routing::post(|| async {
+            (
+                [("content-type", "application/json")],
+                r#"{"access_token":"x","token_type":"Bearer","expires_in":300}"#,
+            )
+        }),
+    );
+    tokio::spawn(async move { axum::serve(reference, app).await.expect("serve") });
+
+    let custodian = Instance::new("rate_limit_per_second = 1000000\nrate_limit_burst = 1000000\n");
+    custodian.ok(&["init"]);
+    let custodian_did = serde_json::from_str::<Value>(&custodian.ok(&["did", "show"]))
+        .expect("json")["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let requester = Instance::new("");
+    requester.ok(&["init"]);
+    let requester_key = Arc::new(
+        SigningKey::load(&requester.dir.path().join("data/keys/signing-key.pem")).expect("key"),
+    );
+    let requester_did = did::key::did_for(&requester_key.public_key());
+    let kid = did::key::verification_method_id(&requester_did);
+
+    let mut child = custodian
+        .cmd()
+        .arg("serve")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("serve");
+    let stderr = child.stderr.take().expect("stderr");
+    let mut lines = BufReader::new(stderr).lines();
+    let (public, internal) = loop {
+        let line = lines.next().expect("serve exited").expect("line");
+        let v: Value = serde_json::from_str(&line).unwrap_or(Value::Null);
+        if v["message"] == "listening" {
+            break (
+                v["public_addr"].as_str().expect("p").to_owned(),
+                v["internal_addr"].as_str().expect("i").to_owned(),
+            );
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(CONCURRENCY)
+        .build()
+        .expect("client");
+
+    // Credentials: one for the warm phase, many for the cold phase.
+    let issue = |client: reqwest::Client, internal: String, requester_did: String| async move {
+        let r = client
+            .post(format!("http://{internal}/internal/credentials"))
+            .json(&json!({"subject_did": requester_did, "bsn": "999999990", "purpose": PURPOSE, "consent": "explicit"}))
+            .send()
+            .await
+            .expect("issue");
+        assert_eq!(r.status(), 201);
+        r.json::<Value>().await.expect("credential")
+    };
+    let warm_credential = issue(client.clone(), internal.clone(), requester_did.clone()).await;
+    const COLD: usize = 1500;
+    let mut cold_credentials = Vec::with_capacity(COLD);
+    for _ in 0..COLD {
+        cold_credentials.push(issue(client.clone(), internal.clone(), requester_did.clone()).await);
+    }
+
+    let grant = {
+        let (key, kid, iss, sub) = (
+            requester_key.clone(),
+            kid.clone(),
+            requester_did.clone(),
+            custodian_did.clone(),
+        );
+        move |vc: &Value| {
+            let now = time::OffsetDateTime::now_utc().unix_timestamp();
+            let claims = json!({"iss": iss, "sub": sub, "aud": AUD, "purposeOfUse": PURPOSE, "vcs": [vc],
+                "usi": {"uzi": "900012345", "name": "Dr. A. Huisarts", "role": "01.015"},
+                "jti": uuid::Uuid::new_v4().to_string(), "iat": now, "exp": now + 5});
+            poortwachter::jose::sign(&claims, &key, &kid).expect("sign")
+        }
+    };
+    let token_url = format!("http://{public}/n2n/auth/v1/accesstoken");
+    let post_grant = |client: reqwest::Client, url: String, assertion: String| async move {
+        let r = client
+            .post(url)
+            .form(&[
+                ("grant_type", poortwachter::oauth::JWT_BEARER),
+                ("assertion", assertion.as_str()),
+            ])
+            .send()
+            .await
+            .expect("post");
+        r.status() == 200
+    };
+
+    // Reference.
+    let ref_url = format!("http://{ref_addr}/token");
+    let (c, u) = (client.clone(), ref_url.clone());
+    let (reference_rps, _) = closed_loop(20_000, move |_| {
+        let (c, u) = (c.clone(), u.clone());
+        async move {
+            c.post(u)
+                .body("grant_type=x&assertion=y")
+                .header("content-type", "application/x-www-form-urlencoded")
+                .send()
+                .await
+                .is_ok_and(|r| r.status() == 200)
+        }
+    })
+    .await;
+
+    // Warm: the credential is verified once, then every grant hits the cache.
+    assert!(post_grant(client.clone(), token_url.clone(), grant(&warm_credential)).await);
+    const WARM: usize = 4000;
+    let grants: Arc<Vec<String>> = Arc::new((0..WARM).map(|_| grant(&warm_credential)).collect());
+    let (c, u, g) = (client.clone(), token_url.clone(), grants.clone());
+    let (warm_rps, mut warm_lat) = closed_loop(WARM, move |i| {
+        post_grant(c.clone(), u.clone(), g[i].clone())
+    })
+    .await;
+
+    // Cold: every grant presents a credential the server has not verified yet.
+    let grants: Arc<Vec<String>> = Arc::new(cold_credentials.iter().map(&grant).collect());
+    let (c, u, g) = (client.clone(), token_url.clone(), grants.clone());
+    let (cold_rps, mut cold_lat) = closed_loop(COLD, move |i| {
+        post_grant(c.clone(), u.clone(), g[i].clone())
+    })
+    .await;
+
+    // Introspection of one live token.
+    let r = client
+        .post(&token_url)
+        .form(&[
+            ("grant_type", poortwachter::oauth::JWT_BEARER),
+            ("assertion", grant(&warm_credential).as_str()),
+        ])
+        .send()
+        .await
+        .expect("token");
+    let token = r.json::<Value>().await.expect("json")["access_token"]
+        .as_str()
+        .expect("token")
+        .to_owned();
+    let introspect_url = format!("http://{internal}/internal/auth/v1/accesstoken/introspect");
+    let (c, u, t) = (client.clone(), introspect_url.clone(), token.clone());
+    let (introspect_rps, _) = closed_loop(30_000, move |_| {
+        let (c, u, t) = (c.clone(), u.clone(), t.clone());
+        async move {
+            c.post(u)
+                .form(&[("token", t.as_str())])
+                .send()
+                .await
+                .is_ok_and(|r| r.status() == 200)
+        }
+    })
+    .await;
+
+    // Open loop at 50% of the warm maximum for ~4 s: latency percentiles.
+    let rate = (warm_rps * 0.5).max(1.0);
+    let n = (rate * 4.0) as usize;
+    let grants: Vec<String> = (0..n).map(|_| grant(&warm_credential)).collect();
+    let interval = Duration::from_secs_f64(1.0 / rate);
+    let start = Instant::now();
+    let mut handles = Vec::with_capacity(n);
+    for (i, g) in grants.into_iter().enumerate() {
+        let due = start + interval * i as u32;
+        tokio::time::sleep_until(due.into()).await;
+        let (c, u) = (client.clone(), token_url.clone());
+        handles.push(tokio::spawn(async move {
+            let t = Instant::now();
+            assert!(post_grant(c, u, g).await);
+            t.elapsed()
+        }));
+    }
+    let mut half_lat = Vec::with_capacity(n);
+    for h in handles {
+        half_lat.push(h.await.expect("task"));
+    }
+    let _ = child.kill();
+
+    println!("concurrency {CONCURRENCY}, 2 cores shared by client and server");
+    println!("reference (bare hyper, fixed JSON)   {reference_rps:>9.0} req/s");
+    println!("token issuance, warm                 {warm_rps:>9.0} tokens/s  p50 {:.2} ms  p99 {:.2} ms   ratio to reference {:.3}", pct(&mut warm_lat, 0.5), pct(&mut warm_lat, 0.99), warm_rps / reference_rps);
+    println!("token issuance, cold (new credential){cold_rps:>9.0} tokens/s  p50 {:.2} ms  p99 {:.2} ms   ratio to reference {:.3}", pct(&mut cold_lat, 0.5), pct(&mut cold_lat, 0.99), cold_rps / reference_rps);
+    println!("introspection                        {introspect_rps:>9.0} req/s     ratio to reference {:.3}", introspect_rps / reference_rps);
+    println!(
+        "issuance at 50% of warm max ({rate:.0}/s, open loop): p50 {:.2} ms  p99 {:.2} ms",
+        pct(&mut half_lat, 0.5),
+        pct(&mut half_lat, 0.99)
+    );
+}

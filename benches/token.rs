@@ -290,6 +290,7 @@ async fn run() {
         half_lat.push(h.await.expect("task"));
     }
     let _ = child.kill();
+    let _ = child.wait();
 
     println!("concurrency {CONCURRENCY}, 2 cores shared by client and server");
     println!("reference (bare hyper, fixed JSON)   {reference_rps:>9.0} req/s");

@@ -54,6 +54,8 @@ struct FileConfig {
     dangerous_allow_public_internal: Option<bool>,
     rate_limit_per_second: Option<u32>,
     rate_limit_burst: Option<u32>,
+    upstream_timeout_ms: Option<u64>,
+    max_upstream_body_bytes: Option<usize>,
     #[serde(default)]
     did_web: DidWebFile,
 }
@@ -106,6 +108,10 @@ pub struct Config {
     pub rate_limit_per_second: u32,
     /// Token requests per requester DID at once.
     pub rate_limit_burst: u32,
+    /// Time limit for one request to the source system (slower: 504).
+    pub upstream_timeout: Duration,
+    /// Largest answer accepted from the source system (larger: 502).
+    pub max_upstream_body_bytes: usize,
 }
 
 impl Config {
@@ -287,6 +293,15 @@ impl Config {
             resolver,
             rate_limit_per_second,
             rate_limit_burst,
+            upstream_timeout: Duration::from_millis(
+                file.upstream_timeout_ms
+                    .unwrap_or(30_000)
+                    .clamp(100, 600_000),
+            ),
+            max_upstream_body_bytes: file
+                .max_upstream_body_bytes
+                .unwrap_or(16 * 1024 * 1024)
+                .clamp(1024, 512 * 1024 * 1024),
         })
     }
 }

@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 pub mod admin;
+pub mod audit;
 pub mod bsn;
 pub mod cli;
 pub mod clock;
@@ -15,6 +16,7 @@ pub mod jose;
 pub mod keys;
 pub mod oauth;
 pub mod policy;
+pub mod proxy;
 pub mod server;
 pub mod store;
 pub mod telemetry;

@@ -1,9 +1,11 @@
 //! The command line: clap definitions and dispatch. One file per subcommand; `anyhow` lives only
 //! here and in `main`.
 
+mod audit;
 mod credential;
 mod did;
 mod init;
+mod policy;
 mod serve;
 mod token;
 
@@ -87,6 +89,15 @@ enum Command {
         after_help = "Example:\n  poortwachter token request --endpoint URL --custodian DID --purpose P --credential cred.json --uzi N --name NAME --role ROLE"
     )]
     Token(token::TokenCommand),
+    /// Check what a policy decides for a request
+    #[command(
+        subcommand,
+        after_help = "Example:\n  poortwachter policy check --purpose zorginzage-thuiszorgdossier-door-huisarts --request 'GET /List/1'"
+    )]
+    Policy(policy::PolicyCommand),
+    /// Verify or export the NEN 7513 audit log
+    #[command(subcommand, after_help = "Example:\n  poortwachter audit verify")]
+    Audit(audit::AuditCommand),
 }
 
 /// Everything a command needs from the global options.
@@ -193,6 +204,8 @@ pub fn run() -> anyhow::Result<i32> {
             Command::Did(cmd) => did::run(&ctx, cmd).await,
             Command::Credential(cmd) => credential::run(&ctx, cmd).await,
             Command::Token(cmd) => token::run(&ctx, cmd).await,
+            Command::Policy(cmd) => policy::run(&ctx, cmd),
+            Command::Audit(cmd) => audit::run(&ctx, cmd).await,
         }
     })
 }

@@ -48,12 +48,30 @@ pub struct TokenResponse {
 }
 
 /// What a live token stands for.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct TokenContext {
     /// The stored record.
     pub record: TokenRecord,
     /// The parsed user identity.
     pub user: Option<UserIdentity>,
+    /// Patient ids learned from the token's patient search.
+    pub patients: std::sync::RwLock<std::collections::HashSet<String>>,
+}
+
+impl TokenContext {
+    fn new(record: TokenRecord, user: Option<UserIdentity>, patients: Vec<String>) -> Self {
+        Self {
+            record,
+            user,
+            patients: std::sync::RwLock::new(patients.into_iter().collect()),
+        }
+    }
+
+    /// A copy of the allowed patient ids.
+    #[must_use]
+    pub fn allowed_patients(&self) -> std::collections::HashSet<String> {
+        self.patients.read().map(|p| p.clone()).unwrap_or_default()
+    }
 }
 
 /// Hex SHA-256 of a token value: the only form in which tokens are stored.
@@ -126,7 +144,10 @@ impl TokenService {
     }
 
     /// Handles one grant.
-    pub async fn issue(&self, assertion: &str) -> Result<TokenResponse, GrantError> {
+    pub async fn issue(
+        &self,
+        assertion: &str,
+    ) -> Result<(TokenResponse, Arc<TokenContext>), GrantError> {
         let now = self.clock.now().unix_timestamp();
         let jws = crate::jose::parse(assertion)?;
         let claims = grant::check_claims(
@@ -221,18 +242,16 @@ impl TokenService {
             expires_at: claims.exp + grant::SKEW,
         };
         self.writer.insert(jti, record.clone()).await?;
-        self.tokens.insert(
-            record.hash.clone(),
-            Arc::new(TokenContext {
-                record,
-                user: claims.usi,
-            }),
-        );
-        Ok(TokenResponse {
-            access_token: token,
-            token_type: "Bearer",
-            expires_in: policy.token.lifetime_seconds,
-        })
+        let ctx = Arc::new(TokenContext::new(record, claims.usi, Vec::new()));
+        self.tokens.insert(ctx.record.hash.clone(), ctx.clone());
+        Ok((
+            TokenResponse {
+                access_token: token,
+                token_type: "Bearer",
+                expires_in: policy.token.lifetime_seconds,
+            },
+            ctx,
+        ))
     }
 
     /// Whether the credential is in our store as issued by `custodian` (cached: credentials are
@@ -267,7 +286,8 @@ impl TokenService {
                         .user_identity
                         .as_deref()
                         .and_then(|u| serde_json::from_str(u).ok());
-                    let ctx = Arc::new(TokenContext { record, user });
+                    let patients = self.store.token_patients(&hash).await?;
+                    let ctx = Arc::new(TokenContext::new(record, user, patients));
                     self.tokens.insert(hash, ctx.clone());
                     ctx
                 }
@@ -283,6 +303,24 @@ impl TokenService {
                 .iter()
                 .any(|id| self.revocations.is_revoked(id));
         Ok(live.then_some(ctx))
+    }
+}
+
+impl TokenService {
+    /// Adds Patient ids the token may access from now on (memory, then store for other replicas).
+    pub async fn bind_patients(
+        &self,
+        ctx: &TokenContext,
+        ids: &[String],
+    ) -> Result<(), StoreError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        self.store.add_token_patients(&ctx.record.hash, ids).await?;
+        if let Ok(mut p) = ctx.patients.write() {
+            p.extend(ids.iter().cloned());
+        }
+        Ok(())
     }
 }
 

@@ -16,6 +16,8 @@
 //! no_expiration_allowed_for = ["explicit"]
 //! ```
 
+pub mod request;
+
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::Path;
@@ -68,6 +70,19 @@ struct PolicyFile {
     description: String,
     token: TokenPolicy,
     credential: CredentialPolicyFile,
+    #[serde(default, rename = "rule")]
+    rules: Vec<request::Rule>,
+    #[serde(default)]
+    response: ResponsePolicy,
+}
+
+/// How answers are checked against the token's patient.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResponsePolicy {
+    /// Resource types that belong to no patient (Practitioner, ...) and may be returned as they are.
+    #[serde(default)]
+    pub non_patient_resources: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -123,6 +138,10 @@ pub struct Policy {
     pub token: TokenPolicy,
     /// Credential rules.
     pub credential: CredentialPolicy,
+    /// Allowed request shapes (everything else is denied).
+    pub rules: Vec<request::Rule>,
+    /// Response checks.
+    pub response: ResponsePolicy,
 }
 
 /// Why the policies could not be loaded. Names the file, line and reason.
@@ -267,8 +286,11 @@ impl PolicySet {
                 "max_validity_days must be at least 1".into(),
             ));
         }
+        request::validate(&parsed.rules).map_err(|reason| err(line_of("[[rule]]"), reason))?;
         Ok(Policy {
             purpose: purpose.to_owned(),
+            rules: parsed.rules,
+            response: parsed.response,
             description: parsed.description,
             token: parsed.token,
             credential: CredentialPolicy {

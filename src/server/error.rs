@@ -105,3 +105,118 @@ impl IntoResponse for ApiError {
         response
     }
 }
+
+/// Why the proxy did not pass a request or its answer. Answered as a FHIR `OperationOutcome`
+/// that says what kind of failure, never which rule (the rule goes to the audit log).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProxyError {
+    /// Missing, unknown, expired or revoked token.
+    InvalidToken,
+    /// The policy refused the request (reason for the audit log).
+    Denied(String),
+    /// Refused for another reason (no policy, answer of another patient).
+    Refused,
+    /// The request is malformed.
+    Malformed(&'static str),
+    /// The request body is over the limit.
+    TooLarge,
+    /// The source system cannot be reached.
+    UpstreamDown,
+    /// The source system did not answer in time.
+    UpstreamTimeout,
+    /// The source system's answer is unusable.
+    UpstreamInvalid(&'static str),
+    /// The source system answered with an error status.
+    UpstreamStatus(u16),
+    /// The store or the audit log is unavailable: fail closed.
+    Unavailable,
+}
+
+impl ProxyError {
+    /// The reason recorded in the audit log.
+    #[must_use]
+    pub fn audit_reason(&self) -> String {
+        match self {
+            ProxyError::InvalidToken => "invalid-token".into(),
+            ProxyError::Denied(r) => r.clone(),
+            ProxyError::Refused => "refused".into(),
+            ProxyError::Malformed(m) => format!("malformed: {m}"),
+            ProxyError::TooLarge => "request-too-large".into(),
+            ProxyError::UpstreamDown => "upstream-unreachable".into(),
+            ProxyError::UpstreamTimeout => "upstream-timeout".into(),
+            ProxyError::UpstreamInvalid(m) => (*m).to_owned(),
+            ProxyError::UpstreamStatus(s) => format!("upstream-status-{s}"),
+            ProxyError::Unavailable => "store-unavailable".into(),
+        }
+    }
+
+    /// Whether this is a failure (not a refusal).
+    #[must_use]
+    pub fn is_error(&self) -> bool {
+        matches!(
+            self,
+            ProxyError::UpstreamDown
+                | ProxyError::UpstreamTimeout
+                | ProxyError::UpstreamInvalid(_)
+                | ProxyError::UpstreamStatus(_)
+                | ProxyError::Unavailable
+        )
+    }
+}
+
+impl IntoResponse for ProxyError {
+    fn into_response(self) -> Response {
+        let (status, code, text) = match &self {
+            ProxyError::InvalidToken => (
+                StatusCode::UNAUTHORIZED,
+                "login",
+                "a valid access token is required",
+            ),
+            ProxyError::Denied(_) | ProxyError::Refused => {
+                (StatusCode::FORBIDDEN, "forbidden", "access refused")
+            }
+            ProxyError::Malformed(_) => (StatusCode::BAD_REQUEST, "invalid", "malformed request"),
+            ProxyError::TooLarge => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too-costly",
+                "request too large",
+            ),
+            ProxyError::UpstreamDown | ProxyError::UpstreamInvalid(_) => (
+                StatusCode::BAD_GATEWAY,
+                "exception",
+                "the source system could not be reached",
+            ),
+            ProxyError::UpstreamTimeout => (
+                StatusCode::GATEWAY_TIMEOUT,
+                "timeout",
+                "the source system did not answer in time",
+            ),
+            ProxyError::UpstreamStatus(s) => (
+                StatusCode::from_u16(*s).unwrap_or(StatusCode::BAD_GATEWAY),
+                "exception",
+                "an error occurred",
+            ),
+            ProxyError::Unavailable => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "transient",
+                "service temporarily unavailable",
+            ),
+        };
+        let mut response = (
+            status,
+            [
+                (header::CONTENT_TYPE, "application/fhir+json"),
+                (header::CACHE_CONTROL, "no-store"),
+            ],
+            crate::proxy::fhir::operation_outcome(code, text).to_string(),
+        )
+            .into_response();
+        if self == ProxyError::InvalidToken {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Bearer error=\"invalid_token\""),
+            );
+        }
+        response
+    }
+}

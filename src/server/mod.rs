@@ -38,6 +38,10 @@ pub struct AppState {
     pub verifier: Arc<Verifier>,
     /// The token endpoint and token lookups.
     pub tokens: crate::oauth::TokenService,
+    /// The NEN 7513 audit log writer.
+    pub audit: crate::audit::AuditLog,
+    /// The HTTP client for the source system (pooled keep-alive connections).
+    pub upstream: reqwest::Client,
     /// Revoked credential ids, followed from the store.
     pub revocations: RevocationSet,
     /// The store.
@@ -122,9 +126,22 @@ pub async fn build_state(config: Config) -> Result<Arc<AppState>, StartError> {
         ),
     });
     tokio::spawn(purge(store.clone(), clock.clone()));
+    let upstream = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .connect_timeout(std::time::Duration::from_secs(5))
+        .timeout(config.upstream_timeout)
+        .pool_idle_timeout(std::time::Duration::from_secs(60))
+        .build()
+        .map_err(|e| StartError::Bind {
+            addr: config.public_addr,
+            reason: format!("upstream client: {e}"),
+        })?;
     Ok(Arc::new(AppState {
         verifier,
         tokens,
+        audit: crate::audit::AuditLog::spawn(store.clone()),
+        upstream,
         custodian: Custodian {
             identity: Arc::new(identity),
             store: store.clone(),
@@ -137,6 +154,22 @@ pub async fn build_state(config: Config) -> Result<Arc<AppState>, StartError> {
         clock,
         config,
     }))
+}
+
+/// RFC 3339 UTC with milliseconds, as audit records carry it.
+#[must_use]
+pub fn audit_time(t: time::OffsetDateTime) -> String {
+    let t = t.to_offset(time::UtcOffset::UTC);
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second(),
+        t.millisecond()
+    )
 }
 
 /// Forgets expired `jti`s and tokens once a minute.

@@ -21,6 +21,7 @@ use serde_json::{json, Value};
 use super::admin_api::read_body;
 use super::error::ApiError;
 use super::AppState;
+use crate::audit::{AuditRecord, AuditUser};
 use crate::oauth::grant::GrantError;
 use crate::oauth::{JWT_BEARER, TOKEN_PATH};
 
@@ -78,14 +79,71 @@ fn token_params(headers: &HeaderMap, body: &[u8]) -> Result<HashMap<String, Stri
     Ok(params)
 }
 
-/// `POST /n2n/auth/v1/accesstoken`.
-pub async fn token(
-    State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
-    body: Body,
-) -> Result<Response, ApiError> {
-    let bytes = read_body(body, state.config.max_body_bytes).await?;
-    let params = token_params(&headers, &bytes)?;
+/// `POST /n2n/auth/v1/accesstoken`. Every request, issued or refused, gets an audit record,
+/// durable before the answer leaves.
+pub async fn token(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let mut record = AuditRecord {
+        time: super::audit_time(state.clock.now()),
+        request_id: request_id.clone(),
+        kind: "token".into(),
+        requester: String::new(),
+        user: None,
+        purpose: String::new(),
+        bsn: String::new(),
+        method: "POST".into(),
+        path: TOKEN_PATH.into(),
+        decision: "deny".into(),
+        rule: String::new(),
+        status: 0,
+        upstream_status: None,
+    };
+    let outcome = match read_body(body, state.config.max_body_bytes).await {
+        Ok(bytes) => issue(&state, &headers, &bytes, &mut record).await,
+        Err(e) => Err(e),
+    };
+    let response = match outcome {
+        Ok((answer, ctx)) => {
+            record.decision = "permit".into();
+            record.rule = "token-issued".into();
+            record.requester.clone_from(&ctx.record.requester);
+            record.purpose.clone_from(&ctx.record.purpose);
+            record.bsn.clone_from(&ctx.record.bsn);
+            record.user = ctx.user.as_ref().map(|u| AuditUser {
+                uzi: u.uzi.clone(),
+                name: u.name.clone(),
+                role: u.role.clone(),
+            });
+            (
+                StatusCode::OK,
+                [
+                    (header::CACHE_CONTROL, "no-store"),
+                    (header::PRAGMA, "no-cache"),
+                ],
+                Json(answer),
+            )
+                .into_response()
+        }
+        Err(e) => {
+            record.rule = e.to_string();
+            e.into_response()
+        }
+    };
+    record.status = response.status().as_u16();
+    if let Err(e) = state.audit.write(record).await {
+        tracing::error!(error = %e, request_id, "audit log unavailable: refusing to answer");
+        return ApiError::Grant(GrantError::Unavailable(e.to_string())).into_response();
+    }
+    response
+}
+
+async fn issue(
+    state: &AppState,
+    headers: &HeaderMap,
+    bytes: &[u8],
+    record: &mut AuditRecord,
+) -> Result<(crate::oauth::TokenResponse, Arc<crate::oauth::TokenContext>), ApiError> {
+    let params = token_params(headers, bytes)?;
     match params.get("grant_type").map(String::as_str) {
         None => return Err(GrantError::InvalidRequest("grant_type is missing".into()).into()),
         Some(JWT_BEARER) => {}
@@ -95,17 +153,21 @@ pub async fn token(
         .get("assertion")
         .filter(|a| !a.is_empty())
         .ok_or_else(|| GrantError::InvalidRequest("assertion is missing".into()))?;
-    let answer = state.tokens.issue(assertion).await?;
-    tracing::info!(expires_in = answer.expires_in, "access token issued");
-    Ok((
-        StatusCode::OK,
-        [
-            (header::CACHE_CONTROL, "no-store"),
-            (header::PRAGMA, "no-cache"),
-        ],
-        Json(answer),
-    )
-        .into_response())
+    // For the audit record of a refused grant: who it claims to be from (unverified).
+    if let Ok(jws) = crate::jose::parse(assertion) {
+        let claim = |k: &str| {
+            jws.claims
+                .get(k)
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .chars()
+                .take(256)
+                .collect::<String>()
+        };
+        record.requester = claim("iss");
+        record.purpose = claim("purposeOfUse");
+    }
+    Ok(state.tokens.issue(assertion).await?)
 }
 
 /// `GET /.well-known/oauth-authorization-server` (RFC 8414).

@@ -1,5 +1,5 @@
-//! The public listener: the token endpoint, RFC 8414 metadata and our DID document at its
-//! `did:web` location. The proxy joins it in the next wave. Everything else is 404 (default deny).
+//! The public listener: the token endpoint, RFC 8414 metadata, our DID document at its `did:web`
+//! location, and everything else through the proxy (which refuses what no policy allows).
 
 use std::sync::Arc;
 
@@ -41,7 +41,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         }
     }
     router
-        .fallback(|| async { ApiError::NotFound })
+        // Everything else is a request for the source system: the proxy decides.
+        .fallback(crate::proxy::handle)
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .with_state(state)
 }

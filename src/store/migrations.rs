@@ -9,6 +9,7 @@ use super::StoreError;
 const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0001_credentials.sql"),
     include_str!("../../migrations/0002_tokens.sql"),
+    include_str!("../../migrations/0003_audit.sql"),
 ];
 
 /// The schema version this binary writes.

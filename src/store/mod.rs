@@ -178,6 +178,41 @@ pub struct UsedJti {
     pub expires_at: i64,
 }
 
+/// The hash before the first audit record.
+pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// One stored audit record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditRow {
+    /// 1, 2, 3, ... without gaps.
+    pub seq: i64,
+    /// Time (unix seconds), for filtering.
+    pub time_unix: i64,
+    /// Requester DID, for filtering.
+    pub requester: String,
+    /// Patient BSN (may be empty), for filtering.
+    pub bsn: String,
+    /// The record as canonical JSON.
+    pub record: String,
+    /// Hash of the previous record.
+    pub prev_hash: String,
+    /// SHA-256 of `prev_hash`, a newline and `record`, hex.
+    pub hash: String,
+}
+
+/// Audit export filters.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    /// From (unix seconds, inclusive).
+    pub since: Option<i64>,
+    /// Until (unix seconds, exclusive).
+    pub until: Option<i64>,
+    /// Patient.
+    pub bsn: Option<String>,
+    /// Requester DID.
+    pub requester: Option<String>,
+}
+
 /// The database.
 #[derive(Clone, Debug)]
 pub struct Store {
@@ -447,6 +482,116 @@ impl Store {
             .fetch_one(&self.pool)
             .await?
             .try_get(0)?)
+    }
+
+    /// Remembers that a token may access these Patient ids.
+    pub async fn add_token_patients(
+        &self,
+        hash: &str,
+        patients: &[String],
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        for p in patients {
+            sqlx::query("INSERT INTO token_patients (hash, patient_id) VALUES ($1, $2) ON CONFLICT (hash, patient_id) DO NOTHING")
+                .bind(hash)
+                .bind(p)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The Patient ids a token may access.
+    pub async fn token_patients(&self, hash: &str) -> Result<Vec<String>, StoreError> {
+        let rows = sqlx::query("SELECT patient_id FROM token_patients WHERE hash = $1")
+            .bind(hash)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(|r| Ok(r.try_get(0)?)).collect()
+    }
+
+    /// The last audit record's sequence number and hash (`0` and the genesis hash when empty).
+    pub async fn audit_head(&self) -> Result<(i64, String), StoreError> {
+        let row = sqlx::query("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(match row {
+            Some(r) => (r.try_get(0)?, r.try_get(1)?),
+            None => (0, GENESIS_HASH.to_owned()),
+        })
+    }
+
+    /// Appends audit rows in one transaction. A sequence number taken by another writer is a
+    /// [`StoreError::Conflict`] and appends nothing.
+    pub async fn append_audit(&self, rows: &[AuditRow]) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        for r in rows {
+            sqlx::query(
+                "INSERT INTO audit_log (seq, time_unix, requester, bsn, record, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(r.seq)
+            .bind(r.time_unix)
+            .bind(&r.requester)
+            .bind(&r.bsn)
+            .bind(&r.record)
+            .bind(&r.prev_hash)
+            .bind(&r.hash)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Audit rows in sequence order, filtered (all optional).
+    pub async fn audit_rows(&self, filter: &AuditFilter) -> Result<Vec<AuditRow>, StoreError> {
+        let mut sql = "SELECT seq, time_unix, requester, bsn, record, prev_hash, hash FROM audit_log WHERE 1 = 1".to_owned();
+        let mut n = 0;
+        let mut next = || {
+            n += 1;
+            n
+        };
+        if filter.since.is_some() {
+            sql.push_str(&format!(" AND time_unix >= ${}", next()));
+        }
+        if filter.until.is_some() {
+            sql.push_str(&format!(" AND time_unix < ${}", next()));
+        }
+        if filter.bsn.is_some() {
+            sql.push_str(&format!(" AND bsn = ${}", next()));
+        }
+        if filter.requester.is_some() {
+            sql.push_str(&format!(" AND requester = ${}", next()));
+        }
+        sql.push_str(" ORDER BY seq");
+        let mut q = sqlx::query(&sql);
+        if let Some(v) = filter.since {
+            q = q.bind(v);
+        }
+        if let Some(v) = filter.until {
+            q = q.bind(v);
+        }
+        if let Some(v) = &filter.bsn {
+            q = q.bind(v);
+        }
+        if let Some(v) = &filter.requester {
+            q = q.bind(v);
+        }
+        let rows = q.fetch_all(&self.pool).await?;
+        rows.iter()
+            .map(|r| {
+                Ok(AuditRow {
+                    seq: r.try_get(0)?,
+                    time_unix: r.try_get(1)?,
+                    requester: r.try_get(2)?,
+                    bsn: r.try_get(3)?,
+                    record: r.try_get(4)?,
+                    prev_hash: r.try_get(5)?,
+                    hash: r.try_get(6)?,
+                })
+            })
+            .collect()
     }
 
     /// Whether the database answers.

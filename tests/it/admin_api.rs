@@ -359,15 +359,11 @@ async fn admin_api_end_to_end() {
     let (_, revoked) = get(&c, &url("/internal/credentials?status=revoked")).await;
     assert_eq!(revoked["credentials"][0]["id"], json!(id));
 
-    // The public listener answers nothing it does not know.
+    // On the public listener the admin API does not exist: it is a proxied request, and without
+    // a token that is 401.
     let (s, v) = get(&c, &server.public_url("/internal/credentials")).await;
-    assert_eq!(
-        (s, v),
-        (
-            StatusCode::NOT_FOUND,
-            refusal("not_found", "no such endpoint")
-        )
-    );
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    assert_eq!(v["resourceType"], "OperationOutcome");
 }
 
 #[tokio::test]
@@ -427,5 +423,9 @@ async fn serve_publishes_the_did_web_document_on_the_public_listener() {
         &server.public_url("/.well-known/did.json"),
     )
     .await;
-    assert_eq!(s, StatusCode::NOT_FOUND);
+    assert_eq!(
+        s,
+        StatusCode::UNAUTHORIZED,
+        "not our did.json path: a proxied request"
+    );
 }

@@ -8,6 +8,7 @@ mod did_web;
 mod examples;
 mod interop_python;
 mod nuts_fixtures;
+mod proxy;
 mod robustness;
 mod store;
 mod support;

@@ -15,7 +15,7 @@ use poortwachter::{did, jose};
 
 use super::support::{enc, repo, Instance, Server};
 
-const PURPOSE: &str = "zorginzage-thuiszorgdossier-door-huisarts";
+pub(super) const PURPOSE: &str = "zorginzage-thuiszorgdossier-door-huisarts";
 const PUBLIC_URL: &str = "https://zorg.example.nl";
 const AUD: &str = "https://zorg.example.nl/n2n/auth/v1/accesstoken";
 
@@ -25,16 +25,16 @@ fn did_of(inst: &Instance) -> String {
 }
 
 /// A custodian (serving) and a requester (a data dir with its own did:key).
-struct Setup {
-    custodian: Instance,
-    custodian_did: String,
-    requester: Instance,
-    requester_did: String,
-    requester_key: SigningKey,
-    requester_kid: String,
-    server: Server,
-    credential: Value,
-    credential_file: std::path::PathBuf,
+pub(super) struct Setup {
+    pub(super) custodian: Instance,
+    pub(super) custodian_did: String,
+    pub(super) requester: Instance,
+    pub(super) requester_did: String,
+    pub(super) requester_key: SigningKey,
+    pub(super) requester_kid: String,
+    pub(super) server: Server,
+    pub(super) credential: Value,
+    pub(super) credential_file: std::path::PathBuf,
 }
 
 fn policies_with_second_purpose(dir: &std::path::Path) -> std::path::PathBuf {
@@ -54,7 +54,7 @@ fn policies_with_second_purpose(dir: &std::path::Path) -> std::path::PathBuf {
     p
 }
 
-fn setup(extra_config: &str) -> Setup {
+pub(super) fn setup(extra_config: &str) -> Setup {
     let custodian =
         Instance::with_config(&format!("public_url = \"{PUBLIC_URL}\"\n{extra_config}"));
     let policies = policies_with_second_purpose(custodian.dir.path());
@@ -93,7 +93,7 @@ fn setup(extra_config: &str) -> Setup {
 }
 
 impl Setup {
-    fn claims(&self) -> Value {
+    pub(super) fn claims(&self) -> Value {
         let now = OffsetDateTime::now_utc().unix_timestamp();
         json!({
             "iss": self.requester_did, "sub": self.custodian_did, "aud": AUD,
@@ -103,15 +103,15 @@ impl Setup {
         })
     }
 
-    fn grant(&self, claims: &Value) -> String {
+    pub(super) fn grant(&self, claims: &Value) -> String {
         jose::sign(claims, &self.requester_key, &self.requester_kid).unwrap()
     }
 
-    fn endpoint(&self) -> String {
+    pub(super) fn endpoint(&self) -> String {
         self.server.public_url("/n2n/auth/v1/accesstoken")
     }
 
-    async fn post_grant(&self, assertion: &str) -> (StatusCode, Value) {
+    pub(super) async fn post_grant(&self, assertion: &str) -> (StatusCode, Value) {
         let r = reqwest::Client::new()
             .post(self.endpoint())
             .form(&[
@@ -125,7 +125,7 @@ impl Setup {
         (status, r.json().await.unwrap_or(Value::Null))
     }
 
-    async fn introspect(&self, token: &str) -> Value {
+    pub(super) async fn introspect(&self, token: &str) -> Value {
         reqwest::Client::new()
             .post(
                 self.server
@@ -140,7 +140,7 @@ impl Setup {
             .unwrap()
     }
 
-    async fn verify_status(&self, token: &str) -> StatusCode {
+    pub(super) async fn verify_status(&self, token: &str) -> StatusCode {
         reqwest::Client::new()
             .head(
                 self.server
@@ -154,7 +154,7 @@ impl Setup {
     }
 
     /// A credential signed with the custodian's own key, changed by `edit` (not stored).
-    fn custodian_signed(&self, edit: impl FnOnce(&mut Map<String, Value>)) -> Value {
+    pub(super) fn custodian_signed(&self, edit: impl FnOnce(&mut Map<String, Value>)) -> Value {
         let key =
             SigningKey::load(&self.custodian.data_dir().join("keys/signing-key.pem")).unwrap();
         let mut c = self.credential.as_object().unwrap().clone();
@@ -172,7 +172,7 @@ impl Setup {
         .unwrap()
     }
 
-    fn token_count(&self) -> i64 {
+    pub(super) fn token_count(&self) -> i64 {
         let url = format!(
             "sqlite://{}?mode=rw",
             self.custodian.data_dir().join("poortwachter.db").display()
@@ -633,7 +633,11 @@ async fn authorization_server_metadata() {
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    assert_eq!(
+        r.status(),
+        StatusCode::UNAUTHORIZED,
+        "not on the public listener: a proxied request without a token"
+    );
     let r = reqwest::Client::new()
         .post(
             s.server

@@ -1,0 +1,342 @@
+//! The NEN 7513 audit log: one record per token request and per proxied request, allowed or not.
+//! Append-only and hash-chained (each record holds the SHA-256 of the previous one), written by
+//! one group-commit task: records that arrive together share a transaction and a sync, and each
+//! caller is answered only when its record is durable. If the store fails, callers get an error
+//! and must not answer the client (fail closed).
+//!
+//! **Invariant:** only the writer task appends; `verify` finds a changed, inserted or deleted
+//! record (a missing last record cannot be seen from the chain alone: compare the head hash with
+//! one kept elsewhere).
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::store::{AuditRow, Store, StoreError, GENESIS_HASH};
+
+/// Most records per transaction.
+const MAX_BATCH: usize = 512;
+
+/// The user, as the requester vouched for it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditUser {
+    /// UZI number.
+    pub uzi: String,
+    /// Name.
+    pub name: String,
+    /// Role code.
+    pub role: String,
+}
+
+/// What happened. Field order is the canonical JSON order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditRecord {
+    /// RFC 3339 UTC with milliseconds.
+    pub time: String,
+    /// Request id (also sent to the source system as `X-Poortwachter-Request-Id`).
+    pub request_id: String,
+    /// `token` or `proxy`.
+    pub kind: String,
+    /// Requester DID (for a refused grant: the claimed `iss`, if any).
+    pub requester: String,
+    /// The user.
+    pub user: Option<AuditUser>,
+    /// purposeOfUse.
+    pub purpose: String,
+    /// The patient's BSN (empty when unknown).
+    pub bsn: String,
+    /// HTTP method.
+    pub method: String,
+    /// Path with query, BSN-like numbers removed.
+    pub path: String,
+    /// `permit`, `deny` or `error`.
+    pub decision: String,
+    /// The rule that decided, or the reason.
+    pub rule: String,
+    /// Status answered to the client.
+    pub status: u16,
+    /// Status the source system answered, if it was asked.
+    pub upstream_status: Option<u16>,
+}
+
+/// Chain hash of a record: SHA-256 of the previous hash, a newline and the record JSON, hex.
+#[must_use]
+pub fn chain_hash(prev_hash: &str, record_json: &str) -> String {
+    let mut h = Sha256::new();
+    h.update(prev_hash.as_bytes());
+    h.update(b"\n");
+    h.update(record_json.as_bytes());
+    hex::encode(h.finalize())
+}
+
+/// Replaces every run of 8 or 9 digits that passes the BSN 11-check with `***`, so no BSN ends
+/// up in a logged path.
+#[must_use]
+pub fn redact_bsns(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = String::with_capacity(s.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i].is_ascii_digit() {
+            let start = i;
+            while i < bytes.len() && bytes[i].is_ascii_digit() {
+                i += 1;
+            }
+            let run = &s[start..i];
+            if crate::bsn::Bsn::parse(run).is_ok() {
+                out.push_str("***");
+            } else {
+                out.push_str(run);
+            }
+        } else {
+            let ch = s[i..].chars().next().unwrap_or('\u{fffd}');
+            out.push(ch);
+            i += ch.len_utf8();
+        }
+    }
+    out
+}
+
+type Job = (AuditRecord, oneshot::Sender<Result<(), StoreError>>);
+
+/// Handle to the audit writer task.
+#[derive(Clone, Debug)]
+pub struct AuditLog {
+    tx: mpsc::Sender<Job>,
+}
+
+impl AuditLog {
+    /// Starts the writer on `store`.
+    #[must_use]
+    pub fn spawn(store: Store) -> Self {
+        let (tx, rx) = mpsc::channel(8192);
+        tokio::spawn(writer(store, rx));
+        Self { tx }
+    }
+
+    /// Appends `record`; returns when it is durable.
+    pub async fn write(&self, record: AuditRecord) -> Result<(), StoreError> {
+        let (done, answer) = oneshot::channel();
+        self.tx
+            .send((record, done))
+            .await
+            .map_err(|_| StoreError::Unavailable("audit writer stopped".into()))?;
+        answer
+            .await
+            .map_err(|_| StoreError::Unavailable("audit writer stopped".into()))?
+    }
+}
+
+async fn writer(store: Store, mut rx: mpsc::Receiver<Job>) {
+    let mut head: Option<(i64, String)> = None;
+    while let Some(first) = rx.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let mut result = Err(StoreError::Unavailable("not attempted".into()));
+        // Another writer (a replica) may have appended meanwhile: re-read the head and retry.
+        for _ in 0..5 {
+            let (seq, hash) = match head.take() {
+                Some(h) => h,
+                None => match store.audit_head().await {
+                    Ok(h) => h,
+                    Err(e) => {
+                        result = Err(e);
+                        break;
+                    }
+                },
+            };
+            let (rows, new_head) = chain(seq, &hash, batch.iter().map(|(r, _)| r));
+            match store.append_audit(&rows).await {
+                Ok(()) => {
+                    head = Some(new_head);
+                    result = Ok(());
+                    break;
+                }
+                Err(StoreError::Conflict) => {}
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
+            }
+        }
+        for (_, done) in batch {
+            let _ = done.send(match &result {
+                Ok(()) => Ok(()),
+                Err(e) => Err(StoreError::Unavailable(e.to_string())),
+            });
+        }
+    }
+}
+
+fn chain<'a>(
+    mut seq: i64,
+    prev: &str,
+    records: impl Iterator<Item = &'a AuditRecord>,
+) -> (Vec<AuditRow>, (i64, String)) {
+    let mut prev = prev.to_owned();
+    let mut rows = Vec::new();
+    for r in records {
+        seq += 1;
+        let record = serde_json::to_string(r).unwrap_or_default();
+        let hash = chain_hash(&prev, &record);
+        let time_unix =
+            time::OffsetDateTime::parse(&r.time, &time::format_description::well_known::Rfc3339)
+                .map_or(0, time::OffsetDateTime::unix_timestamp);
+        rows.push(AuditRow {
+            seq,
+            time_unix,
+            requester: r.requester.clone(),
+            bsn: r.bsn.clone(),
+            record,
+            prev_hash: prev.clone(),
+            hash: hash.clone(),
+        });
+        prev = hash;
+    }
+    (rows, (seq, prev))
+}
+
+/// What `verify` found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChainReport {
+    /// Every record is in place: count and head hash.
+    Intact {
+        /// Records.
+        records: usize,
+        /// The last hash.
+        head: String,
+    },
+    /// The first problem.
+    Broken {
+        /// The sequence number where the chain breaks.
+        seq: i64,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// Checks the chain: sequence without gaps from 1, each `prev_hash` the previous `hash`, each
+/// hash recomputed from its record, filter columns equal to the record.
+#[must_use]
+pub fn verify(rows: &[AuditRow]) -> ChainReport {
+    let mut prev = GENESIS_HASH.to_owned();
+    for (i, row) in rows.iter().enumerate() {
+        let expected_seq = i as i64 + 1;
+        if row.seq != expected_seq {
+            return ChainReport::Broken {
+                seq: expected_seq,
+                reason: format!(
+                    "record {expected_seq} is missing (next present is {})",
+                    row.seq
+                ),
+            };
+        }
+        if row.prev_hash != prev {
+            return ChainReport::Broken {
+                seq: row.seq,
+                reason: "prev_hash does not match the previous record (a record before it was changed or removed)".into(),
+            };
+        }
+        if chain_hash(&row.prev_hash, &row.record) != row.hash {
+            return ChainReport::Broken {
+                seq: row.seq,
+                reason: "hash does not match the record (the record was changed)".into(),
+            };
+        }
+        let consistent = serde_json::from_str::<AuditRecord>(&row.record)
+            .is_ok_and(|r| r.requester == row.requester && r.bsn == row.bsn);
+        if !consistent {
+            return ChainReport::Broken {
+                seq: row.seq,
+                reason: "the requester or bsn column differs from the record".into(),
+            };
+        }
+        prev = row.hash.clone();
+    }
+    ChainReport::Intact {
+        records: rows.len(),
+        head: prev,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(n: u32) -> AuditRecord {
+        AuditRecord {
+            time: "2026-11-23T12:00:00.000Z".into(),
+            request_id: format!("r{n}"),
+            kind: "proxy".into(),
+            requester: "did:web:huisarts.example.nl".into(),
+            user: None,
+            purpose: "p".into(),
+            bsn: "999999990".into(),
+            method: "GET".into(),
+            path: "/Patient/1".into(),
+            decision: "permit".into(),
+            rule: "patient-read".into(),
+            status: 200,
+            upstream_status: Some(200),
+        }
+    }
+
+    #[test]
+    fn chain_verifies_and_detects_change_removal_and_reorder() {
+        let records: Vec<AuditRecord> = (1..=5).map(record).collect();
+        let (rows, (last, head)) = chain(0, GENESIS_HASH, records.iter());
+        assert_eq!(last, 5);
+        assert_eq!(verify(&rows), ChainReport::Intact { records: 5, head });
+
+        let mut changed = rows.clone();
+        changed[2].record = changed[2].record.replace("patient-read", "patient-raed");
+        assert!(matches!(
+            verify(&changed),
+            ChainReport::Broken { seq: 3, .. }
+        ));
+
+        let mut removed = rows.clone();
+        removed.remove(1);
+        assert!(
+            matches!(verify(&removed), ChainReport::Broken { seq: 2, ref reason } if reason.contains("missing"))
+        );
+
+        let mut rehashed = rows.clone();
+        rehashed[1].record = rehashed[1].record.replace("r2", "rX");
+        rehashed[1].hash = chain_hash(&rehashed[1].prev_hash, &rehashed[1].record);
+        assert!(
+            matches!(verify(&rehashed), ChainReport::Broken { seq: 3, .. }),
+            "a rehashed record breaks its successor"
+        );
+
+        let mut column = rows;
+        column[0].bsn = "123456782".into();
+        assert!(matches!(
+            verify(&column),
+            ChainReport::Broken { seq: 1, .. }
+        ));
+    }
+
+    #[test]
+    fn bsns_are_redacted_from_paths() {
+        assert_eq!(
+            redact_bsns("/Patient?identifier=http://fhir.nl/fhir/NamingSystem/bsn|999999990"),
+            "/Patient?identifier=http://fhir.nl/fhir/NamingSystem/bsn|***"
+        );
+        assert_eq!(
+            redact_bsns("/Patient/123456780"),
+            "/Patient/123456780",
+            "fails the 11-check: not a BSN"
+        );
+        assert_eq!(
+            redact_bsns("/Observation?_count=5&x=77461848"),
+            "/Observation?_count=5&x=***"
+        );
+        assert_eq!(redact_bsns("/é/1234"), "/é/1234");
+    }
+}

@@ -1,0 +1,94 @@
+//! `poortwachter audit verify | export`.
+
+use clap::Subcommand;
+
+use super::Context;
+use crate::audit::{verify, ChainReport};
+use crate::store::AuditFilter;
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum AuditCommand {
+    /// Check the hash chain; report the first changed, inserted or missing record (exit 1)
+    #[command(after_help = "Example:\n  poortwachter audit verify")]
+    Verify,
+    /// Write audit records as JSON lines
+    #[command(
+        after_help = "Example:\n  poortwachter audit export --since 2026-11-01 --bsn 999999990 > inzage.jsonl"
+    )]
+    Export {
+        /// From this date (YYYY-MM-DD, UTC) or RFC 3339 time, inclusive
+        #[arg(long)]
+        since: Option<String>,
+        /// Until this date or time, exclusive
+        #[arg(long)]
+        until: Option<String>,
+        /// Only this patient
+        #[arg(long)]
+        bsn: Option<String>,
+        /// Only this requester DID
+        #[arg(long)]
+        requester: Option<String>,
+    },
+}
+
+fn instant(flag: &str, s: &str) -> anyhow::Result<i64> {
+    if let Ok(t) = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339) {
+        return Ok(t.unix_timestamp());
+    }
+    let format = time::macros::format_description!("[year]-[month]-[day]");
+    let d = time::Date::parse(s, &format)
+        .map_err(|_| anyhow::anyhow!("{flag}: expected YYYY-MM-DD or an RFC 3339 time"))?;
+    Ok(d.midnight().assume_utc().unix_timestamp())
+}
+
+pub(crate) async fn run(ctx: &Context, cmd: AuditCommand) -> anyhow::Result<i32> {
+    let store = ctx.store().await?;
+    match cmd {
+        AuditCommand::Verify => {
+            let rows = store.audit_rows(&AuditFilter::default()).await?;
+            match verify(&rows) {
+                ChainReport::Intact { records, head } => {
+                    println!("audit log intact: {records} records, head {head}");
+                    Ok(0)
+                }
+                ChainReport::Broken { seq, reason } => {
+                    println!("audit log broken at record {seq}: {reason}");
+                    Ok(1)
+                }
+            }
+        }
+        AuditCommand::Export {
+            since,
+            until,
+            bsn,
+            requester,
+        } => {
+            let bsn = bsn
+                .map(|b| {
+                    crate::bsn::Bsn::parse(&b)
+                        .map(|b| b.as_str().to_owned())
+                        .map_err(|e| anyhow::anyhow!("--bsn: {e}"))
+                })
+                .transpose()?;
+            let filter = AuditFilter {
+                since: since
+                    .as_deref()
+                    .map(|s| instant("--since", s))
+                    .transpose()?,
+                until: until
+                    .as_deref()
+                    .map(|s| instant("--until", s))
+                    .transpose()?,
+                bsn,
+                requester,
+            };
+            for row in store.audit_rows(&filter).await? {
+                let mut v: serde_json::Value = serde_json::from_str(&row.record)?;
+                v["seq"] = row.seq.into();
+                v["hash"] = row.hash.into();
+                println!("{v}");
+            }
+            Ok(0)
+        }
+    }
+}

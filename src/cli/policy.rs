@@ -1,0 +1,101 @@
+//! `poortwachter policy check`: what the policy decides for a request, and which rule decided.
+
+use std::collections::HashSet;
+
+use clap::Subcommand;
+use serde_json::json;
+
+use super::Context;
+use crate::bsn::Bsn;
+use crate::policy::request::{decide, Decision, RequestShape, TokenScope};
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum PolicyCommand {
+    /// Decide one request under a purpose's policy (exit 0 permit, 1 deny)
+    #[command(
+        after_help = "Example:\n  poortwachter policy check --purpose zorginzage-thuiszorgdossier-door-huisarts --patient pat-1 \\\n      --request 'GET /Observation?patient=pat-1&_profile=http://nictiz.nl/fhir/StructureDefinition/zib-BodyWeight&_sort=-date&_count=5'"
+    )]
+    Check {
+        /// purposeOfUse
+        #[arg(long)]
+        purpose: String,
+        /// The request: 'METHOD /path?query'
+        #[arg(long)]
+        request: String,
+        /// Form body of a POST (e.g. identifier=http://fhir.nl/fhir/NamingSystem/bsn|999999990)
+        #[arg(long)]
+        form: Option<String>,
+        /// The token's BSN [default: 999999990]
+        #[arg(long, default_value = "999999990")]
+        bsn: String,
+        /// A Patient id the token may access (repeatable)
+        #[arg(long)]
+        patient: Vec<String>,
+        /// JSON output
+        #[arg(long)]
+        json: bool,
+    },
+    /// Load every policy file and report the first problem (exit 0 when all are valid)
+    Validate,
+}
+
+pub(crate) fn run(ctx: &Context, cmd: PolicyCommand) -> anyhow::Result<i32> {
+    let policies = ctx.policies()?;
+    let PolicyCommand::Check {
+        purpose,
+        request,
+        form,
+        bsn,
+        patient,
+        json,
+    } = cmd
+    else {
+        let purposes: Vec<&str> = policies.purposes().collect();
+        println!("valid: {}", purposes.join(", "));
+        return Ok(0);
+    };
+    let policy = policies.get(&purpose).ok_or_else(|| {
+        anyhow::anyhow!(
+            "no policy for purposeOfUse \"{}\"",
+            crate::policy::display_purpose(&purpose)
+        )
+    })?;
+    let (method, target) = request
+        .trim()
+        .split_once(' ')
+        .ok_or_else(|| anyhow::anyhow!("--request must look like 'GET /Observation?...'"))?;
+    let target = target.trim();
+    let (path, query) = match target.split_once('?') {
+        Some((p, q)) => (p, Some(q)),
+        None => (target, None),
+    };
+    // Reserved characters in values may be given unencoded; encode `|` the way clients do.
+    let query = query.map(|q| q.replace('|', "%7C"));
+    let form = form.map(|f| f.replace('|', "%7C"));
+    let bsn = Bsn::parse(&bsn).map_err(|e| anyhow::anyhow!("--bsn: {e}"))?;
+    let patients: HashSet<String> = patient.into_iter().collect();
+    let shape = RequestShape {
+        method,
+        path,
+        query: query.as_deref(),
+        form: form.as_deref().map(str::as_bytes),
+    };
+    let decision = decide(
+        &policy.rules,
+        &shape,
+        &TokenScope {
+            bsn: &bsn,
+            allowed_patients: &patients,
+        },
+    );
+    let (verdict, rule, code) = match &decision {
+        Decision::Permit(p) => ("permit", p.rule().to_owned(), 0),
+        Decision::Deny(r) => ("deny", r.clone(), 1),
+    };
+    if json {
+        println!("{}", json!({"decision": verdict, "rule": rule}));
+    } else {
+        println!("{verdict} ({rule})");
+    }
+    Ok(code)
+}

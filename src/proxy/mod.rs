@@ -1,0 +1,336 @@
+//! The proxy: everything on the public listener that is not the token endpoint or metadata is a
+//! request for the source system. It reaches the source system only with a live token and a
+//! [`Permit`] from the purpose's policy, and its answer reaches the client only when every
+//! resource in it belongs to the token's patient. Every request is audited, durably, before the
+//! answer leaves.
+//!
+//! **Invariant:** only this module talks to the upstream; [`forward`] takes a [`Permit`], which
+//! only the policy engine makes.
+
+pub mod fhir;
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, Request};
+use axum::response::{IntoResponse, Response};
+
+use crate::audit::{redact_bsns, AuditRecord, AuditUser};
+use crate::bsn::Bsn;
+use crate::oauth::TokenContext;
+use crate::policy::request::{decide, Decision, Permit, RequestShape, TokenScope};
+use crate::server::error::ProxyError;
+use crate::server::AppState;
+
+/// Client headers passed on to the source system; every other header is dropped.
+const PASSED_REQUEST_HEADERS: [HeaderName; 5] = [
+    header::ACCEPT,
+    header::CONTENT_TYPE,
+    header::IF_NONE_MATCH,
+    header::IF_MODIFIED_SINCE,
+    header::ACCEPT_LANGUAGE,
+];
+/// Source-system headers passed back to the client.
+const PASSED_RESPONSE_HEADERS: [HeaderName; 3] = [
+    header::ETAG,
+    header::LAST_MODIFIED,
+    header::CONTENT_LANGUAGE,
+];
+
+/// What the client receives when all went well.
+struct Answer {
+    status: u16,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+}
+
+/// The request path, top-down. Each step may end the request with a [`ProxyError`]; whatever
+/// the outcome, the audit record is written (durably) before the answer leaves.
+pub async fn handle(State(state): State<Arc<AppState>>, request: Request<Body>) -> Response {
+    // trace: a request id for the audit log, the source system and the client.
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let (parts, body) = request.into_parts();
+    let target = parts
+        .uri
+        .path_and_query()
+        .map_or("/", |pq| pq.as_str())
+        .to_owned();
+    let mut record = AuditRecord {
+        time: crate::server::audit_time(state.clock.now()),
+        request_id: request_id.clone(),
+        kind: "proxy".into(),
+        requester: String::new(),
+        user: None,
+        purpose: String::new(),
+        bsn: String::new(),
+        method: parts.method.to_string(),
+        path: redact_bsns(&target).chars().take(2048).collect(),
+        decision: "deny".into(),
+        rule: String::new(),
+        status: 0,
+        upstream_status: None,
+    };
+    let outcome = run(&state, &parts, body, &request_id, &mut record).await;
+    let response = match outcome {
+        Ok(answer) => {
+            record.decision = "permit".into();
+            let mut response = Response::new(Body::from(answer.body));
+            *response.status_mut() = axum::http::StatusCode::from_u16(answer.status)
+                .unwrap_or(axum::http::StatusCode::BAD_GATEWAY);
+            *response.headers_mut() = answer.headers;
+            response
+        }
+        Err(e) => {
+            if record.rule.is_empty() {
+                record.rule = e.audit_reason();
+            }
+            if e.is_error() {
+                record.decision = "error".into();
+            }
+            e.into_response()
+        }
+    };
+    record.status = response.status().as_u16();
+    // audit: durable before the answer leaves; no audit, no answer.
+    if let Err(e) = state.audit.write(record).await {
+        tracing::error!(error = %e, request_id, "audit log unavailable: refusing to answer");
+        return ProxyError::Unavailable.into_response();
+    }
+    let mut response = response;
+    if let Ok(v) = HeaderValue::from_str(&request_id) {
+        response.headers_mut().insert("x-request-id", v);
+    }
+    response
+}
+
+async fn run(
+    state: &AppState,
+    parts: &axum::http::request::Parts,
+    body: Body,
+    request_id: &str,
+    record: &mut AuditRecord,
+) -> Result<Answer, ProxyError> {
+    // authenticate: a live Bearer token (not expired, its credentials not revoked).
+    let token = bearer(&parts.headers).ok_or(ProxyError::InvalidToken)?;
+    let ctx = state
+        .tokens
+        .lookup(token)
+        .await
+        .map_err(|_| ProxyError::Unavailable)?
+        .ok_or(ProxyError::InvalidToken)?;
+    fill_from_token(record, &ctx);
+    // limits: the body, read whole up to the configured size.
+    let bytes = axum::body::to_bytes(body, state.config.max_body_bytes)
+        .await
+        .map_err(|_| ProxyError::TooLarge)?;
+    // authorize: the purpose's policy decides; a permit is the only way forward.
+    let policies = state.policies.borrow().clone();
+    let policy = policies
+        .get(&ctx.record.purpose)
+        .ok_or(ProxyError::Refused)?;
+    let permit = authorize(&policy.rules, parts, &bytes, &ctx)?;
+    record.rule = permit.rule().to_owned();
+    // forward: to the source system, with context headers from the token only.
+    let upstream = forward(state, &permit, parts, bytes, &ctx, request_id).await?;
+    record.upstream_status = Some(upstream.status);
+    // check response: every resource must belong to the token's patient.
+    check_response(
+        state,
+        &permit,
+        &policy.response.non_patient_resources,
+        &ctx,
+        upstream,
+        record,
+    )
+    .await
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
+}
+
+fn fill_from_token(record: &mut AuditRecord, ctx: &TokenContext) {
+    record.requester.clone_from(&ctx.record.requester);
+    record.purpose.clone_from(&ctx.record.purpose);
+    record.bsn.clone_from(&ctx.record.bsn);
+    record.user = ctx.user.as_ref().map(|u| AuditUser {
+        uzi: u.uzi.clone(),
+        name: u.name.clone(),
+        role: u.role.clone(),
+    });
+}
+
+fn authorize(
+    rules: &[crate::policy::request::Rule],
+    parts: &axum::http::request::Parts,
+    body: &[u8],
+    ctx: &TokenContext,
+) -> Result<Permit, ProxyError> {
+    let bsn = Bsn::parse(&ctx.record.bsn).map_err(|_| ProxyError::Refused)?;
+    let allowed = ctx.allowed_patients();
+    let is_form = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split(';').next().is_some_and(|t| {
+                t.trim()
+                    .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+            })
+        });
+    if !body.is_empty() && !is_form {
+        return Err(ProxyError::Malformed(
+            "only form-encoded request bodies are accepted",
+        ));
+    }
+    let shape = RequestShape {
+        method: parts.method.as_str(),
+        path: parts.uri.path(),
+        query: parts.uri.query(),
+        form: (parts.method == Method::POST).then_some(body),
+    };
+    match decide(
+        rules,
+        &shape,
+        &TokenScope {
+            bsn: &bsn,
+            allowed_patients: &allowed,
+        },
+    ) {
+        Decision::Permit(p) => Ok(p),
+        Decision::Deny(reason) => Err(ProxyError::Denied(reason)),
+    }
+}
+
+struct Upstream {
+    status: u16,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+}
+
+async fn forward(
+    state: &AppState,
+    _permit: &Permit,
+    parts: &axum::http::request::Parts,
+    body: axum::body::Bytes,
+    ctx: &TokenContext,
+    request_id: &str,
+) -> Result<Upstream, ProxyError> {
+    let base = state
+        .config
+        .upstream
+        .as_ref()
+        .ok_or(ProxyError::UpstreamDown)?;
+    let url = format!(
+        "{}{}",
+        base.as_str().trim_end_matches('/'),
+        parts.uri.path_and_query().map_or("/", |pq| pq.as_str())
+    );
+    let mut headers = HeaderMap::new();
+    for name in PASSED_REQUEST_HEADERS {
+        if let Some(v) = parts.headers.get(&name) {
+            headers.insert(name, v.clone());
+        }
+    }
+    let context = [
+        ("x-poortwachter-requester", ctx.record.requester.as_str()),
+        ("x-poortwachter-purpose", ctx.record.purpose.as_str()),
+        ("x-poortwachter-subject", ctx.record.bsn.as_str()),
+        (
+            "x-poortwachter-user",
+            ctx.user.as_ref().map_or("", |u| u.uzi.as_str()),
+        ),
+        ("x-poortwachter-request-id", request_id),
+    ];
+    for (name, value) in context {
+        if let Ok(v) = HeaderValue::from_str(value) {
+            headers.insert(HeaderName::from_static(name), v);
+        }
+    }
+    let response = state
+        .upstream
+        .request(parts.method.clone(), &url)
+        .headers(headers)
+        .body(body)
+        .send()
+        .await
+        .map_err(|e| {
+            if e.is_timeout() {
+                ProxyError::UpstreamTimeout
+            } else {
+                ProxyError::UpstreamDown
+            }
+        })?;
+    let status = response.status().as_u16();
+    let mut passed = HeaderMap::new();
+    for name in PASSED_RESPONSE_HEADERS {
+        if let Some(v) = response.headers().get(&name) {
+            passed.insert(name, v.clone());
+        }
+    }
+    let limit = state.config.max_upstream_body_bytes;
+    let mut response = response;
+    let mut buf = Vec::new();
+    loop {
+        match response.chunk().await {
+            Ok(Some(chunk)) => {
+                if buf.len() + chunk.len() > limit {
+                    return Err(ProxyError::UpstreamInvalid("upstream-answer-too-large"));
+                }
+                buf.extend_from_slice(&chunk);
+            }
+            Ok(None) => break,
+            Err(e) if e.is_timeout() => return Err(ProxyError::UpstreamTimeout),
+            Err(_) => return Err(ProxyError::UpstreamDown),
+        }
+    }
+    Ok(Upstream {
+        status,
+        headers: passed,
+        body: buf.into(),
+    })
+}
+
+async fn check_response(
+    state: &AppState,
+    permit: &Permit,
+    non_patient: &[String],
+    ctx: &TokenContext,
+    upstream: Upstream,
+    record: &mut AuditRecord,
+) -> Result<Answer, ProxyError> {
+    if !(200..300).contains(&upstream.status) {
+        // The source system's error detail stays here; the client learns only the status.
+        return Err(ProxyError::UpstreamStatus(upstream.status));
+    }
+    let json: serde_json::Value = serde_json::from_slice(&upstream.body)
+        .map_err(|_| ProxyError::UpstreamInvalid("upstream-answer-not-json"))?;
+    let learned = fhir::check_answer(&json, &ctx.record.bsn, &ctx.allowed_patients(), non_patient, permit.binds_patients())
+        .map_err(|m| {
+            record.rule = format!("{}; withheld: {}", permit.rule(), m.0);
+            tracing::warn!(reason = %m.0, "answer of the source system withheld: not of the token's patient");
+            ProxyError::Refused
+        })?;
+    state
+        .tokens
+        .bind_patients(ctx, &learned)
+        .await
+        .map_err(|_| ProxyError::Unavailable)?;
+    let mut headers = upstream.headers;
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/fhir+json"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(Answer {
+        status: upstream.status,
+        headers,
+        body: upstream.body,
+    })
+}

@@ -55,6 +55,7 @@ struct FileConfig {
     rate_limit_per_second: Option<u32>,
     rate_limit_burst: Option<u32>,
     upstream_timeout_ms: Option<u64>,
+    client_timeout_ms: Option<u64>,
     max_upstream_body_bytes: Option<usize>,
     #[serde(default)]
     did_web: DidWebFile,
@@ -110,6 +111,8 @@ pub struct Config {
     pub rate_limit_burst: u32,
     /// Time limit for one request to the source system (slower: 504).
     pub upstream_timeout: Duration,
+    /// Time a client has to send request headers, and its body (slower: connection closed / 408).
+    pub client_timeout: Duration,
     /// Largest answer accepted from the source system (larger: 502).
     pub max_upstream_body_bytes: usize,
 }
@@ -293,6 +296,9 @@ impl Config {
             resolver,
             rate_limit_per_second,
             rate_limit_burst,
+            client_timeout: Duration::from_millis(
+                file.client_timeout_ms.unwrap_or(30_000).clamp(100, 600_000),
+            ),
             upstream_timeout: Duration::from_millis(
                 file.upstream_timeout_ms
                     .unwrap_or(30_000)

@@ -121,9 +121,13 @@ async fn run(
         .ok_or(ProxyError::InvalidToken)?;
     fill_from_token(record, &ctx);
     // limits: the body, read whole up to the configured size.
-    let bytes = axum::body::to_bytes(body, state.config.max_body_bytes)
-        .await
-        .map_err(|_| ProxyError::TooLarge)?;
+    let bytes = tokio::time::timeout(
+        state.config.client_timeout,
+        axum::body::to_bytes(body, state.config.max_body_bytes),
+    )
+    .await
+    .map_err(|_| ProxyError::ClientTimeout)?
+    .map_err(|_| ProxyError::TooLarge)?;
     // authorize: the purpose's policy decides; a permit is the only way forward.
     let policies = state.policies.borrow().clone();
     let policy = policies

@@ -49,11 +49,22 @@ pub fn router(state: Arc<AppState>) -> Router {
         .with_state(state)
 }
 
-/// Reads a body up to `limit` bytes.
-pub async fn read_body(body: Body, limit: usize) -> Result<axum::body::Bytes, ApiError> {
-    axum::body::to_bytes(body, limit)
-        .await
-        .map_err(|_| ApiError::TooLarge(limit))
+/// Reads a body up to `limit` bytes, within the client time limit.
+pub async fn read_body(
+    state: &AppState,
+    body: Body,
+    limit: usize,
+) -> Result<axum::body::Bytes, ApiError> {
+    match tokio::time::timeout(
+        state.config.client_timeout,
+        axum::body::to_bytes(body, limit),
+    )
+    .await
+    {
+        Ok(Ok(bytes)) => Ok(bytes),
+        Ok(Err(_)) => Err(ApiError::TooLarge(limit)),
+        Err(_) => Err(ApiError::ClientTimeout),
+    }
 }
 
 fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
@@ -131,7 +142,7 @@ async fn issue(
     body: Body,
 ) -> Result<Response, ApiError> {
     require_json(&headers)?;
-    let bytes = read_body(body, state.config.max_body_bytes.min(64 * 1024)).await?;
+    let bytes = read_body(&state, body, state.config.max_body_bytes.min(64 * 1024)).await?;
     let input: IssueInput = parse_json(&bytes)?;
     let policies = state.policies.borrow().clone();
     let (credential, record) = state.custodian.issue(&input, &policies).await?;
@@ -182,7 +193,7 @@ async fn revoke(
     body: Body,
 ) -> Result<Response, ApiError> {
     require_json(&headers)?;
-    let bytes = read_body(body, 16 * 1024).await?;
+    let bytes = read_body(&state, body, 16 * 1024).await?;
     let input: RevokeInput = parse_json(&bytes)?;
     let outcome = state.custodian.revoke(&id, &input.reason).await?;
     // This instance applies its own revocation at once; others pick it up from the store.
@@ -219,7 +230,7 @@ async fn verify(
         }
     };
     require_json(&headers)?;
-    let bytes = read_body(body, crate::credential::MAX_CREDENTIAL_BYTES).await?;
+    let bytes = read_body(&state, body, crate::credential::MAX_CREDENTIAL_BYTES).await?;
     let policies = state.policies.borrow().clone();
     let vc = state
         .verifier

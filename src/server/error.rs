@@ -34,6 +34,9 @@ pub enum ApiError {
     /// Route exists, method does not.
     #[error("method not allowed")]
     MethodNotAllowed,
+    /// The client did not send its body in time.
+    #[error("request body not received in time")]
+    ClientTimeout,
     /// The token endpoint refused a grant (RFC 6749 §5.2).
     #[error(transparent)]
     Grant(#[from] GrantError),
@@ -63,6 +66,7 @@ impl ApiError {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "invalid_request")
             }
             ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "invalid_request"),
+            ApiError::ClientTimeout => (StatusCode::REQUEST_TIMEOUT, "invalid_request"),
             ApiError::Grant(g) => {
                 let (status, code) = g.oauth();
                 (
@@ -120,6 +124,8 @@ pub enum ProxyError {
     Malformed(&'static str),
     /// The request body is over the limit.
     TooLarge,
+    /// The client did not send its body in time.
+    ClientTimeout,
     /// The source system cannot be reached.
     UpstreamDown,
     /// The source system did not answer in time.
@@ -142,6 +148,7 @@ impl ProxyError {
             ProxyError::Refused => "refused".into(),
             ProxyError::Malformed(m) => format!("malformed: {m}"),
             ProxyError::TooLarge => "request-too-large".into(),
+            ProxyError::ClientTimeout => "client-timeout".into(),
             ProxyError::UpstreamDown => "upstream-unreachable".into(),
             ProxyError::UpstreamTimeout => "upstream-timeout".into(),
             ProxyError::UpstreamInvalid(m) => (*m).to_owned(),
@@ -167,6 +174,11 @@ impl ProxyError {
 impl IntoResponse for ProxyError {
     fn into_response(self) -> Response {
         let (status, code, text) = match &self {
+            ProxyError::ClientTimeout => (
+                StatusCode::REQUEST_TIMEOUT,
+                "timeout",
+                "request not received in time",
+            ),
             ProxyError::InvalidToken => (
                 StatusCode::UNAUTHORIZED,
                 "login",

@@ -6,6 +6,7 @@
 
 pub mod admin_api;
 pub mod error;
+mod listen;
 mod oauth_api;
 mod public;
 
@@ -210,26 +211,21 @@ pub async fn run(config: Config) -> Result<(), StartError> {
         "listening"
     );
     let (stop_tx, stop_rx) = watch::channel(false);
-    let shutdown = |mut rx: watch::Receiver<bool>| async move {
-        let _ = rx.wait_for(|stop| *stop).await;
-    };
-    let public_server = axum::serve(public, public::router(state.clone()))
-        .with_graceful_shutdown(shutdown(stop_rx.clone()));
-    let internal_server = axum::serve(internal, admin_api::router(state.clone()))
-        .with_graceful_shutdown(shutdown(stop_rx));
+    let timeout = state.config.client_timeout;
+    let public_server = listen::serve(
+        public,
+        public::router(state.clone()),
+        stop_rx.clone(),
+        timeout,
+    );
+    let internal_server =
+        listen::serve(internal, admin_api::router(state.clone()), stop_rx, timeout);
     let signals = async move {
         wait_for_signal().await;
         tracing::info!("shutting down");
         let _ = stop_tx.send(true);
     };
-    let (a, b, ()) = tokio::join!(
-        std::future::IntoFuture::into_future(public_server),
-        std::future::IntoFuture::into_future(internal_server),
-        signals
-    );
-    if let Err(e) = a.and(b) {
-        tracing::error!(error = %e, "listener failed");
-    }
+    tokio::join!(public_server, internal_server, signals);
     state.store.close().await;
     Ok(())
 }

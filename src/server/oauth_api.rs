@@ -98,7 +98,7 @@ pub async fn token(State(state): State<Arc<AppState>>, headers: HeaderMap, body:
         status: 0,
         upstream_status: None,
     };
-    let outcome = match read_body(body, state.config.max_body_bytes).await {
+    let outcome = match read_body(&state, body, state.config.max_body_bytes).await {
         Ok(bytes) => issue(&state, &headers, &bytes, &mut record).await,
         Err(e) => Err(e),
     };
@@ -201,7 +201,7 @@ pub async fn introspect(
             "application/x-www-form-urlencoded",
         ));
     }
-    let bytes = read_body(body, 16 * 1024).await?;
+    let bytes = read_body(&state, body, 16 * 1024).await?;
     let mut token = None;
     for (k, v) in url::form_urlencoded::parse(&bytes) {
         match k.as_ref() {

@@ -7,6 +7,7 @@ mod cli;
 mod did_web;
 mod examples;
 mod interop_python;
+mod limits;
 mod nuts_fixtures;
 mod proxy;
 mod robustness;

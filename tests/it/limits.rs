@@ -1,0 +1,89 @@
+//! Connection limits of the real server: slow headers are cut off, a slow body gets 408, HTTP/2
+//! works, and SIGTERM drains and exits 0.
+
+use std::io::{Read as _, Write as _};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use super::support::Instance;
+
+fn read_all(mut s: TcpStream) -> (String, Duration) {
+    let start = Instant::now();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    (String::from_utf8_lossy(&out).into_owned(), start.elapsed())
+}
+
+#[test]
+fn slow_clients_are_cut_off_and_sigterm_exits_cleanly() {
+    let inst = Instance::with_config("client_timeout_ms = 300");
+    let mut server = inst.serve();
+
+    // Headers never finished: the connection is closed after the time limit.
+    let mut s = TcpStream::connect(server.public).unwrap();
+    s.write_all(b"GET /Patient/1 HTTP/1.1\r\nHost: x\r\n")
+        .unwrap();
+    let (answer, took) = read_all(s);
+    assert!(took < Duration::from_secs(3), "cut off after {took:?}");
+    assert!(
+        answer.is_empty() || answer.starts_with("HTTP/1.1 408"),
+        "{answer:?}"
+    );
+
+    // A body that never completes: 408 from the token endpoint.
+    let mut s = TcpStream::connect(server.public).unwrap();
+    s.write_all(b"POST /n2n/auth/v1/accesstoken HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 100\r\n\r\ngrant_type").unwrap();
+    let (answer, took) = read_all(s);
+    assert!(took < Duration::from_secs(3), "answered after {took:?}");
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(
+        answer.contains(
+            r#"{"error":"invalid_request","error_description":"request body not received in time"}"#
+        ),
+        "{answer}"
+    );
+
+    // SIGTERM: exits 0.
+    let pid = server.child.id().to_string();
+    assert!(std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = server.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "did not exit after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http2_prior_knowledge_is_served() {
+    let inst = Instance::new();
+    let server = inst.serve();
+    let client = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
+    let r = client
+        .get(server.internal_url("/health"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.version(), reqwest::Version::HTTP_2);
+    assert_eq!(r.status(), reqwest::StatusCode::OK);
+    let r = client
+        .get(server.public_url("/Patient/1"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), reqwest::StatusCode::UNAUTHORIZED);
+}

@@ -10,6 +10,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod credential;
+pub mod demo;
 pub mod did;
 pub mod identity;
 pub mod jose;

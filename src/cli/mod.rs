@@ -3,6 +3,7 @@
 
 mod audit;
 mod credential;
+mod demo;
 mod did;
 mod init;
 mod policy;
@@ -61,6 +62,9 @@ struct GlobalArgs {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run everything in one process: sample source system, custodian, GP practice
+    #[command(after_help = "Example:\n  cargo run --release -- demo")]
+    Demo(demo::DemoArgs),
     /// Create the data dir, the signing key and the DID (idempotent)
     #[command(
         after_help = "Examples:\n  poortwachter init\n  poortwachter init --key-type ed25519\n  poortwachter init --did-method web --domain zorg.example.nl"
@@ -200,6 +204,7 @@ pub fn run() -> anyhow::Result<i32> {
     runtime.block_on(async move {
         match cli.command {
             Command::Init(args) => init::run(&ctx, &args),
+            Command::Demo(args) => demo::run(&ctx, &args).await,
             Command::Serve(args) => serve::run(ctx, args).await,
             Command::Did(cmd) => did::run(&ctx, cmd).await,
             Command::Credential(cmd) => credential::run(&ctx, cmd).await,

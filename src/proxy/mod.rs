@@ -111,6 +111,21 @@ async fn run(
     request_id: &str,
     record: &mut AuditRecord,
 ) -> Result<Answer, ProxyError> {
+    // limits: only origin-form targets over HTTP/1 (no absolute-form, no CONNECT tunnels), and
+    // only Content-Length framed bodies: a request with Transfer-Encoding is refused, which also
+    // refuses every Content-Length + Transfer-Encoding smuggling attempt (hyper drops the
+    // Content-Length of such a request before we see it).
+    let http1 = parts.version < axum::http::Version::HTTP_2;
+    if (http1 && (parts.uri.scheme().is_some() || parts.uri.authority().is_some()))
+        || parts.method == Method::CONNECT
+    {
+        return Err(ProxyError::Malformed(
+            "only origin-form request targets are accepted",
+        ));
+    }
+    if parts.headers.contains_key(header::TRANSFER_ENCODING) {
+        return Err(ProxyError::Malformed("Transfer-Encoding on a request"));
+    }
     // authenticate: a live Bearer token (not expired, its credentials not revoked).
     let token = bearer(&parts.headers).ok_or(ProxyError::InvalidToken)?;
     let ctx = state

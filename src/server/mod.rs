@@ -184,7 +184,8 @@ async fn purge(store: Store, clock: Arc<dyn Clock>) {
     }
 }
 
-async fn bind(addr: SocketAddr) -> Result<TcpListener, StartError> {
+/// Binds a listener.
+pub async fn bind(addr: SocketAddr) -> Result<TcpListener, StartError> {
     TcpListener::bind(addr).await.map_err(|e| StartError::Bind {
         addr,
         reason: e.to_string(),
@@ -193,9 +194,19 @@ async fn bind(addr: SocketAddr) -> Result<TcpListener, StartError> {
 
 /// Runs both listeners until a shutdown signal.
 pub async fn run(config: Config) -> Result<(), StartError> {
+    let public = bind(config.public_addr).await?;
+    let internal = bind(config.internal_addr).await?;
     let state = build_state(config).await?;
-    let public = bind(state.config.public_addr).await?;
-    let internal = bind(state.config.internal_addr).await?;
+    run_on(state, public, internal, wait_for_signal()).await
+}
+
+/// Serves `state` on already bound listeners until `stop` completes.
+pub async fn run_on(
+    state: Arc<AppState>,
+    public: TcpListener,
+    internal: TcpListener,
+    stop: impl std::future::Future<Output = ()>,
+) -> Result<(), StartError> {
     let public_addr = public.local_addr().map_err(|e| StartError::Bind {
         addr: state.config.public_addr,
         reason: e.to_string(),
@@ -221,7 +232,7 @@ pub async fn run(config: Config) -> Result<(), StartError> {
     let internal_server =
         listen::serve(internal, admin_api::router(state.clone()), stop_rx, timeout);
     let signals = async move {
-        wait_for_signal().await;
+        stop.await;
         tracing::info!("shutting down");
         let _ = stop_tx.send(true);
     };

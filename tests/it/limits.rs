@@ -87,3 +87,60 @@ async fn http2_prior_knowledge_is_served() {
         .unwrap();
     assert_eq!(r.status(), reqwest::StatusCode::UNAUTHORIZED);
 }
+
+/// Sends raw bytes, returns the status line (or "" when the server closed the connection).
+fn raw(addr: std::net::SocketAddr, request: &[u8]) -> String {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.write_all(request).unwrap();
+    let (answer, _) = read_all(s);
+    answer.lines().next().unwrap_or_default().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_http_is_refused_and_never_forwarded() {
+    use super::token::setup;
+    let backend = std::sync::Arc::new(poortwachter::demo::sample_fhir::Backend::default());
+    let upstream = poortwachter::demo::sample_fhir::start(backend.clone()).await;
+    let s = setup(&format!(
+        "upstream = \"{upstream}\"\nclient_timeout_ms = 1000\n"
+    ));
+    let (_, body) = s.post_grant(&s.grant(&s.claims())).await;
+    let token = body["access_token"].as_str().unwrap().to_owned();
+    let addr = s.server.public;
+    let auth = format!("Authorization: Bearer {token}\r\n");
+    let req = |line: &str, extra: &str| {
+        format!("{line}\r\nHost: x\r\n{auth}{extra}Connection: close\r\n\r\n").into_bytes()
+    };
+    let cases: Vec<(&str, Vec<u8>, &[&str])> = vec![
+        ("oversized header", req("GET /Patient/pat-1 HTTP/1.1", &format!("X-Big: {}\r\n", "a".repeat(512 * 1024))), &["HTTP/1.1 431", ""]),
+        ("invalid UTF-8 in the path", [b"GET /Patient/\xff\xfe HTTP/1.1\r\nHost: x\r\n".as_slice(), auth.as_bytes(), b"Connection: close\r\n\r\n"].concat(), &["HTTP/1.1 400", ""]),
+        ("invalid UTF-8, percent-encoded", req("GET /Patient/%ff%fe HTTP/1.1", ""), &["HTTP/1.1 403 Forbidden"]),
+        ("request smuggling", req("POST /Patient/_search HTTP/1.1", "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n"), &["HTTP/1.1 400", ""]),
+        ("absolute-form", req("GET http://evil.example/fhir/Patient/pat-1 HTTP/1.1", ""), &["HTTP/1.1 400 Bad Request"]),
+        ("CONNECT", req("CONNECT evil.example:443 HTTP/1.1", ""), &["HTTP/1.1 400 Bad Request"]),
+        ("unknown method", req("BREW /Patient/pat-1 HTTP/1.1", ""), &["HTTP/1.1 403 Forbidden"]),
+        ("TRACE", req("TRACE /Patient/pat-1 HTTP/1.1", ""), &["HTTP/1.1 403 Forbidden"]),
+    ];
+    for (name, bytes, allowed) in cases {
+        let status = tokio::task::spawn_blocking(move || raw(addr, &bytes))
+            .await
+            .unwrap();
+        assert!(
+            allowed
+                .iter()
+                .any(|a| status.starts_with(a) && (!a.is_empty() || status.is_empty())),
+            "{name}: {status:?}"
+        );
+    }
+    assert!(
+        backend.seen.lock().unwrap().is_empty(),
+        "nothing reached the source system"
+    );
+    // Still serving.
+    let r = reqwest::Client::new()
+        .get(s.server.internal_url("/health"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), reqwest::StatusCode::OK);
+}

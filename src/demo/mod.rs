@@ -1,0 +1,3 @@
+//! `poortwachter demo`: everything in one process, to see the product work.
+
+pub mod sample_fhir;

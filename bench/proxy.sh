@@ -1,0 +1,149 @@
+#!/usr/bin/env bash
+# Proxy benchmark (not a test): poortwachter against nginx, in one run on 127.0.0.1.
+#
+#   direct     wrk → nginx upstream (a ~2 KB FHIR searchset Bundle)
+#   nginx      wrk → nginx reverse proxy → upstream
+#   auth       wrk → nginx with auth_request → poortwachter's verify endpoint; → upstream
+#   pw         wrk → poortwachter (token, policy, patient check, audit) → upstream
+#
+# Same connections, threads, duration and path for each. Prints requests/s, p50 and p99, the
+# ratios, and poortwachter's peak RSS. Needs nginx and wrk (installed with apt-get if missing).
+# Usage: bash bench/proxy.sh [duration-seconds] [connections]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DURATION="${1:-10}"
+CONNS="${2:-32}"
+
+if ! command -v nginx >/dev/null || ! command -v wrk >/dev/null; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq && (apt-get install -y -qq nginx-light wrk || apt-get install -y -qq nginx wrk) >/dev/null
+fi
+cargo build --release --quiet
+BIN="$PWD/target/release/poortwachter"
+W=$(mktemp -d)
+chmod 755 "$W"   # nginx workers read the upstream body from here
+cleanup() {
+  [ -f "$W/nginx.pid" ] && kill "$(cat "$W/nginx.pid")" 2>/dev/null || true
+  [ -n "${PW_PID:-}" ] && kill "$PW_PID" 2>/dev/null || true
+  rm -rf "$W"
+}
+trap cleanup EXIT
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+UP=$(free_port); NGX=$(free_port); AUTH=$(free_port); PUB=$(free_port); INT=$(free_port)
+
+# The upstream body: a searchset Bundle with Observations of pat-1 (about 2 KB).
+python3 - "$W" <<'PY'
+import json, sys
+w = sys.argv[1]
+def obs(i):
+    return {"resourceType": "Observation", "id": f"pat-1-bw-{i}", "meta": {"profile": ["http://nictiz.nl/fhir/StructureDefinition/zib-BodyWeight"]},
+            "status": "final", "code": {"coding": [{"system": "http://loinc.org", "code": "29463-7", "display": "Body weight"}]},
+            "subject": {"reference": "Patient/pat-1"}, "effectiveDateTime": f"2026-11-{20-i:02d}T09:00:00+01:00",
+            "valueQuantity": {"value": 72.5 - i / 10, "unit": "kg", "system": "http://unitsofmeasure.org", "code": "kg"}}
+bundle = {"resourceType": "Bundle", "type": "searchset", "total": 5, "entry": [{"resource": obs(i)} for i in range(5)]}
+open(f"{w}/obs.json", "w").write(json.dumps(bundle))
+patient = {"resourceType": "Bundle", "type": "searchset", "total": 1, "entry": [{"resource": {"resourceType": "Patient", "id": "pat-1",
+           "identifier": [{"system": "http://fhir.nl/fhir/NamingSystem/bsn", "value": "999999990"}]}}]}
+open(f"{w}/patient.json", "w").write(json.dumps(patient))
+PY
+echo "upstream body: $(wc -c < "$W/obs.json") bytes"
+
+cat > "$W/nginx.conf" <<NGINX
+worker_processes 1;
+pid $W/nginx.pid;
+error_log $W/nginx-error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  upstream fhir { server 127.0.0.1:$UP; keepalive 64; }
+  upstream pw_internal { server 127.0.0.1:$INT; keepalive 64; }
+  server {
+    listen 127.0.0.1:$UP;
+    location = /fhir/Observation { default_type application/fhir+json; alias $W/obs.json; }
+    location = /fhir/Patient/_search { default_type application/fhir+json; return 200 '$(cat "$W/patient.json")'; }
+  }
+  server {
+    listen 127.0.0.1:$NGX;
+    location / { proxy_pass http://fhir/fhir/; proxy_http_version 1.1; proxy_set_header Connection ""; }
+  }
+  server {
+    listen 127.0.0.1:$AUTH;
+    location / {
+      auth_request /_verify;
+      proxy_pass http://fhir/fhir/; proxy_http_version 1.1; proxy_set_header Connection "";
+    }
+    location = /_verify {
+      internal;
+      proxy_pass http://pw_internal/internal/auth/v1/accesstoken/verify;
+      proxy_method HEAD; proxy_pass_request_body off; proxy_set_header Content-Length "";
+      proxy_http_version 1.1; proxy_set_header Connection "";
+    }
+  }
+}
+NGINX
+nginx -c "$W/nginx.conf" -p "$W"
+
+# poortwachter: custodian with a credential for a requester, and a token.
+cat > "$W/config.toml" <<TOML
+data_dir = "$W/custodian"
+policies_dir = "$PWD/policies"
+public_addr = "127.0.0.1:$PUB"
+internal_addr = "127.0.0.1:$INT"
+public_url = "http://127.0.0.1:$PUB"
+upstream = "http://127.0.0.1:$UP/fhir"
+log_format = "json"
+TOML
+CUSTODIAN=$("$BIN" --config "$W/config.toml" init 2>/dev/null)
+REQUESTER=$("$BIN" --config "$W/config.toml" --data-dir "$W/huisarts" init 2>/dev/null)
+"$BIN" --config "$W/config.toml" credential issue --subject-did "$REQUESTER" --bsn 999999990 \
+  --purpose zorginzage-thuiszorgdossier-door-huisarts --consent explicit > "$W/cred.json" 2>/dev/null
+RUST_LOG=warn "$BIN" --config "$W/config.toml" serve 2>"$W/pw.log" &
+PW_PID=$!
+for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$INT/health" >/dev/null && break; sleep 0.1; done
+TOKEN=$("$BIN" --config "$W/config.toml" --data-dir "$W/huisarts" token request --json \
+  --endpoint "http://127.0.0.1:$PUB/n2n/auth/v1/accesstoken" --custodian "$CUSTODIAN" \
+  --purpose zorginzage-thuiszorgdossier-door-huisarts --credential "$W/cred.json" \
+  --uzi 900012345 --name "Dr. A. Huisarts" --role 01.015 | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
+# The patient search binds pat-1 to the token.
+curl -sf -o /dev/null -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/x-www-form-urlencoded' \
+  --data 'identifier=http%3A%2F%2Ffhir.nl%2Ffhir%2FNamingSystem%2Fbsn%7C999999990' "http://127.0.0.1:$PUB/Patient/_search"
+
+Q='/Observation?patient=pat-1&_profile=http%3A%2F%2Fnictiz.nl%2Ffhir%2FStructureDefinition%2Fzib-BodyWeight&_sort=-date&_count=5'
+check() { local code; code=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $TOKEN" "$1"); [ "$code" = 200 ] || { echo "$1 answered $code"; exit 1; }; }
+check "http://127.0.0.1:$UP/fhir$Q"; check "http://127.0.0.1:$NGX$Q"; check "http://127.0.0.1:$AUTH$Q"; check "http://127.0.0.1:$PUB$Q"
+
+run() { # name url -> "rps p50ms p99ms"
+  wrk -t2 -c"$CONNS" -d"${DURATION}s" --latency -H "Authorization: Bearer $TOKEN" "$2" > "$W/$1.wrk"
+  python3 - "$W/$1.wrk" <<'PY'
+import re, sys
+t = open(sys.argv[1]).read()
+rps = float(re.search(r"Requests/sec:\s+([\d.]+)", t).group(1))
+def ms(p):
+    m = re.search(rf"^\s+{p}%\s+([\d.]+)(us|ms|s)\s*$", t, re.M)
+    v, u = float(m.group(1)), m.group(2)
+    return v / 1000 if u == "us" else v * 1000 if u == "s" else v
+non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", t)
+print(f"{rps:.0f} {ms(50):.3f} {ms(99):.3f} {non2xx.group(1) if non2xx else 0}")
+PY
+}
+printf '%-10s %10s %9s %9s %8s\n' setup 'req/s' 'p50 ms' 'p99 ms' 'non-2xx'
+declare -A R
+for s in direct nginx auth pw; do
+  case $s in direct) u="http://127.0.0.1:$UP/fhir$Q";; nginx) u="http://127.0.0.1:$NGX$Q";; auth) u="http://127.0.0.1:$AUTH$Q";; pw) u="http://127.0.0.1:$PUB$Q";; esac
+  R[$s]=$(run "$s" "$u")
+  read -r rps p50 p99 bad <<<"${R[$s]}"
+  printf '%-10s %10s %9s %9s %8s\n' "$s" "$rps" "$p50" "$p99" "$bad"
+done
+RSS=$(awk '/VmHWM/ {print $2}' "/proc/$PW_PID/status")
+python3 - "${R[direct]}" "${R[nginx]}" "${R[auth]}" "${R[pw]}" "$RSS" <<'PY'
+import sys
+d, n, a, p = ([float(x) for x in s.split()] for s in sys.argv[1:5])
+rss = int(sys.argv[5]) / 1024
+print()
+print(f"poortwachter / nginx+auth_request throughput  {p[0]/a[0]:.2f}x   (target >= 1.0)")
+print(f"poortwachter / plain nginx proxy throughput   {p[0]/n[0]:.2f}x   (target >= 0.8)")
+print(f"poortwachter added p99 over direct upstream  {p[2]-d[2]:.3f} ms (target <= 1 ms)")
+print(f"poortwachter peak RSS                         {rss:.1f} MB (target <= 50 MB)")
+PY
+AUDITED=$("$BIN" --config "$W/config.toml" audit verify)
+echo "$AUDITED"

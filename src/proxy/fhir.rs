@@ -7,6 +7,7 @@
 
 use std::collections::HashSet;
 
+use serde::Deserialize;
 use serde_json::Value;
 
 use crate::bsn::BSN_SYSTEM;
@@ -15,12 +16,58 @@ use crate::bsn::BSN_SYSTEM;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Mismatch(pub String);
 
-fn carries_bsn(patient: &Value, bsn: &str) -> bool {
-    patient["identifier"].as_array().is_some_and(|ids| {
-        ids.iter().any(|id| {
-            id["system"].as_str() == Some(BSN_SYSTEM) && id["value"].as_str() == Some(bsn)
-        })
-    })
+impl Mismatch {
+    /// The answer is not FHIR JSON at all (a source-system fault rather than a patient mismatch).
+    #[must_use]
+    pub fn unparseable(&self) -> bool {
+        self.0 == "answer-not-fhir-json"
+    }
+}
+
+/// The parts of a FHIR resource the check reads; everything else is skipped while parsing (no
+/// JSON tree is built: answers can be large).
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct Resource {
+    #[serde(rename = "resourceType")]
+    resource_type: String,
+    id: String,
+    identifier: Vec<Identifier>,
+    subject: Option<Reference>,
+    patient: Option<Reference>,
+    entry: Option<Vec<Entry>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct Entry {
+    resource: Option<Resource>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct Identifier {
+    system: Option<String>,
+    value: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct Reference {
+    reference: Option<String>,
+}
+
+impl Resource {
+    fn has_bsn(&self, bsn: &str) -> bool {
+        self.identifier
+            .iter()
+            .any(|i| i.system.as_deref() == Some(BSN_SYSTEM) && i.value.as_deref() == Some(bsn))
+    }
+    fn has_other_bsn(&self, bsn: &str) -> bool {
+        self.identifier
+            .iter()
+            .any(|i| i.system.as_deref() == Some(BSN_SYSTEM) && i.value.as_deref() != Some(bsn))
+    }
 }
 
 fn referenced_patient(reference: &str) -> Option<&str> {
@@ -29,66 +76,59 @@ fn referenced_patient(reference: &str) -> Option<&str> {
     (!id.is_empty()).then_some(id)
 }
 
-/// Checks `body`; returns the Patient ids a patient search (with `binds`) newly allows.
+/// Checks an answer body; returns the Patient ids a patient search (with `binds`) newly allows.
 pub fn check_answer(
-    body: &Value,
+    body: &[u8],
     bsn: &str,
     allowed: &HashSet<String>,
     non_patient: &[String],
     binds: bool,
 ) -> Result<Vec<String>, Mismatch> {
-    let resources: Vec<&Value> = if body["resourceType"] == "Bundle" {
-        match &body["entry"] {
-            Value::Null => Vec::new(),
-            Value::Array(entries) => entries.iter().map(|e| &e["resource"]).collect(),
-            _ => return Err(Mismatch("bundle-entry-not-an-array".into())),
-        }
+    let top: Resource =
+        serde_json::from_slice(body).map_err(|_| Mismatch("answer-not-fhir-json".into()))?;
+    let resources: Vec<&Resource> = if top.resource_type == "Bundle" {
+        top.entry
+            .iter()
+            .flatten()
+            .map(|e| {
+                e.resource
+                    .as_ref()
+                    .ok_or_else(|| Mismatch("resource-without-type".into()))
+            })
+            .collect::<Result<_, _>>()?
     } else {
-        vec![body]
+        vec![&top]
     };
-    let mut learned = Vec::new();
+    let mut learned: Vec<String> = Vec::new();
     for r in resources {
-        let kind = r["resourceType"].as_str().unwrap_or_default();
-        match kind {
+        match r.resource_type.as_str() {
             "" => return Err(Mismatch("resource-without-type".into())),
             "OperationOutcome" => {}
             "Patient" => {
-                let id = r["id"].as_str().unwrap_or_default();
-                if binds && carries_bsn(r, bsn) && !id.is_empty() {
-                    learned.push(id.to_owned());
-                } else if !allowed.contains(id) || !carries_bsn_or_known(r, bsn, allowed) {
+                if binds && r.has_bsn(bsn) && !r.id.is_empty() {
+                    learned.push(r.id.clone());
+                } else if !allowed.contains(&r.id) || r.has_other_bsn(bsn) {
                     return Err(Mismatch("patient-not-of-token".into()));
                 }
             }
             "Bundle" => return Err(Mismatch("nested-bundle".into())),
             k if non_patient.iter().any(|t| t == k) => {}
-            _ => {
-                let reference = r["subject"]["reference"]
-                    .as_str()
-                    .or_else(|| r["patient"]["reference"].as_str());
+            k => {
+                let reference = r
+                    .subject
+                    .as_ref()
+                    .and_then(|s| s.reference.as_deref())
+                    .or_else(|| r.patient.as_ref().and_then(|p| p.reference.as_deref()));
                 let ok = reference
                     .and_then(referenced_patient)
                     .is_some_and(|id| allowed.contains(id) || learned.iter().any(|l| l == id));
                 if !ok {
-                    return Err(Mismatch(format!("resource-of-other-patient:{kind}")));
+                    return Err(Mismatch(format!("resource-of-other-patient:{k}")));
                 }
             }
         }
     }
     Ok(learned)
-}
-
-/// A Patient already allowed must not carry another BSN.
-fn carries_bsn_or_known(patient: &Value, bsn: &str, allowed: &HashSet<String>) -> bool {
-    let other_bsn = patient["identifier"].as_array().is_some_and(|ids| {
-        ids.iter().any(|id| {
-            id["system"].as_str() == Some(BSN_SYSTEM) && id["value"].as_str() != Some(bsn)
-        })
-    });
-    !other_bsn
-        && patient["id"]
-            .as_str()
-            .is_some_and(|id| allowed.contains(id))
 }
 
 /// The FHIR `OperationOutcome` poortwachter answers with: it says what kind of failure, never
@@ -124,7 +164,7 @@ mod tests {
         let none = HashSet::new();
         let np = vec!["Practitioner".to_owned()];
         let ok = |b: &Value, allowed: &HashSet<String>, binds: bool| {
-            check_answer(b, "999999990", allowed, &np, binds)
+            check_answer(b.to_string().as_bytes(), "999999990", allowed, &np, binds)
         };
         assert_eq!(
             ok(&bundle(vec![patient("p1", "999999990")]), &none, true),
@@ -197,7 +237,21 @@ mod tests {
         );
         assert_eq!(
             ok(&json!({"id": 1}), &allowed, false),
+            Err(Mismatch("answer-not-fhir-json".into())),
+            "id must be a string"
+        );
+        assert_eq!(
+            ok(&json!({"id": "1"}), &allowed, false),
             Err(Mismatch("resource-without-type".into()))
+        );
+        let entry_object = json!({"resourceType": "Bundle", "entry": {"resource": {}}});
+        assert_eq!(
+            ok(&entry_object, &allowed, false),
+            Err(Mismatch("answer-not-fhir-json".into()))
+        );
+        assert_eq!(
+            check_answer(b"not json", "999999990", &allowed, &np, false),
+            Err(Mismatch("answer-not-fhir-json".into()))
         );
         let abs = json!({"resourceType": "Observation", "subject": {"reference": "https://fhir.example/Patient/p1/_history/2"}});
         assert_eq!(ok(&abs, &allowed, false), Ok(vec![]));

@@ -328,11 +328,12 @@ async fn check_response(
         // The source system's error detail stays here; the client learns only the status.
         return Err(ProxyError::UpstreamStatus(upstream.status));
     }
-    let json: serde_json::Value = serde_json::from_slice(&upstream.body)
-        .map_err(|_| ProxyError::UpstreamInvalid("upstream-answer-not-json"))?;
-    let learned = fhir::check_answer(&json, &ctx.record.bsn, &ctx.allowed_patients(), non_patient, permit.binds_patients())
+    let learned = fhir::check_answer(&upstream.body, &ctx.record.bsn, &ctx.allowed_patients(), non_patient, permit.binds_patients())
         .map_err(|m| {
             record.rule = format!("{}; withheld: {}", permit.rule(), m.0);
+            if m.unparseable() {
+                return ProxyError::UpstreamInvalid("upstream-answer-not-fhir-json");
+            }
             tracing::warn!(reason = %m.0, "answer of the source system withheld: not of the token's patient");
             ProxyError::Refused
         })?;

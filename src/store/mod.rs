@@ -522,23 +522,44 @@ impl Store {
         })
     }
 
-    /// Appends audit rows in one transaction. A sequence number taken by another writer is a
+    /// Appends audit rows in one transaction, many rows per statement (each statement is a round
+    /// trip to the database). A sequence number taken by another writer is a
     /// [`StoreError::Conflict`] and appends nothing.
     pub async fn append_audit(&self, rows: &[AuditRow]) -> Result<(), StoreError> {
+        const ROWS_PER_STATEMENT: usize = 100;
         let mut tx = self.pool.begin().await?;
-        for r in rows {
-            sqlx::query(
-                "INSERT INTO audit_log (seq, time_unix, requester, bsn, record, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            )
-            .bind(r.seq)
-            .bind(r.time_unix)
-            .bind(&r.requester)
-            .bind(&r.bsn)
-            .bind(&r.record)
-            .bind(&r.prev_hash)
-            .bind(&r.hash)
-            .execute(&mut *tx)
-            .await?;
+        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+            let mut sql = String::from(
+                "INSERT INTO audit_log (seq, time_unix, requester, bsn, record, prev_hash, hash) VALUES ",
+            );
+            for i in 0..chunk.len() {
+                let b = i * 7;
+                if i > 0 {
+                    sql.push_str(", ");
+                }
+                sql.push_str(&format!(
+                    "(${}, ${}, ${}, ${}, ${}, ${}, ${})",
+                    b + 1,
+                    b + 2,
+                    b + 3,
+                    b + 4,
+                    b + 5,
+                    b + 6,
+                    b + 7
+                ));
+            }
+            let mut q = sqlx::query(&sql);
+            for r in chunk {
+                q = q
+                    .bind(r.seq)
+                    .bind(r.time_unix)
+                    .bind(&r.requester)
+                    .bind(&r.bsn)
+                    .bind(&r.record)
+                    .bind(&r.prev_hash)
+                    .bind(&r.hash);
+            }
+            q.execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(())

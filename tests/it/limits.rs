@@ -132,6 +132,20 @@ async fn hostile_http_is_refused_and_never_forwarded() {
             "{name}: {status:?}"
         );
     }
+    // An oversized body: 413.
+    let r = reqwest::Client::new()
+        .post(s.server.public_url("/Patient/_search"))
+        .bearer_auth(&token)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(vec![b'a'; 2 * 1024 * 1024])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), reqwest::StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(
+        r.json::<serde_json::Value>().await.unwrap()["issue"][0]["code"],
+        "too-costly"
+    );
     assert!(
         backend.seen.lock().unwrap().is_empty(),
         "nothing reached the source system"

@@ -59,6 +59,20 @@ pub struct AuditRecord {
     pub upstream_status: Option<u16>,
 }
 
+impl AuditRecord {
+    /// Takes requester, purpose, patient and user from a live token.
+    pub fn fill_from_token(&mut self, ctx: &crate::oauth::TokenContext) {
+        self.requester.clone_from(&ctx.record.requester);
+        self.purpose.clone_from(&ctx.record.purpose);
+        self.bsn.clone_from(&ctx.record.bsn);
+        self.user = ctx.user.as_ref().map(|u| AuditUser {
+            uzi: u.uzi.clone(),
+            name: u.name.clone(),
+            role: u.role.clone(),
+        });
+    }
+}
+
 /// Chain hash of a record: SHA-256 of the previous hash, a newline and the record JSON, hex.
 #[must_use]
 pub fn chain_hash(prev_hash: &str, record_json: &str) -> String {

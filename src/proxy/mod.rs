@@ -16,7 +16,7 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, Request};
 use axum::response::{IntoResponse, Response};
 
-use crate::audit::{redact_bsns, AuditRecord, AuditUser};
+use crate::audit::{redact_bsns, AuditRecord};
 use crate::bsn::Bsn;
 use crate::oauth::TokenContext;
 use crate::policy::request::{decide, Decision, Permit, RequestShape, TokenScope};
@@ -134,7 +134,7 @@ async fn run(
         .await
         .map_err(|_| ProxyError::Unavailable)?
         .ok_or(ProxyError::InvalidToken)?;
-    fill_from_token(record, &ctx);
+    record.fill_from_token(&ctx);
     // limits: the body, read whole up to the configured size.
     let bytes = tokio::time::timeout(
         state.config.client_timeout,
@@ -172,17 +172,6 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
         .eq_ignore_ascii_case("bearer")
         .then(|| token.trim())
         .filter(|t| !t.is_empty())
-}
-
-fn fill_from_token(record: &mut AuditRecord, ctx: &TokenContext) {
-    record.requester.clone_from(&ctx.record.requester);
-    record.purpose.clone_from(&ctx.record.purpose);
-    record.bsn.clone_from(&ctx.record.bsn);
-    record.user = ctx.user.as_ref().map(|u| AuditUser {
-        uzi: u.uzi.clone(),
-        name: u.name.clone(),
-        role: u.role.clone(),
-    });
 }
 
 fn authorize(

@@ -21,7 +21,7 @@ use serde_json::{json, Value};
 use super::admin_api::read_body;
 use super::error::ApiError;
 use super::AppState;
-use crate::audit::{AuditRecord, AuditUser};
+use crate::audit::AuditRecord;
 use crate::oauth::grant::GrantError;
 use crate::oauth::{JWT_BEARER, TOKEN_PATH};
 
@@ -106,14 +106,7 @@ pub async fn token(State(state): State<Arc<AppState>>, headers: HeaderMap, body:
         Ok((answer, ctx)) => {
             record.decision = "permit".into();
             record.rule = "token-issued".into();
-            record.requester.clone_from(&ctx.record.requester);
-            record.purpose.clone_from(&ctx.record.purpose);
-            record.bsn.clone_from(&ctx.record.bsn);
-            record.user = ctx.user.as_ref().map(|u| AuditUser {
-                uzi: u.uzi.clone(),
-                name: u.name.clone(),
-                role: u.role.clone(),
-            });
+            record.fill_from_token(&ctx);
             (
                 StatusCode::OK,
                 [

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::store::{AuditRow, Store, StoreError, GENESIS_HASH};
+use crate::store::{AuditRow, Store, StoreError, TokenRecord, UsedJti, GENESIS_HASH};
 
 /// Most records per transaction.
 const MAX_BATCH: usize = 512;
@@ -111,7 +111,20 @@ pub fn redact_bsns(s: &str) -> String {
     out
 }
 
-type Job = (AuditRecord, oneshot::Sender<Result<(), StoreError>>);
+// A job moves through the channel once; boxing the larger variant would only add an allocation.
+#[allow(clippy::large_enum_variant)]
+enum Job {
+    /// A record.
+    Record(AuditRecord, oneshot::Sender<Result<(), StoreError>>),
+    /// A grant's jti and token with its audit record; answered with whether the jti was fresh
+    /// (if not, no token is stored and the record says the grant was refused as a replay).
+    Grant(
+        UsedJti,
+        TokenRecord,
+        AuditRecord,
+        oneshot::Sender<Result<bool, StoreError>>,
+    ),
+}
 
 /// Handle to the audit writer task.
 #[derive(Clone, Debug)]
@@ -131,15 +144,35 @@ impl AuditLog {
     /// Appends `record`; returns when it is durable.
     pub async fn write(&self, record: AuditRecord) -> Result<(), StoreError> {
         let (done, answer) = oneshot::channel();
-        self.tx
-            .send((record, done))
-            .await
-            .map_err(|_| StoreError::Unavailable("audit writer stopped".into()))?;
-        answer
-            .await
-            .map_err(|_| StoreError::Unavailable("audit writer stopped".into()))?
+        self.send(Job::Record(record, done)).await?;
+        answer.await.map_err(|_| stopped())?
+    }
+
+    /// Stores a grant's `jti` and token together with its audit record, in the same transaction
+    /// (one sync for both). `Ok(false)`: the `jti` was used before; no token was stored and the
+    /// record was written as a refused replay.
+    pub async fn write_grant(
+        &self,
+        jti: UsedJti,
+        token: TokenRecord,
+        record: AuditRecord,
+    ) -> Result<bool, StoreError> {
+        let (done, answer) = oneshot::channel();
+        self.send(Job::Grant(jti, token, record, done)).await?;
+        answer.await.map_err(|_| stopped())?
+    }
+
+    async fn send(&self, job: Job) -> Result<(), StoreError> {
+        self.tx.send(job).await.map_err(|_| stopped())
     }
 }
+
+fn stopped() -> StoreError {
+    StoreError::Unavailable("audit writer stopped".into())
+}
+
+/// What a refused replay's record says.
+pub const REPLAY_RULE: &str = "jti has already been used";
 
 async fn writer(store: Store, mut rx: mpsc::Receiver<Job>) {
     let mut head: Option<(i64, String)> = None;
@@ -151,7 +184,15 @@ async fn writer(store: Store, mut rx: mpsc::Receiver<Job>) {
                 Err(_) => break,
             }
         }
-        let mut result = Err(StoreError::Unavailable("not attempted".into()));
+        let grants: Vec<(&UsedJti, &TokenRecord)> = batch
+            .iter()
+            .filter_map(|j| match j {
+                Job::Grant(jti, token, _, _) => Some((jti, token)),
+                Job::Record(..) => None,
+            })
+            .collect();
+        let mut result: Result<Vec<bool>, StoreError> =
+            Err(StoreError::Unavailable("not attempted".into()));
         // Another writer (a replica) may have appended meanwhile: re-read the head and retry.
         for _ in 0..5 {
             let (seq, hash) = match head.take() {
@@ -164,11 +205,34 @@ async fn writer(store: Store, mut rx: mpsc::Receiver<Job>) {
                     }
                 },
             };
-            let (rows, new_head) = chain(seq, &hash, batch.iter().map(|(r, _)| r));
-            match store.append_audit(&rows).await {
-                Ok(()) => {
+            let mut new_head = (seq, hash.clone());
+            let attempt = store
+                .commit_batch(&grants, |fresh| {
+                    let mut fresh = fresh.iter();
+                    let records: Vec<AuditRecord> = batch
+                        .iter()
+                        .map(|j| match j {
+                            Job::Record(r, _) => r.clone(),
+                            Job::Grant(_, _, r, _) => {
+                                let mut r = r.clone();
+                                if fresh.next() == Some(&false) {
+                                    r.decision = "deny".into();
+                                    REPLAY_RULE.clone_into(&mut r.rule);
+                                    r.status = 400;
+                                }
+                                r
+                            }
+                        })
+                        .collect();
+                    let (rows, h) = chain(seq, &hash, records.iter());
+                    new_head = h;
+                    rows
+                })
+                .await;
+            match attempt {
+                Ok(fresh) => {
                     head = Some(new_head);
-                    result = Ok(());
+                    result = Ok(fresh);
                     break;
                 }
                 Err(StoreError::Conflict) => {}
@@ -178,11 +242,24 @@ async fn writer(store: Store, mut rx: mpsc::Receiver<Job>) {
                 }
             }
         }
-        for (_, done) in batch {
-            let _ = done.send(match &result {
-                Ok(()) => Ok(()),
-                Err(e) => Err(StoreError::Unavailable(e.to_string())),
-            });
+        drop(grants);
+        let outcome: Result<Vec<bool>, String> = result.map_err(|e| e.to_string());
+        let mut fresh = outcome.as_ref().ok().map(|f| f.clone().into_iter());
+        for job in batch {
+            let failed = |e: &String| StoreError::Unavailable(e.clone());
+            match job {
+                Job::Record(_, done) => {
+                    let _ = done.send(outcome.as_ref().map(|_| ()).map_err(failed));
+                }
+                Job::Grant(_, _, _, done) => {
+                    let answer = match (&outcome, fresh.as_mut()) {
+                        (Ok(_), Some(f)) => Ok(f.next().unwrap_or(false)),
+                        (Err(e), _) => Err(failed(e)),
+                        (Ok(_), None) => Err(StoreError::Unavailable("no outcome".into())),
+                    };
+                    let _ = done.send(answer);
+                }
+            }
         }
     }
 }

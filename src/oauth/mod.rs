@@ -7,8 +7,8 @@
 //! parse JWT (alg allow-list) → claims (kid of iss, sub = us, aud = us, iat/exp, jti, usi, vcs)
 //! → signer key from iss's DID document (assertionMethod) → signature → rate limit (per iss)
 //! → policy for purposeOfUse → usi if required → each credential: verify (cached) + issuer = sub,
-//! subject = iss, same purpose, issued by us → one patient → mint token → store jti + token hash
-//! (one transaction; a replayed jti stores nothing) → cache → answer
+//! subject = iss, same purpose, issued by us → one patient → mint token → (caller) one group
+//! commit of jti + token hash + audit record (a replayed jti stores no token) → cache → answer
 //! ```
 
 pub mod grant;
@@ -27,7 +27,6 @@ use crate::clock::Clock;
 use crate::credential::verify::{Mode, RevocationCheck, Verifier};
 use crate::did::Resolver;
 use crate::policy::PolicySet;
-use crate::store::batch::TokenWriter;
 use crate::store::{Store, StoreError, TokenRecord, UsedJti};
 use grant::{Expectations, GrantError, UserIdentity};
 
@@ -45,6 +44,17 @@ pub struct TokenResponse {
     pub token_type: &'static str,
     /// Seconds.
     pub expires_in: u32,
+}
+
+/// A checked grant with its minted, not yet stored, token.
+#[derive(Debug)]
+pub struct Issued {
+    /// The answer for the client.
+    pub response: TokenResponse,
+    /// The token's context (its record holds only the hash).
+    pub ctx: Arc<TokenContext>,
+    /// The grant's `jti`, to record with the token.
+    pub jti: UsedJti,
 }
 
 /// What a live token stands for.
@@ -89,7 +99,6 @@ pub struct TokenService {
     resolver: Resolver,
     verifier: Arc<Verifier>,
     store: Store,
-    writer: TokenWriter,
     revocations: Arc<dyn RevocationCheck>,
     policies: watch::Receiver<Arc<PolicySet>>,
     clock: Arc<dyn Clock>,
@@ -129,7 +138,6 @@ impl TokenService {
             custodians: p.custodians,
             resolver: p.resolver,
             verifier: p.verifier,
-            writer: TokenWriter::spawn(p.store.clone()),
             store: p.store,
             revocations: p.revocations,
             policies: p.policies,
@@ -144,10 +152,10 @@ impl TokenService {
     }
 
     /// Handles one grant.
-    pub async fn issue(
-        &self,
-        assertion: &str,
-    ) -> Result<(TokenResponse, Arc<TokenContext>), GrantError> {
+    /// Checks a grant and mints its token. Nothing is stored yet: the caller commits the `jti`,
+    /// the token and the audit record together ([`crate::audit::AuditLog::write_grant`]) and then
+    /// [`TokenService::activate`]s it.
+    pub async fn issue(&self, assertion: &str) -> Result<Issued, GrantError> {
         let now = self.clock.now().unix_timestamp();
         let jws = crate::jose::parse(assertion)?;
         let claims = grant::check_claims(
@@ -241,17 +249,21 @@ impl TokenService {
             jti: claims.jti.clone(),
             expires_at: claims.exp + grant::SKEW,
         };
-        self.writer.insert(jti, record.clone()).await?;
-        let ctx = Arc::new(TokenContext::new(record, claims.usi, Vec::new()));
-        self.tokens.insert(ctx.record.hash.clone(), ctx.clone());
-        Ok((
-            TokenResponse {
+        Ok(Issued {
+            response: TokenResponse {
                 access_token: token,
                 token_type: "Bearer",
                 expires_in: policy.token.lifetime_seconds,
             },
-            ctx,
-        ))
+            ctx: Arc::new(TokenContext::new(record, claims.usi, Vec::new())),
+            jti,
+        })
+    }
+
+    /// Makes a stored token usable on this instance at once (other replicas read it from the
+    /// store on first use).
+    pub fn activate(&self, ctx: Arc<TokenContext>) {
+        self.tokens.insert(ctx.record.hash.clone(), ctx);
     }
 
     /// Whether the credential is in our store as issued by `custodian` (cached: credentials are

@@ -102,32 +102,49 @@ pub async fn token(State(state): State<Arc<AppState>>, headers: HeaderMap, body:
         Ok(bytes) => issue(&state, &headers, &bytes, &mut record).await,
         Err(e) => Err(e),
     };
-    let response = match outcome {
-        Ok((answer, ctx)) => {
+    let unavailable = |e: &crate::store::StoreError| {
+        tracing::error!(error = %e, request_id, "audit log unavailable: refusing to answer");
+        ApiError::Grant(GrantError::Unavailable(e.to_string())).into_response()
+    };
+    match outcome {
+        Ok(issued) => {
             record.decision = "permit".into();
             record.rule = "token-issued".into();
-            record.fill_from_token(&ctx);
-            (
-                StatusCode::OK,
-                [
-                    (header::CACHE_CONTROL, "no-store"),
-                    (header::PRAGMA, "no-cache"),
-                ],
-                Json(answer),
-            )
-                .into_response()
+            record.status = 200;
+            record.fill_from_token(&issued.ctx);
+            // The jti, the token and this record are committed together (one group commit).
+            match state
+                .audit
+                .write_grant(issued.jti, issued.ctx.record.clone(), record)
+                .await
+            {
+                Ok(true) => {
+                    state.tokens.activate(issued.ctx);
+                    (
+                        StatusCode::OK,
+                        [
+                            (header::CACHE_CONTROL, "no-store"),
+                            (header::PRAGMA, "no-cache"),
+                        ],
+                        Json(issued.response),
+                    )
+                        .into_response()
+                }
+                // The writer recorded the refusal as a replay.
+                Ok(false) => ApiError::Grant(GrantError::Replay).into_response(),
+                Err(e) => unavailable(&e),
+            }
         }
         Err(e) => {
             record.rule = e.to_string();
-            e.into_response()
+            let response = e.into_response();
+            record.status = response.status().as_u16();
+            match state.audit.write(record).await {
+                Ok(()) => response,
+                Err(e) => unavailable(&e),
+            }
         }
-    };
-    record.status = response.status().as_u16();
-    if let Err(e) = state.audit.write(record).await {
-        tracing::error!(error = %e, request_id, "audit log unavailable: refusing to answer");
-        return ApiError::Grant(GrantError::Unavailable(e.to_string())).into_response();
     }
-    response
 }
 
 async fn issue(
@@ -135,7 +152,7 @@ async fn issue(
     headers: &HeaderMap,
     bytes: &[u8],
     record: &mut AuditRecord,
-) -> Result<(crate::oauth::TokenResponse, Arc<crate::oauth::TokenContext>), ApiError> {
+) -> Result<crate::oauth::Issued, ApiError> {
     let params = token_params(headers, bytes)?;
     match params.get("grant_type").map(String::as_str) {
         None => return Err(GrantError::InvalidRequest("grant_type is missing".into()).into()),

@@ -4,7 +4,6 @@
 //!
 //! **Invariant:** only this module knows SQL. Revocations are never deleted.
 
-pub mod batch;
 mod migrations;
 pub mod revocations;
 
@@ -402,39 +401,23 @@ impl Store {
         items: &[(&UsedJti, &TokenRecord)],
     ) -> Result<Vec<bool>, StoreError> {
         let mut tx = self.pool.begin().await?;
-        let mut stored = Vec::with_capacity(items.len());
-        for (jti, token) in items {
-            let fresh = sqlx::query(
-                "INSERT INTO used_jtis (issuer, jti, expires_at) VALUES ($1, $2, $3) ON CONFLICT (issuer, jti) DO NOTHING",
-            )
-            .bind(&jti.issuer)
-            .bind(&jti.jti)
-            .bind(jti.expires_at)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected()
-                == 1;
-            if fresh {
-                sqlx::query(
-                    "INSERT INTO tokens (hash, requester, custodian, purpose, credential_ids, bsn, user_identity, issued_at, expires_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-                )
-                .bind(&token.hash)
-                .bind(&token.requester)
-                .bind(&token.custodian)
-                .bind(&token.purpose)
-                .bind(serde_json::to_string(&token.credential_ids).unwrap_or_default())
-                .bind(&token.bsn)
-                .bind(&token.user_identity)
-                .bind(token.issued_at)
-                .bind(token.expires_at)
-                .execute(&mut *tx)
-                .await?;
-            }
-            stored.push(fresh);
-        }
+        let stored = insert_grants(&mut tx, items).await?;
         tx.commit().await?;
         Ok(stored)
+    }
+
+    /// One transaction for a group commit: the grants (as [`Store::insert_tokens`]), then the
+    /// audit rows that `rows` builds once it knows which grants were fresh.
+    pub async fn commit_batch(
+        &self,
+        grants: &[(&UsedJti, &TokenRecord)],
+        rows: impl FnOnce(&[bool]) -> Vec<AuditRow>,
+    ) -> Result<Vec<bool>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let fresh = insert_grants(&mut tx, grants).await?;
+        append_rows(&mut tx, &rows(&fresh)).await?;
+        tx.commit().await?;
+        Ok(fresh)
     }
 
     /// A token by the hex SHA-256 of its value.
@@ -522,45 +505,11 @@ impl Store {
         })
     }
 
-    /// Appends audit rows in one transaction, many rows per statement (each statement is a round
-    /// trip to the database). A sequence number taken by another writer is a
+    /// Appends audit rows in one transaction. A sequence number taken by another writer is a
     /// [`StoreError::Conflict`] and appends nothing.
     pub async fn append_audit(&self, rows: &[AuditRow]) -> Result<(), StoreError> {
-        const ROWS_PER_STATEMENT: usize = 100;
         let mut tx = self.pool.begin().await?;
-        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-            let mut sql = String::from(
-                "INSERT INTO audit_log (seq, time_unix, requester, bsn, record, prev_hash, hash) VALUES ",
-            );
-            for i in 0..chunk.len() {
-                let b = i * 7;
-                if i > 0 {
-                    sql.push_str(", ");
-                }
-                sql.push_str(&format!(
-                    "(${}, ${}, ${}, ${}, ${}, ${}, ${})",
-                    b + 1,
-                    b + 2,
-                    b + 3,
-                    b + 4,
-                    b + 5,
-                    b + 6,
-                    b + 7
-                ));
-            }
-            let mut q = sqlx::query(&sql);
-            for r in chunk {
-                q = q
-                    .bind(r.seq)
-                    .bind(r.time_unix)
-                    .bind(&r.requester)
-                    .bind(&r.bsn)
-                    .bind(&r.record)
-                    .bind(&r.prev_hash)
-                    .bind(&r.hash);
-            }
-            q.execute(&mut *tx).await?;
-        }
+        append_rows(&mut tx, rows).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -645,4 +594,84 @@ fn record(row: &sqlx::any::AnyRow) -> Result<CredentialRecord, StoreError> {
             _ => None,
         },
     })
+}
+
+type Tx<'a> = sqlx::Transaction<'a, sqlx::Any>;
+
+/// Inserts grants' `jti`s and tokens; per item whether it was fresh.
+async fn insert_grants(
+    tx: &mut Tx<'_>,
+    items: &[(&UsedJti, &TokenRecord)],
+) -> Result<Vec<bool>, StoreError> {
+    let mut stored = Vec::with_capacity(items.len());
+    for (jti, token) in items {
+        let fresh = sqlx::query(
+            "INSERT INTO used_jtis (issuer, jti, expires_at) VALUES ($1, $2, $3) ON CONFLICT (issuer, jti) DO NOTHING",
+        )
+        .bind(&jti.issuer)
+        .bind(&jti.jti)
+        .bind(jti.expires_at)
+        .execute(&mut **tx)
+        .await?
+        .rows_affected()
+            == 1;
+        if fresh {
+            sqlx::query(
+                "INSERT INTO tokens (hash, requester, custodian, purpose, credential_ids, bsn, user_identity, issued_at, expires_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            )
+            .bind(&token.hash)
+            .bind(&token.requester)
+            .bind(&token.custodian)
+            .bind(&token.purpose)
+            .bind(serde_json::to_string(&token.credential_ids).unwrap_or_default())
+            .bind(&token.bsn)
+            .bind(&token.user_identity)
+            .bind(token.issued_at)
+            .bind(token.expires_at)
+            .execute(&mut **tx)
+            .await?;
+        }
+        stored.push(fresh);
+    }
+    Ok(stored)
+}
+
+/// Appends audit rows, many per statement (each statement is a round trip to the database).
+async fn append_rows(tx: &mut Tx<'_>, rows: &[AuditRow]) -> Result<(), StoreError> {
+    const ROWS_PER_STATEMENT: usize = 100;
+    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+        let mut sql = String::from(
+            "INSERT INTO audit_log (seq, time_unix, requester, bsn, record, prev_hash, hash) VALUES ",
+        );
+        for i in 0..chunk.len() {
+            let b = i * 7;
+            if i > 0 {
+                sql.push_str(", ");
+            }
+            sql.push_str(&format!(
+                "(${}, ${}, ${}, ${}, ${}, ${}, ${})",
+                b + 1,
+                b + 2,
+                b + 3,
+                b + 4,
+                b + 5,
+                b + 6,
+                b + 7
+            ));
+        }
+        let mut q = sqlx::query(&sql);
+        for r in chunk {
+            q = q
+                .bind(r.seq)
+                .bind(r.time_unix)
+                .bind(&r.requester)
+                .bind(&r.bsn)
+                .bind(&r.record)
+                .bind(&r.prev_hash)
+                .bind(&r.hash);
+        }
+        q.execute(&mut **tx).await?;
+    }
+    Ok(())
 }

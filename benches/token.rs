@@ -5,6 +5,9 @@
 //! fixed JSON. The client (this process) keeps `CONCURRENCY` requests in flight over keep-alive
 //! connections. Grants are signed before each timed phase (their 5 s lifetime allows that).
 //!
+//! `POORTWACHTER_BENCH_PIN=1 taskset -c 1 cargo bench --bench token` puts the server on core 0
+//! and the client on core 1.
+//!
 //! Reported: warm issuance (credential already verified), cold issuance (each grant presents a
 //! credential the server has not seen), introspection, the reference, their ratios, and the
 //! latency percentiles of issuance at 50% of the measured warm maximum (open loop).
@@ -134,8 +137,16 @@ async fn run() {
     let requester_did = did::key::did_for(&requester_key.public_key());
     let kid = did::key::verification_method_id(&requester_did);
 
-    let mut child = custodian
-        .cmd()
+    // POORTWACHTER_BENCH_PIN=1 (run the bench itself with `taskset -c 1`): the server gets core 0
+    // to itself, so the client does not steal its CPU.
+    let mut serve = custodian.cmd();
+    if std::env::var_os("POORTWACHTER_BENCH_PIN").is_some() {
+        let program = serve.get_program().to_owned();
+        let args: Vec<_> = serve.get_args().map(ToOwned::to_owned).collect();
+        serve = Command::new("taskset");
+        serve.arg("-c").arg("0").arg(program).args(args);
+    }
+    let mut child = serve
         .arg("serve")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())

@@ -598,68 +598,90 @@ fn record(row: &sqlx::any::AnyRow) -> Result<CredentialRecord, StoreError> {
 
 type Tx<'a> = sqlx::Transaction<'a, sqlx::Any>;
 
-/// Inserts grants' `jti`s and tokens; per item whether it was fresh.
+/// Rows per multi-row INSERT (each statement is a round trip to the database).
+const ROWS_PER_STATEMENT: usize = 100;
+
+/// `($1, $2, ...), (...)` for `rows` rows of `columns` parameters.
+fn placeholders(rows: usize, columns: usize) -> String {
+    let mut out = String::new();
+    for r in 0..rows {
+        if r > 0 {
+            out.push_str(", ");
+        }
+        out.push('(');
+        for c in 0..columns {
+            if c > 0 {
+                out.push_str(", ");
+            }
+            out.push_str(&format!("${}", r * columns + c + 1));
+        }
+        out.push(')');
+    }
+    out
+}
+
+/// Inserts grants' `jti`s and tokens, many rows per statement; per item whether it was fresh
+/// (a `jti` already stored, or repeated earlier in the same batch, is not).
 async fn insert_grants(
     tx: &mut Tx<'_>,
     items: &[(&UsedJti, &TokenRecord)],
 ) -> Result<Vec<bool>, StoreError> {
     let mut stored = Vec::with_capacity(items.len());
-    for (jti, token) in items {
-        let fresh = sqlx::query(
-            "INSERT INTO used_jtis (issuer, jti, expires_at) VALUES ($1, $2, $3) ON CONFLICT (issuer, jti) DO NOTHING",
-        )
-        .bind(&jti.issuer)
-        .bind(&jti.jti)
-        .bind(jti.expires_at)
-        .execute(&mut **tx)
-        .await?
-        .rows_affected()
-            == 1;
-        if fresh {
-            sqlx::query(
-                "INSERT INTO tokens (hash, requester, custodian, purpose, credential_ids, bsn, user_identity, issued_at, expires_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-            )
-            .bind(&token.hash)
-            .bind(&token.requester)
-            .bind(&token.custodian)
-            .bind(&token.purpose)
-            .bind(serde_json::to_string(&token.credential_ids).unwrap_or_default())
-            .bind(&token.bsn)
-            .bind(&token.user_identity)
-            .bind(token.issued_at)
-            .bind(token.expires_at)
-            .execute(&mut **tx)
-            .await?;
+    for chunk in items.chunks(ROWS_PER_STATEMENT) {
+        let sql = format!(
+            "INSERT INTO used_jtis (issuer, jti, expires_at) VALUES {} ON CONFLICT (issuer, jti) DO NOTHING RETURNING issuer, jti",
+            placeholders(chunk.len(), 3)
+        );
+        let mut q = sqlx::query(&sql);
+        for (jti, _) in chunk {
+            q = q.bind(&jti.issuer).bind(&jti.jti).bind(jti.expires_at);
         }
-        stored.push(fresh);
+        let mut inserted: std::collections::HashSet<(String, String)> = q
+            .fetch_all(&mut **tx)
+            .await?
+            .iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .collect::<Result<_, sqlx::Error>>()?;
+        let fresh: Vec<&TokenRecord> = chunk
+            .iter()
+            .filter_map(|(jti, token)| {
+                let is_fresh = inserted.remove(&(jti.issuer.clone(), jti.jti.clone()));
+                stored.push(is_fresh);
+                is_fresh.then_some(*token)
+            })
+            .collect();
+        if fresh.is_empty() {
+            continue;
+        }
+        let sql = format!(
+            "INSERT INTO tokens (hash, requester, custodian, purpose, credential_ids, bsn, user_identity, issued_at, expires_at) VALUES {}",
+            placeholders(fresh.len(), 9)
+        );
+        let mut q = sqlx::query(&sql);
+        for token in fresh {
+            q = q
+                .bind(&token.hash)
+                .bind(&token.requester)
+                .bind(&token.custodian)
+                .bind(&token.purpose)
+                .bind(serde_json::to_string(&token.credential_ids).unwrap_or_default())
+                .bind(&token.bsn)
+                .bind(&token.user_identity)
+                .bind(token.issued_at)
+                .bind(token.expires_at);
+        }
+        q.execute(&mut **tx).await?;
     }
     Ok(stored)
 }
 
-/// Appends audit rows, many per statement (each statement is a round trip to the database).
+/// Appends audit rows, many per statement.
 async fn append_rows(tx: &mut Tx<'_>, rows: &[AuditRow]) -> Result<(), StoreError> {
-    const ROWS_PER_STATEMENT: usize = 100;
     for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-        let mut sql = String::from(
-            "INSERT INTO audit_log (seq, time_unix, requester, bsn, record, prev_hash, hash) VALUES ",
+        let sql = format!(
+            "INSERT INTO audit_log (seq, time_unix, requester, bsn, record, prev_hash, hash) VALUES {}",
+            placeholders(chunk.len(), 7)
         );
-        for i in 0..chunk.len() {
-            let b = i * 7;
-            if i > 0 {
-                sql.push_str(", ");
-            }
-            sql.push_str(&format!(
-                "(${}, ${}, ${}, ${}, ${}, ${}, ${})",
-                b + 1,
-                b + 2,
-                b + 3,
-                b + 4,
-                b + 5,
-                b + 6,
-                b + 7
-            ));
-        }
         let mut q = sqlx::query(&sql);
         for r in chunk {
             q = q

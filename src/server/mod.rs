@@ -35,6 +35,8 @@ pub struct AppState {
     pub custodian: Custodian,
     /// The current policies (replaced as a whole on reload).
     pub policies: watch::Receiver<Arc<PolicySet>>,
+    /// Replaces the policies (SIGHUP); the next request sees the new set.
+    pub policy_updates: watch::Sender<Arc<PolicySet>>,
     /// Credential verification with its caches.
     pub verifier: Arc<Verifier>,
     /// The token endpoint and token lookups.
@@ -105,7 +107,7 @@ pub async fn build_state(config: Config) -> Result<Arc<AppState>, StartError> {
     );
     let contexts = Arc::new(Contexts::embedded());
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let (_tx, rx) = watch::channel(Arc::new(policies));
+    let (policy_updates, rx) = watch::channel(Arc::new(policies));
     let verifier = Arc::new(Verifier::new(
         contexts.clone(),
         resolver.clone(),
@@ -150,11 +152,41 @@ pub async fn build_state(config: Config) -> Result<Arc<AppState>, StartError> {
             clock: clock.clone(),
         },
         policies: rx,
+        policy_updates,
         revocations,
         store,
         clock,
         config,
     }))
+}
+
+/// Re-reads the policies directory.
+///
+/// A set that does not load is refused: the old one stays and the error is logged with file,
+/// line and reason.
+pub fn reload_policies(state: &AppState) -> Result<(), crate::policy::PolicyError> {
+    let set = PolicySet::load_dir(&state.config.policies_dir)?;
+    let purposes: Vec<&str> = set.purposes().collect();
+    tracing::info!(policies = ?purposes, "policies reloaded");
+    state.policy_updates.send_replace(Arc::new(set));
+    Ok(())
+}
+
+async fn reload_on_sighup(state: Arc<AppState>) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let Ok(mut hup) = signal(SignalKind::hangup()) else {
+            return;
+        };
+        while hup.recv().await.is_some() {
+            if let Err(e) = reload_policies(&state) {
+                tracing::error!(error = %e, "policy reload refused; the previous policies stay in force");
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    drop(state);
 }
 
 /// RFC 3339 UTC with milliseconds, as audit records carry it.
@@ -231,6 +263,7 @@ pub async fn run_on(
     );
     let internal_server =
         listen::serve(internal, admin_api::router(state.clone()), stop_rx, timeout);
+    tokio::spawn(reload_on_sighup(state.clone()));
     let signals = async move {
         stop.await;
         tracing::info!("shutting down");

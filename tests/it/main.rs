@@ -11,6 +11,7 @@ mod interop_python;
 mod limits;
 mod nuts_fixtures;
 mod proxy;
+mod reload;
 mod robustness;
 mod store;
 mod support;

@@ -15,6 +15,7 @@ pub mod did;
 pub mod identity;
 pub mod jose;
 pub mod keys;
+pub mod metrics;
 pub mod oauth;
 pub mod policy;
 pub mod proxy;

@@ -49,6 +49,7 @@ struct Answer {
 /// the outcome, the audit record is written (durably) before the answer leaves.
 pub async fn handle(State(state): State<Arc<AppState>>, request: Request<Body>) -> Response {
     // trace: a request id for the audit log, the source system and the client.
+    let started = std::time::Instant::now();
     let request_id = uuid::Uuid::new_v4().to_string();
     let (parts, body) = request.into_parts();
     let target = parts
@@ -87,16 +88,29 @@ pub async fn handle(State(state): State<Arc<AppState>>, request: Request<Body>) 
             }
             if e.is_error() {
                 record.decision = "error".into();
+                let upstream_failed = matches!(
+                    e,
+                    ProxyError::UpstreamDown
+                        | ProxyError::UpstreamTimeout
+                        | ProxyError::UpstreamInvalid(_)
+                ) || matches!(e, ProxyError::UpstreamStatus(s) if s >= 500);
+                if upstream_failed {
+                    state.metrics.upstream_error();
+                }
             }
             e.into_response()
         }
     };
     record.status = response.status().as_u16();
+    let (decision, status) = (record.decision.clone(), record.status);
     // audit: durable before the answer leaves; no audit, no answer.
     if let Err(e) = state.audit.write(record).await {
         tracing::error!(error = %e, request_id, "audit log unavailable: refusing to answer");
+        state.metrics.request("proxy", "error", 503);
         return ProxyError::Unavailable.into_response();
     }
+    state.metrics.request("proxy", &decision, status);
+    state.metrics.proxy_latency.observe(started.elapsed());
     let mut response = response;
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         response.headers_mut().insert("x-request-id", v);

@@ -43,6 +43,7 @@ pub fn router(state: Arc<AppState>) -> Router {
             get(super::oauth_api::verify).head(super::oauth_api::verify),
         )
         .route("/health", get(health))
+        .route("/metrics", get(metrics))
         .route("/ready", get(ready))
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
@@ -245,6 +246,20 @@ async fn verify(
         "purpose": vc.purpose,
     }))
     .into_response())
+}
+
+async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    let now = state.clock.now().unix_timestamp();
+    let active = state.store.active_token_count(now).await.unwrap_or(-1);
+    let revocations = state.store.revocation_count().await.unwrap_or(-1);
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
+        state.metrics.render(active, revocations),
+    )
+        .into_response()
 }
 
 async fn health() -> Response {

@@ -51,6 +51,8 @@ pub struct AppState {
     pub store: Store,
     /// Time.
     pub clock: Arc<dyn Clock>,
+    /// Prometheus metrics.
+    pub metrics: crate::metrics::Metrics,
 }
 
 /// Errors that stop start-up.
@@ -153,6 +155,7 @@ pub async fn build_state(config: Config) -> Result<Arc<AppState>, StartError> {
         },
         policies: rx,
         policy_updates,
+        metrics: crate::metrics::Metrics::default(),
         revocations,
         store,
         clock,

@@ -82,6 +82,25 @@ fn token_params(headers: &HeaderMap, body: &[u8]) -> Result<HashMap<String, Stri
 /// `POST /n2n/auth/v1/accesstoken`. Every request, issued or refused, gets an audit record,
 /// durable before the answer leaves.
 pub async fn token(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
+    let started = std::time::Instant::now();
+    let response = token_audited(&state, headers, body).await;
+    let status = response.status().as_u16();
+    let decision = if status == 200 {
+        "permit"
+    } else if status >= 500 {
+        "error"
+    } else {
+        "deny"
+    };
+    if status == 200 {
+        state.metrics.token_issued();
+    }
+    state.metrics.request("token", decision, status);
+    state.metrics.token_latency.observe(started.elapsed());
+    response
+}
+
+async fn token_audited(state: &Arc<AppState>, headers: HeaderMap, body: Body) -> Response {
     let request_id = uuid::Uuid::new_v4().to_string();
     let mut record = AuditRecord {
         time: super::audit_time(state.clock.now()),
@@ -98,8 +117,8 @@ pub async fn token(State(state): State<Arc<AppState>>, headers: HeaderMap, body:
         status: 0,
         upstream_status: None,
     };
-    let outcome = match read_body(&state, body, state.config.max_body_bytes).await {
-        Ok(bytes) => issue(&state, &headers, &bytes, &mut record).await,
+    let outcome = match read_body(state, body, state.config.max_body_bytes).await {
+        Ok(bytes) => issue(state, &headers, &bytes, &mut record).await,
         Err(e) => Err(e),
     };
     let unavailable = |e: &crate::store::StoreError| {

@@ -459,6 +459,17 @@ impl Store {
         Ok(a + b)
     }
 
+    /// Number of tokens that expire after `now`.
+    pub async fn active_token_count(&self, now: i64) -> Result<i64, StoreError> {
+        Ok(
+            sqlx::query("SELECT COUNT(*) FROM tokens WHERE expires_at > $1")
+                .bind(now)
+                .fetch_one(&self.pool)
+                .await?
+                .try_get(0)?,
+        )
+    }
+
     /// Number of tokens (for tests and metrics).
     pub async fn token_count(&self) -> Result<i64, StoreError> {
         Ok(sqlx::query("SELECT COUNT(*) FROM tokens")

@@ -289,6 +289,48 @@ async fn huisarts_reads_the_home_care_dossier_and_nothing_else() {
         (&json!("900012345"), &json!(s.requester_did), &json!(200))
     );
 
+    // Metrics: counts by kind, decision and status; latency histograms; no personal data.
+    let metrics = reqwest::get(s.server.internal_url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let value = |line: &str| -> f64 {
+        metrics
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix(line)
+                    .map(|v| v.trim().parse::<f64>().unwrap())
+            })
+            .unwrap_or_else(|| panic!("{line} missing in\n{metrics}"))
+    };
+    assert_eq!(
+        value("poortwachter_requests_total{kind=\"token\",decision=\"permit\",status=\"200\"}"),
+        1.0
+    );
+    assert_eq!(value("poortwachter_tokens_issued_total"), 1.0);
+    assert!(
+        value("poortwachter_requests_total{kind=\"proxy\",decision=\"deny\",status=\"403\"}")
+            >= 15.0
+    );
+    assert!(
+        value("poortwachter_requests_total{kind=\"proxy\",decision=\"permit\",status=\"200\"}")
+            >= 9.0
+    );
+    assert_eq!(
+        value("poortwachter_upstream_errors_total"),
+        1.0,
+        "the timeout; a 404 is not an upstream error"
+    );
+    assert_eq!(value("poortwachter_active_tokens"), 1.0);
+    assert_eq!(value("poortwachter_revocations"), 0.0);
+    assert!(value("poortwachter_proxy_duration_seconds_count") >= 25.0);
+    assert!(
+        !metrics.contains(BSN1) && !metrics.contains("pat-1"),
+        "no personal data in metrics"
+    );
+
     // Revocation: the next request is refused within a second.
     let id = s.credential["id"].as_str().unwrap();
     s.custodian.ok(&[

@@ -13,10 +13,20 @@ async fn sighup_reloads_policies_and_refuses_a_broken_set() {
     let inst = Instance::new();
     let dir = inst.path("policies");
     std::fs::create_dir_all(&dir).unwrap();
-    let huisarts = std::fs::read_to_string(repo().join("policies/zorginzage-thuiszorgdossier-door-huisarts.toml")).unwrap();
-    std::fs::write(dir.join("zorginzage-thuiszorgdossier-door-huisarts.toml"), &huisarts).unwrap();
+    let huisarts = std::fs::read_to_string(
+        repo().join("policies/zorginzage-thuiszorgdossier-door-huisarts.toml"),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("zorginzage-thuiszorgdossier-door-huisarts.toml"),
+        &huisarts,
+    )
+    .unwrap();
     let cfg = inst.path("config.toml");
-    let text = std::fs::read_to_string(&cfg).unwrap().replace(&repo().join("policies").display().to_string(), &dir.display().to_string());
+    let text = std::fs::read_to_string(&cfg).unwrap().replace(
+        &repo().join("policies").display().to_string(),
+        &dir.display().to_string(),
+    );
     std::fs::write(&cfg, text).unwrap();
     let server = inst.serve();
     let client = reqwest::Client::new();
@@ -29,21 +39,47 @@ async fn sighup_reloads_policies_and_refuses_a_broken_set() {
             .unwrap()
             .status()
     };
-    assert_eq!(issue().await, StatusCode::BAD_REQUEST, "no such purpose yet");
+    assert_eq!(
+        issue().await,
+        StatusCode::BAD_REQUEST,
+        "no such purpose yet"
+    );
     let hup = || {
         let pid = server.child.id().to_string();
-        assert!(std::process::Command::new("kill").args(["-HUP", &pid]).status().unwrap().success());
+        assert!(std::process::Command::new("kill")
+            .args(["-HUP", &pid])
+            .status()
+            .unwrap()
+            .success());
     };
 
     std::fs::write(dir.join("zorginzage-extra.toml"), &huisarts).unwrap();
     hup();
-    assert!(within(Duration::from_secs(2), async || issue().await == StatusCode::CREATED).await.is_some(), "new purpose after SIGHUP");
+    assert!(
+        within(Duration::from_secs(2), async || issue().await
+            == StatusCode::CREATED)
+        .await
+        .is_some(),
+        "new purpose after SIGHUP"
+    );
 
-    std::fs::write(dir.join("zorginzage-kapot.toml"), "[token]\nlifetime_seconds = \"vijf\"\n").unwrap();
+    std::fs::write(
+        dir.join("zorginzage-kapot.toml"),
+        "[token]\nlifetime_seconds = \"vijf\"\n",
+    )
+    .unwrap();
     std::fs::remove_file(dir.join("zorginzage-extra.toml")).unwrap();
     hup();
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(issue().await, StatusCode::CREATED, "a broken set is refused: the previous policies stay");
-    let health = client.get(server.internal_url("/health")).send().await.unwrap();
+    assert_eq!(
+        issue().await,
+        StatusCode::CREATED,
+        "a broken set is refused: the previous policies stay"
+    );
+    let health = client
+        .get(server.internal_url("/health"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(health.status(), StatusCode::OK);
 }

@@ -175,7 +175,6 @@ fn stopped() -> StoreError {
 pub const REPLAY_RULE: &str = "jti has already been used";
 
 async fn writer(store: Store, mut rx: mpsc::Receiver<Job>) {
-    let mut head: Option<(i64, String)> = None;
     while let Some(first) = rx.recv().await {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -193,21 +192,11 @@ async fn writer(store: Store, mut rx: mpsc::Receiver<Job>) {
             .collect();
         let mut result: Result<Vec<bool>, StoreError> =
             Err(StoreError::Unavailable("not attempted".into()));
-        // Another writer (a replica) may have appended meanwhile: re-read the head and retry.
+        // The head is read inside the transaction (under a lock on PostgreSQL); a conflict (another
+        // SQLite process appending between our read and our write) is retried.
         for _ in 0..5 {
-            let (seq, hash) = match head.take() {
-                Some(h) => h,
-                None => match store.audit_head().await {
-                    Ok(h) => h,
-                    Err(e) => {
-                        result = Err(e);
-                        break;
-                    }
-                },
-            };
-            let mut new_head = (seq, hash.clone());
             let attempt = store
-                .commit_batch(&grants, |fresh| {
+                .commit_batch(&grants, |(seq, hash), fresh| {
                     let mut fresh = fresh.iter();
                     let records: Vec<AuditRecord> = batch
                         .iter()
@@ -224,20 +213,13 @@ async fn writer(store: Store, mut rx: mpsc::Receiver<Job>) {
                             }
                         })
                         .collect();
-                    let (rows, h) = chain(seq, &hash, records.iter());
-                    new_head = h;
-                    rows
+                    chain(seq, &hash, records.iter()).0
                 })
                 .await;
             match attempt {
-                Ok(fresh) => {
-                    head = Some(new_head);
-                    result = Ok(fresh);
-                    break;
-                }
                 Err(StoreError::Conflict) => {}
-                Err(e) => {
-                    result = Err(e);
+                other => {
+                    result = other;
                     break;
                 }
             }

@@ -319,6 +319,18 @@ impl TokenService {
 }
 
 impl TokenService {
+    /// Re-reads the token's Patient ids from the store (another replica may have learned some);
+    /// true if that added any.
+    pub async fn refresh_patients(&self, ctx: &TokenContext) -> Result<bool, StoreError> {
+        let stored = self.store.token_patients(&ctx.record.hash).await?;
+        let Ok(mut p) = ctx.patients.write() else {
+            return Ok(false);
+        };
+        let before = p.len();
+        p.extend(stored);
+        Ok(p.len() > before)
+    }
+
     /// Adds Patient ids the token may access from now on (memory, then store for other replicas).
     pub async fn bind_patients(
         &self,

@@ -162,7 +162,19 @@ async fn run(
     let policy = policies
         .get(&ctx.record.purpose)
         .ok_or(ProxyError::Refused)?;
-    let permit = authorize(&policy.rules, parts, &bytes, &ctx)?;
+    let permit = match authorize(&policy.rules, parts, &bytes, &ctx) {
+        // Another replica may have bound Patients to this token: look once more with those.
+        Err(ProxyError::Denied(_))
+            if state
+                .tokens
+                .refresh_patients(&ctx)
+                .await
+                .map_err(|_| ProxyError::Unavailable)? =>
+        {
+            authorize(&policy.rules, parts, &bytes, &ctx)?
+        }
+        other => other?,
+    };
     record.rule = permit.rule().to_owned();
     // forward: to the source system, with context headers from the token only.
     let upstream = forward(state, &permit, parts, bytes, &ctx, request_id).await?;

@@ -216,6 +216,7 @@ pub struct AuditFilter {
 #[derive(Clone, Debug)]
 pub struct Store {
     pool: AnyPool,
+    postgres: bool,
 }
 
 const SELECT_CREDENTIAL: &str =
@@ -262,7 +263,10 @@ impl Store {
                 .await?;
         }
         migrations::run(&pool).await?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            postgres: !is_sqlite,
+        })
     }
 
     /// Stores a newly issued credential.
@@ -407,15 +411,29 @@ impl Store {
     }
 
     /// One transaction for a group commit: the grants (as [`Store::insert_tokens`]), then the
-    /// audit rows that `rows` builds once it knows which grants were fresh.
+    /// audit rows that `rows` builds from the chain head and the grants' freshness. On
+    /// PostgreSQL an advisory lock serialises the writers of all replicas, and the head is read
+    /// inside the transaction, so concurrent replicas extend one chain without conflicts.
     pub async fn commit_batch(
         &self,
         grants: &[(&UsedJti, &TokenRecord)],
-        rows: impl FnOnce(&[bool]) -> Vec<AuditRow>,
+        rows: impl FnOnce((i64, String), &[bool]) -> Vec<AuditRow>,
     ) -> Result<Vec<bool>, StoreError> {
         let mut tx = self.pool.begin().await?;
+        if self.postgres {
+            sqlx::query("SELECT pg_advisory_xact_lock(7513)")
+                .execute(&mut *tx)
+                .await?;
+        }
         let fresh = insert_grants(&mut tx, grants).await?;
-        append_rows(&mut tx, &rows(&fresh)).await?;
+        let head = match sqlx::query("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
+            .fetch_optional(&mut *tx)
+            .await?
+        {
+            Some(r) => (r.try_get(0)?, r.try_get(1)?),
+            None => (0, GENESIS_HASH.to_owned()),
+        };
+        append_rows(&mut tx, &rows(head, &fresh)).await?;
         tx.commit().await?;
         Ok(fresh)
     }

@@ -12,6 +12,7 @@ mod limits;
 mod nuts_fixtures;
 mod proxy;
 mod reload;
+mod replicas;
 mod robustness;
 mod store;
 mod support;

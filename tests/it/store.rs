@@ -178,6 +178,26 @@ async fn suite(url: &str) {
         [false],
         "j2 still remembered"
     );
+    // Audit rows: a sequence number taken by another writer is a conflict, and nothing is added.
+    let row = |seq: i64| poortwachter::store::AuditRow {
+        seq,
+        time_unix: 1,
+        requester: "did:web:a".into(),
+        bsn: String::new(),
+        record: "{}".into(),
+        prev_hash: "p".into(),
+        hash: format!("h{seq}"),
+    };
+    store.append_audit(&[row(1), row(2)]).await.unwrap();
+    assert!(matches!(
+        store.append_audit(&[row(3), row(2)]).await,
+        Err(StoreError::Conflict)
+    ));
+    assert_eq!(
+        store.audit_head().await.unwrap(),
+        (2, "h2".to_owned()),
+        "the conflicting batch added nothing"
+    );
     store.close().await;
 
     // Reopening keeps everything (migrations are not re-applied).
@@ -220,7 +240,7 @@ async fn sqlite_store() {
 
 /// A fresh PostgreSQL database, dropped again at the end, or None (visibly) where no server runs
 /// outside CI.
-async fn pg_database() -> Option<(String, String)> {
+pub(super) async fn pg_database() -> Option<(String, String)> {
     sqlx::any::install_default_drivers();
     let admin = std::env::var("POORTWACHTER_TEST_PG")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
@@ -248,7 +268,7 @@ async fn pg_database() -> Option<(String, String)> {
     Some((admin, url))
 }
 
-async fn drop_database(admin: &str, url: &str) {
+pub(super) async fn drop_database(admin: &str, url: &str) {
     let name = url.rsplit('/').next().unwrap();
     let mut conn = sqlx::AnyConnection::connect(admin).await.unwrap();
     sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))

@@ -7,6 +7,7 @@ mod cli;
 mod demo;
 mod did_web;
 mod examples;
+mod failclosed;
 mod interop_python;
 mod limits;
 mod nuts_fixtures;

@@ -1,0 +1,187 @@
+//! Fail closed: with its PostgreSQL database cut off (a TCP relay in between is stopped), the
+//! token endpoint and the proxy answer 503 and `/ready` is 503 while `/health` stays 200; when
+//! the database is back everything recovers by itself.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use poortwachter::demo::sample_fhir::{start as start_backend, Backend, BSN1, BSN_SYSTEM};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+use super::store::{drop_database, pg_database};
+use super::support::{enc, within, Instance};
+
+/// A TCP relay to PostgreSQL that can be cut (closing every relayed connection) and restored.
+struct Relay {
+    port: u16,
+    open: Arc<AtomicBool>,
+    tasks: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+}
+
+impl Relay {
+    async fn start(target: &str) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let open = Arc::new(AtomicBool::new(true));
+        let tasks: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>> = Arc::default();
+        let (o, t, target) = (open.clone(), tasks.clone(), target.to_owned());
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut client, _)) = listener.accept().await else {
+                    continue;
+                };
+                if !o.load(Ordering::SeqCst) {
+                    continue; // dropped: the database is "down"
+                }
+                let target = target.clone();
+                let task = tokio::spawn(async move {
+                    if let Ok(mut server) = tokio::net::TcpStream::connect(target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                    }
+                });
+                t.lock().unwrap().push(task);
+            }
+        });
+        Relay { port, open, tasks }
+    }
+
+    fn cut(&self) {
+        self.open.store(false, Ordering::SeqCst);
+        for t in self.tasks.lock().unwrap().drain(..) {
+            t.abort();
+        }
+    }
+
+    fn restore(&self) {
+        self.open.store(true, Ordering::SeqCst);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn database_loss_fails_closed_and_recovers() {
+    let Some((admin, url)) = pg_database().await else {
+        return;
+    };
+    let relay = Relay::start("127.0.0.1:5432").await;
+    let (head, db) = url.rsplit_once('/').unwrap();
+    let (scheme_user, _) = head.rsplit_once('@').unwrap();
+    let relayed = format!("{scheme_user}@127.0.0.1:{}/{db}", relay.port);
+    let upstream = start_backend(Arc::new(Backend::default())).await;
+    let inst = Instance::with_config(&format!("database_url = \"{relayed}\"\npublic_url = \"https://zorg.example.nl\"\nupstream = \"{upstream}\"\n"));
+    inst.ok(&["init"]);
+    let server = inst.serve();
+    let http = reqwest::Client::new();
+
+    let requester = Instance::new();
+    let requester_did = requester.ok(&["init"]).trim().to_owned();
+    let cred: Value = http
+        .post(server.internal_url("/internal/credentials"))
+        .json(&json!({"subject_did": requester_did, "bsn": BSN1, "purpose": "zorginzage-thuiszorgdossier-door-huisarts", "consent": "explicit"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let cred_file = requester.path("cred.json");
+    std::fs::write(&cred_file, cred.to_string()).unwrap();
+    let custodian: Value = serde_json::from_str(&inst.ok(&["did", "show"])).unwrap();
+    let endpoint = server.public_url("/n2n/auth/v1/accesstoken");
+    let token_request = |json: bool| {
+        let mut args = vec![
+            "token",
+            "request",
+            "--endpoint",
+            &endpoint,
+            "--audience",
+            "https://zorg.example.nl/n2n/auth/v1/accesstoken",
+            "--custodian",
+            custodian["id"].as_str().unwrap(),
+            "--purpose",
+            "zorginzage-thuiszorgdossier-door-huisarts",
+            "--credential",
+            cred_file.to_str().unwrap(),
+            "--uzi",
+            "900012345",
+            "--name",
+            "Dr. A. Huisarts",
+            "--role",
+            "01.015",
+        ];
+        if json {
+            args.push("--json");
+        }
+        requester.run(&args)
+    };
+    let (code, out, _) = tokio::task::block_in_place(|| token_request(true));
+    assert_eq!(code, 0, "{out}");
+    let token = serde_json::from_str::<Value>(&out).unwrap()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let search = format!("identifier={}", enc(&format!("{BSN_SYSTEM}|{BSN1}")));
+    let proxied = async || {
+        http.post(server.public_url("/Patient/_search"))
+            .bearer_auth(&token)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(search.clone())
+            .send()
+            .await
+            .unwrap()
+            .status()
+    };
+    let status = |path: &'static str| {
+        let http = http.clone();
+        let url = server.internal_url(path);
+        async move { http.get(url).send().await.unwrap().status() }
+    };
+    assert_eq!(proxied().await, StatusCode::OK);
+    assert_eq!(status("/ready").await, StatusCode::OK);
+
+    relay.cut();
+    assert!(
+        within(Duration::from_secs(10), async || status("/ready").await
+            == StatusCode::SERVICE_UNAVAILABLE)
+        .await
+        .is_some(),
+        "/ready must turn 503"
+    );
+    assert_eq!(status("/health").await, StatusCode::OK, "/health stays 200");
+    assert_eq!(
+        proxied().await,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "no audit, no answer"
+    );
+    let (code, out, _) = tokio::task::block_in_place(|| token_request(true));
+    assert_eq!(code, 1);
+    let refusal: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        (refusal["status"].as_u64(), refusal["error"].as_str()),
+        (Some(503), Some("temporarily_unavailable"))
+    );
+
+    relay.restore();
+    assert!(
+        within(Duration::from_secs(10), async || status("/ready").await
+            == StatusCode::OK)
+        .await
+        .is_some(),
+        "/ready recovers"
+    );
+    assert!(
+        within(Duration::from_secs(10), async || proxied().await
+            == StatusCode::OK)
+        .await
+        .is_some(),
+        "the proxy recovers"
+    );
+    let (code, _, err) = tokio::task::block_in_place(|| token_request(false));
+    assert_eq!(code, 0, "{err}");
+    let out = inst.ok(&["audit", "verify"]);
+    assert!(out.starts_with("audit log intact"), "{out}");
+
+    drop(server);
+    drop_database(&admin, &url).await;
+}

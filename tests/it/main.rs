@@ -4,6 +4,7 @@
 
 mod admin_api;
 mod cli;
+mod crash;
 mod demo;
 mod did_web;
 mod examples;

@@ -107,6 +107,9 @@ pub async fn build_state(config: Config) -> Result<Arc<AppState>, StartError> {
             .clone()
             .follow(store.clone(), config.revocation_poll),
     );
+    if let Some(url) = store.postgres_url() {
+        tokio::spawn(revocations.clone().listen(url.to_owned()));
+    }
     let contexts = Arc::new(Contexts::embedded());
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let (policy_updates, rx) = watch::channel(Arc::new(policies));

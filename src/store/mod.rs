@@ -177,6 +177,9 @@ pub struct UsedJti {
     pub expires_at: i64,
 }
 
+/// The PostgreSQL `NOTIFY` channel that carries revoked credential ids.
+pub const REVOCATION_CHANNEL: &str = "poortwachter_revocations";
+
 /// The hash before the first audit record.
 pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
@@ -217,6 +220,7 @@ pub struct AuditFilter {
 pub struct Store {
     pool: AnyPool,
     postgres: bool,
+    url: Option<String>,
 }
 
 const SELECT_CREDENTIAL: &str =
@@ -266,6 +270,7 @@ impl Store {
         Ok(Self {
             pool,
             postgres: !is_sqlite,
+            url: (!is_sqlite).then(|| url.to_owned()),
         })
     }
 
@@ -370,6 +375,14 @@ impl Store {
                 .bind(id)
                 .fetch_one(&mut *tx)
                 .await?;
+        if self.postgres && inserted == 1 {
+            // Delivered to every replica's listener when the transaction commits.
+            sqlx::query("SELECT pg_notify($1, $2)")
+                .bind(REVOCATION_CHANNEL)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
         tx.commit().await?;
         let revocation = Revocation {
             reason: row.try_get(0)?,
@@ -597,6 +610,12 @@ impl Store {
     pub async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
+    }
+
+    /// The database URL of a PostgreSQL store (for a `LISTEN` connection), `None` for SQLite.
+    #[must_use]
+    pub fn postgres_url(&self) -> Option<&str> {
+        self.url.as_deref()
     }
 
     /// Closes the pool.

@@ -57,6 +57,41 @@ impl RevocationSet {
     }
 }
 
+impl RevocationSet {
+    /// On PostgreSQL: applies revocations as their `NOTIFY` arrives (milliseconds instead of
+    /// a poll interval). If the listen connection drops it reconnects after a second; the poll
+    /// of [`RevocationSet::follow`] keeps running as the fallback meanwhile. Runs until dropped.
+    pub async fn listen(self, url: String) {
+        loop {
+            match sqlx::postgres::PgListener::connect(&url).await {
+                Ok(mut listener) => {
+                    if let Err(e) = listener.listen(super::REVOCATION_CHANNEL).await {
+                        tracing::warn!(error = %e, "LISTEN for revocations failed");
+                    } else {
+                        tracing::info!("listening for revocations");
+                        loop {
+                            match listener.try_recv().await {
+                                Ok(Some(n)) => self.insert(n.payload()),
+                                // The connection was lost (and will be re-established by
+                                // sqlx); notifications may have been missed: the poll catches up.
+                                Ok(None) => tracing::warn!(
+                                    "revocation listen connection lost; polling covers the gap"
+                                ),
+                                Err(e) => {
+                                    tracing::warn!(error = %e, "revocation listen connection failed");
+                                    break;
+                                }
+                            }
+                        }
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "cannot connect the revocation listener"),
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    }
+}
+
 impl RevocationCheck for RevocationSet {
     /// Fails closed: a poisoned lock counts as revoked.
     fn is_revoked(&self, credential_id: &str) -> bool {

@@ -178,3 +178,70 @@ async fn two_replicas_share_tokens_replay_store_patients_audit_and_revocations()
     drop((sa, sb));
     drop_database(&admin, &url).await;
 }
+
+/// With the poll slowed to 1 s, revocations still reach the other replica in milliseconds:
+/// PostgreSQL `NOTIFY` carries them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revocations_reach_the_other_replica_through_notify() {
+    let Some((admin, url)) = pg_database().await else {
+        return;
+    };
+    let common = format!("database_url = \"{url}\"\n");
+    let a = Instance::with_config(&common);
+    let b = Instance::with_config(&common);
+    for (inst, data) in [(&a, a.data_dir()), (&b, a.data_dir())] {
+        let cfg = inst.path("config.toml");
+        let text = std::fs::read_to_string(&cfg)
+            .unwrap()
+            .replace(
+                &inst.data_dir().display().to_string(),
+                &data.display().to_string(),
+            )
+            .replace("revocation_poll_ms = 100", "revocation_poll_ms = 1000");
+        std::fs::write(&cfg, text).unwrap();
+    }
+    a.ok(&["init"]);
+    let (sa, sb) = (a.serve(), b.serve());
+    tokio::time::sleep(Duration::from_millis(300)).await; // B's listener connects
+    let http = reqwest::Client::new();
+    let mut took = Vec::new();
+    for _ in 0..3 {
+        let credential: Value = http
+            .post(sa.internal_url("/internal/credentials"))
+            .json(&json!({"subject_did": "did:web:huisarts.example.nl", "bsn": BSN1, "purpose": PURPOSE, "consent": "explicit"}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let verify = || {
+            http.post(sb.internal_url("/internal/credentials/verify"))
+                .json(&credential)
+                .send()
+        };
+        assert_eq!(verify().await.unwrap().status(), StatusCode::OK);
+        let id = credential["id"].as_str().unwrap();
+        let start = std::time::Instant::now();
+        let r = http
+            .post(sa.internal_url(&format!("/internal/credentials/{}/revoke", enc(id))))
+            .json(&json!({"reason": "x"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        let seen = within(Duration::from_secs(2), async || {
+            verify().await.unwrap().status() == StatusCode::UNPROCESSABLE_ENTITY
+        })
+        .await;
+        assert!(seen.is_some(), "revocation never reached B");
+        took.push(start.elapsed());
+    }
+    eprintln!("revocation A → B via NOTIFY: {took:?}");
+    assert!(
+        took.iter().all(|t| *t < Duration::from_millis(300)),
+        "NOTIFY, not the 1 s poll: {took:?}"
+    );
+    drop((sa, sb));
+    drop_database(&admin, &url).await;
+}

@@ -185,3 +185,98 @@ async fn database_loss_fails_closed_and_recovers() {
     drop(server);
     drop_database(&admin, &url).await;
 }
+
+#[test]
+fn an_unusable_database_url_stops_startup_with_a_clear_error() {
+    let inst = Instance::new();
+    inst.ok(&["init"]);
+    for (url, expected) in [
+        (
+            "postgres://postgres@127.0.0.1:5432/pw_no_such_database",
+            "database \"pw_no_such_database\" does not exist",
+        ),
+        (
+            "postgres://postgres@127.0.0.1:1/test",
+            "database unavailable",
+        ),
+        ("sqlite:///nonexistent-dir/x.db", "database unavailable"),
+    ] {
+        let (code, _, err) = inst.run(&["--database-url", url, "credential", "list"]);
+        assert_eq!(code, 1, "{url}");
+        assert!(
+            err.starts_with("error: opening the database: ") && err.contains(expected),
+            "{url}: {err}"
+        );
+    }
+}
+
+/// The revocation listener of B loses its connection (the relay is cut) and comes back: a
+/// revocation made on A afterwards still reaches B within a second.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_listen_connection_is_reestablished() {
+    let Some((admin, url)) = pg_database().await else {
+        return;
+    };
+    let relay = Relay::start("127.0.0.1:5432").await;
+    let (head, db) = url.rsplit_once('/').unwrap();
+    let (scheme_user, _) = head.rsplit_once('@').unwrap();
+    let relayed = format!("{scheme_user}@127.0.0.1:{}/{db}", relay.port);
+    let a = Instance::with_config(&format!("database_url = \"{url}\"\n"));
+    a.ok(&["init"]);
+    let b = Instance::with_config(&format!("database_url = \"{relayed}\"\n"));
+    let cfg = b.path("config.toml");
+    let text = std::fs::read_to_string(&cfg).unwrap().replace(
+        &b.data_dir().display().to_string(),
+        &a.data_dir().display().to_string(),
+    );
+    std::fs::write(&cfg, text).unwrap();
+    let (sa, sb) = (a.serve(), b.serve());
+    let http = reqwest::Client::new();
+    let credential: Value = http
+        .post(sa.internal_url("/internal/credentials"))
+        .json(&json!({"subject_did": "did:web:huisarts.example.nl", "bsn": BSN1, "purpose": "zorginzage-thuiszorgdossier-door-huisarts", "consent": "explicit"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let verify = || {
+        http.post(sb.internal_url("/internal/credentials/verify"))
+            .json(&credential)
+            .send()
+    };
+    assert_eq!(verify().await.unwrap().status(), StatusCode::OK);
+
+    relay.cut();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    relay.restore();
+    assert!(within(Duration::from_secs(10), async || http
+        .get(sb.internal_url("/ready"))
+        .send()
+        .await
+        .unwrap()
+        .status()
+        == StatusCode::OK)
+    .await
+    .is_some());
+
+    let id = credential["id"].as_str().unwrap();
+    let r = http
+        .post(sa.internal_url(&format!("/internal/credentials/{}/revoke", enc(id))))
+        .json(&json!({"reason": "x"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let seen = within(Duration::from_secs(1), async || {
+        verify().await.unwrap().status() == StatusCode::UNPROCESSABLE_ENTITY
+    })
+    .await;
+    assert!(
+        seen.is_some(),
+        "revocation did not reach B after its listen connection was lost"
+    );
+    drop((sa, sb));
+    drop_database(&admin, &url).await;
+}

@@ -70,6 +70,9 @@ pub enum StartError {
     /// DID resolver.
     #[error(transparent)]
     Did(#[from] crate::did::DidError),
+    /// The HTTP client for the source system could not be built (TLS roots, ...).
+    #[error("cannot set up the HTTP client for the source system: {0}")]
+    UpstreamClient(String),
     /// Binding a listener.
     #[error("cannot listen on {addr}: {reason}")]
     Bind {
@@ -141,10 +144,7 @@ pub async fn build_state(config: Config) -> Result<Arc<AppState>, StartError> {
         .timeout(config.upstream_timeout)
         .pool_idle_timeout(std::time::Duration::from_secs(60))
         .build()
-        .map_err(|e| StartError::Bind {
-            addr: config.public_addr,
-            reason: format!("upstream client: {e}"),
-        })?;
+        .map_err(|e| StartError::UpstreamClient(e.to_string()))?;
     Ok(Arc::new(AppState {
         verifier,
         tokens,

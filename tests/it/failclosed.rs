@@ -47,6 +47,13 @@ impl Relay {
         Relay { port, open, tasks }
     }
 
+    /// `url` (a PostgreSQL URL on 127.0.0.1:5432) rewritten to go through the relay.
+    fn url_for(&self, url: &str) -> String {
+        let (head, db) = url.rsplit_once('/').unwrap();
+        let (scheme_user, _) = head.rsplit_once('@').unwrap();
+        format!("{scheme_user}@127.0.0.1:{}/{db}", self.port)
+    }
+
     fn cut(&self) {
         self.open.store(false, Ordering::SeqCst);
         for t in self.tasks.lock().unwrap().drain(..) {
@@ -65,9 +72,7 @@ async fn database_loss_fails_closed_and_recovers() {
         return;
     };
     let relay = Relay::start("127.0.0.1:5432").await;
-    let (head, db) = url.rsplit_once('/').unwrap();
-    let (scheme_user, _) = head.rsplit_once('@').unwrap();
-    let relayed = format!("{scheme_user}@127.0.0.1:{}/{db}", relay.port);
+    let relayed = relay.url_for(&url);
     let upstream = start_backend(Arc::new(Backend::default())).await;
     let inst = Instance::with_config(&format!("database_url = \"{relayed}\"\npublic_url = \"https://zorg.example.nl\"\nupstream = \"{upstream}\"\n"));
     inst.ok(&["init"]);
@@ -218,18 +223,11 @@ async fn a_lost_listen_connection_is_reestablished() {
         return;
     };
     let relay = Relay::start("127.0.0.1:5432").await;
-    let (head, db) = url.rsplit_once('/').unwrap();
-    let (scheme_user, _) = head.rsplit_once('@').unwrap();
-    let relayed = format!("{scheme_user}@127.0.0.1:{}/{db}", relay.port);
+    let relayed = relay.url_for(&url);
     let a = Instance::with_config(&format!("database_url = \"{url}\"\n"));
     a.ok(&["init"]);
     let b = Instance::with_config(&format!("database_url = \"{relayed}\"\n"));
-    let cfg = b.path("config.toml");
-    let text = std::fs::read_to_string(&cfg).unwrap().replace(
-        &b.data_dir().display().to_string(),
-        &a.data_dir().display().to_string(),
-    );
-    std::fs::write(&cfg, text).unwrap();
+    b.share_identity_with(&a);
     let (sa, sb) = (a.serve(), b.serve());
     let http = reqwest::Client::new();
     let credential: Value = http

@@ -22,12 +22,10 @@ async fn sighup_reloads_policies_and_refuses_a_broken_set() {
         &huisarts,
     )
     .unwrap();
-    let cfg = inst.path("config.toml");
-    let text = std::fs::read_to_string(&cfg).unwrap().replace(
+    inst.edit_config(
         &repo().join("policies").display().to_string(),
         &dir.display().to_string(),
     );
-    std::fs::write(&cfg, text).unwrap();
     let server = inst.serve();
     let client = reqwest::Client::new();
     let issue = async || {

@@ -32,12 +32,7 @@ async fn two_replicas_share_tokens_replay_store_patients_audit_and_revocations()
     a.ok(&["init"]);
     // B shares A's key and DID (the same custodian), not its listeners.
     let b = Instance::with_config(&common);
-    let cfg = b.path("config.toml");
-    let text = std::fs::read_to_string(&cfg).unwrap().replace(
-        &b.data_dir().display().to_string(),
-        &a.data_dir().display().to_string(),
-    );
-    std::fs::write(&cfg, text).unwrap();
+    b.share_identity_with(&a);
     let (sa, sb) = (a.serve(), b.serve());
     let http = reqwest::Client::new();
 
@@ -189,16 +184,9 @@ async fn revocations_reach_the_other_replica_through_notify() {
     let common = format!("database_url = \"{url}\"\n");
     let a = Instance::with_config(&common);
     let b = Instance::with_config(&common);
-    for (inst, data) in [(&a, a.data_dir()), (&b, a.data_dir())] {
-        let cfg = inst.path("config.toml");
-        let text = std::fs::read_to_string(&cfg)
-            .unwrap()
-            .replace(
-                &inst.data_dir().display().to_string(),
-                &data.display().to_string(),
-            )
-            .replace("revocation_poll_ms = 100", "revocation_poll_ms = 1000");
-        std::fs::write(&cfg, text).unwrap();
+    b.share_identity_with(&a);
+    for inst in [&a, &b] {
+        inst.edit_config("revocation_poll_ms = 100", "revocation_poll_ms = 1000");
     }
     a.ok(&["init"]);
     let (sa, sb) = (a.serve(), b.serve());

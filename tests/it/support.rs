@@ -48,6 +48,23 @@ impl Instance {
         Instance { dir }
     }
 
+    /// Replaces `from` with `to` in this instance's config.toml.
+    pub fn edit_config(&self, from: &str, to: &str) {
+        let cfg = self.path("config.toml");
+        let text = std::fs::read_to_string(&cfg)
+            .expect("config")
+            .replace(from, to);
+        std::fs::write(&cfg, text).expect("write config");
+    }
+
+    /// Makes this instance a replica of `other`: the same data dir (key and DID).
+    pub fn share_identity_with(&self, other: &Instance) {
+        self.edit_config(
+            &self.data_dir().display().to_string(),
+            &other.data_dir().display().to_string(),
+        );
+    }
+
     pub fn data_dir(&self) -> PathBuf {
         self.dir.path().join("data")
     }

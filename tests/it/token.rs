@@ -59,13 +59,10 @@ pub(super) fn setup(extra_config: &str) -> Setup {
         Instance::with_config(&format!("public_url = \"{PUBLIC_URL}\"\n{extra_config}"));
     let policies = policies_with_second_purpose(custodian.dir.path());
     // The generated config names the shipped policies dir; point it at ours.
-    let cfg = custodian.path("config.toml");
-    let text = std::fs::read_to_string(&cfg).unwrap();
-    let text = text.replace(
-        &format!("policies_dir = \"{}\"", repo().join("policies").display()),
-        &format!("policies_dir = \"{}\"", policies.display()),
+    custodian.edit_config(
+        &repo().join("policies").display().to_string(),
+        &policies.display().to_string(),
     );
-    std::fs::write(&cfg, text).unwrap();
     custodian.ok(&["init"]);
     let custodian_did = did_of(&custodian);
     let requester = Instance::new();

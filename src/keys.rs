@@ -200,7 +200,7 @@ fn pem_encode(der: &[u8], label: &str) -> String {
     out
 }
 
-fn pem_decode(text: &str, label: &str) -> Option<Vec<u8>> {
+pub(crate) fn pem_decode(text: &str, label: &str) -> Option<Vec<u8>> {
     let begin = format!("-----BEGIN {label}-----");
     let end = format!("-----END {label}-----");
     let start = text.find(&begin)? + begin.len();

@@ -12,6 +12,7 @@ pub mod config;
 pub mod credential;
 pub mod demo;
 pub mod did;
+pub mod hub;
 pub mod identity;
 pub mod jose;
 pub mod keys;

@@ -53,6 +53,14 @@ pub(crate) fn run(ctx: &Context, args: &InitArgs) -> anyhow::Result<i32> {
         InitOutcome::Created(i) => (i, true),
         InitOutcome::Existing(i) => (i, false),
     };
+    let (hub_key, hub_key_created) = crate::hub::token::HubKey::load_or_create(data_dir)?;
+    if hub_key_created {
+        eprintln!(
+            "created the Hub signing key {} (kid {})",
+            crate::hub::token::key_path(data_dir).display(),
+            hub_key.kid()
+        );
+    }
     if args.json {
         println!(
             "{}",

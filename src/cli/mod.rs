@@ -5,6 +5,7 @@ mod audit;
 mod credential;
 mod demo;
 mod did;
+mod hub;
 mod init;
 mod policy;
 mod serve;
@@ -102,6 +103,12 @@ enum Command {
     /// Verify or export the NEN 7513 audit log
     #[command(subcommand, after_help = "Example:\n  poortwachter audit verify")]
     Audit(audit::AuditCommand),
+    /// The embedded Hub (Hub API v3 geboortezorg dossier index) and its accounts
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  poortwachter hub account add --name verloskundigen-a --display-name 'Verloskundigen A'\n  poortwachter hub serve --addr 127.0.0.1:8090"
+    )]
+    Hub(hub::HubCommand),
 }
 
 /// Everything a command needs from the global options.
@@ -211,6 +218,7 @@ pub fn run() -> anyhow::Result<i32> {
             Command::Token(cmd) => token::run(&ctx, cmd).await,
             Command::Policy(cmd) => policy::run(&ctx, cmd),
             Command::Audit(cmd) => audit::run(&ctx, cmd).await,
+            Command::Hub(cmd) => hub::run(&ctx, cmd).await,
         }
     })
 }

@@ -6,7 +6,7 @@
 
 pub mod admin_api;
 pub mod error;
-mod listen;
+pub(crate) mod listen;
 mod oauth_api;
 mod public;
 
@@ -280,7 +280,7 @@ pub async fn run_on(
     Ok(())
 }
 
-async fn wait_for_signal() {
+pub(crate) async fn wait_for_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};

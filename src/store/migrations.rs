@@ -10,6 +10,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0001_credentials.sql"),
     include_str!("../../migrations/0002_tokens.sql"),
     include_str!("../../migrations/0003_audit.sql"),
+    include_str!("../../migrations/0004_hub.sql"),
 ];
 
 /// The schema version this binary writes.

@@ -4,6 +4,7 @@
 //!
 //! **Invariant:** only this module knows SQL. Revocations are never deleted.
 
+pub mod hub;
 mod migrations;
 pub mod revocations;
 

@@ -1,0 +1,284 @@
+//! The Hub's HTTP API (`/v3/...`): Basic auth, XML in and out, and the one place where a
+//! [`HubError`] becomes an answer (the documented `<error>` element with `status`, `code`,
+//! `message` and `details`).
+
+use std::sync::Arc;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+
+use super::dossier::{DossierRecord, RESOURCE_TYPE};
+use super::xml::Writer;
+use super::{Hub, HubError};
+use crate::store::hub::HubAccount;
+
+const XML: &str = "application/xml; charset=utf-8";
+
+impl IntoResponse for HubError {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.status()).unwrap_or(StatusCode::BAD_REQUEST);
+        match &self {
+            HubError::Unavailable(reason) => {
+                tracing::error!(reason = %reason, "hub store unavailable")
+            }
+            HubError::Internal(reason) => tracing::error!(reason = %reason, "hub request failed"),
+            _ => {}
+        }
+        let mut w = Writer::new();
+        w.open("error", &[])
+            .element("status", &status.as_u16().to_string())
+            .element("code", self.code())
+            .element("message", &self.to_string())
+            .element("details", details(&self))
+            .close("error");
+        let mut response = (
+            status,
+            [
+                (header::CONTENT_TYPE, XML),
+                (header::CACHE_CONTROL, "no-store"),
+            ],
+            w.finish(),
+        )
+            .into_response();
+        if self == HubError::Unauthorized {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Basic realm=\"hub\""),
+            );
+        }
+        response
+    }
+}
+
+fn details(e: &HubError) -> &'static str {
+    match e {
+        HubError::Unauthorized => {
+            "use HTTP Basic authentication with the account's API key and secret"
+        }
+        HubError::Invalid { .. } => "see the Hub API v3 documentation for the resource format",
+        HubError::TooLarge | HubError::UnsupportedMediaType => "send one <resource> XML document",
+        HubError::NotFound => "the resource does not exist or is not shared with this account",
+        HubError::Forbidden => "ask the registering account",
+        HubError::UnknownAccount => "share with an existing account name or AGB code",
+        HubError::MethodNotAllowed => "see the Hub API v3 documentation for the endpoints",
+        HubError::Unavailable(_) | HubError::Internal(_) => "try again later",
+    }
+}
+
+fn xml_response(status: StatusCode, body: String) -> Response {
+    (
+        status,
+        [
+            (header::CONTENT_TYPE, XML),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+fn write_resource(w: &mut Writer, r: &DossierRecord) {
+    w.open("resource", &[("type", RESOURCE_TYPE)]);
+    w.property("key", &r.key);
+    for (name, value) in r.dossier.properties() {
+        w.property(name, &value);
+    }
+    w.property(
+        "hub_registered_at",
+        &crate::server::audit_time(
+            time::OffsetDateTime::from_unix_timestamp(r.registered_at)
+                .unwrap_or(time::OffsetDateTime::UNIX_EPOCH),
+        ),
+    );
+    w.property("hub_provider_account", &r.account);
+    w.close("resource");
+}
+
+/// The Hub's router.
+pub fn router(hub: Arc<Hub>) -> Router {
+    Router::new()
+        .route("/health", get(|| async { "ok" }))
+        .route("/v3/jwks", get(jwks))
+        .route("/.well-known/jwks.json", get(jwks))
+        .route("/v3/register", post(register))
+        .route("/v3/resources", get(search))
+        .route("/v3/resources/{key}", get(resource))
+        .route("/v3/resources/{key}/shares", get(shares))
+        .route(
+            "/v3/resources/{key}/add-share/{account}/{permission}",
+            get(add_share),
+        )
+        .route(
+            "/v3/resources/{key}/remove-share/{account}",
+            get(remove_share),
+        )
+        .route("/v3/resources/{key}/source", get(source))
+        .method_not_allowed_fallback(|| async { HubError::MethodNotAllowed })
+        .fallback(|| async { HubError::NotFound })
+        .with_state(hub)
+}
+
+async fn jwks(State(hub): State<Arc<Hub>>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/jwk-set+json")],
+        hub.key.jwks().to_string(),
+    )
+        .into_response()
+}
+
+/// Authenticates and refuses query parameters on endpoints that take none.
+async fn caller(
+    hub: &Hub,
+    headers: &HeaderMap,
+    uri: &Uri,
+    takes_query: bool,
+) -> Result<Arc<HubAccount>, HubError> {
+    let account = hub
+        .auth
+        .authenticate(
+            headers
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok()),
+        )
+        .await?;
+    if !takes_query && uri.query().is_some_and(|q| !q.is_empty()) {
+        return Err(HubError::Invalid {
+            code: "invalid-parameter",
+            message: "this endpoint takes no query parameters".into(),
+        });
+    }
+    Ok(account)
+}
+
+async fn register(
+    State(hub): State<Arc<Hub>>,
+    headers: HeaderMap,
+    uri: Uri,
+    body: Body,
+) -> Result<Response, HubError> {
+    let account = caller(&hub, &headers, &uri, false).await?;
+    let xml = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(|t| t.trim().to_ascii_lowercase())
+        .is_some_and(|t| t == "application/xml" || t == "text/xml");
+    if !xml {
+        return Err(HubError::UnsupportedMediaType);
+    }
+    let body: Bytes = axum::body::to_bytes(body, super::xml::MAX_BODY)
+        .await
+        .map_err(|_| HubError::TooLarge)?;
+    let key = hub.register(&account, &body).await?;
+    let mut w = Writer::new();
+    w.open("status", &[("key", &key)])
+        .text("OK")
+        .close("status");
+    Ok(xml_response(StatusCode::OK, w.finish()))
+}
+
+async fn search(
+    State(hub): State<Arc<Hub>>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Result<Response, HubError> {
+    let account = caller(&hub, &headers, &uri, true).await?;
+    let found = hub.search(&account, uri.query()).await?;
+    let mut w = Writer::new();
+    w.open("resources", &[]);
+    for r in &found {
+        write_resource(&mut w, r);
+    }
+    w.close("resources");
+    Ok(xml_response(StatusCode::OK, w.finish()))
+}
+
+async fn resource(
+    State(hub): State<Arc<Hub>>,
+    Path(key): Path<String>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Result<Response, HubError> {
+    let account = caller(&hub, &headers, &uri, false).await?;
+    let r = hub.resource(&account, &key).await?;
+    let mut w = Writer::new();
+    write_resource(&mut w, &r);
+    Ok(xml_response(StatusCode::OK, w.finish()))
+}
+
+async fn shares(
+    State(hub): State<Arc<Hub>>,
+    Path(key): Path<String>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Result<Response, HubError> {
+    let account = caller(&hub, &headers, &uri, false).await?;
+    let shares = hub.shares(&account, &key).await?;
+    let mut w = Writer::new();
+    w.open("shares", &[]);
+    for s in &shares {
+        w.open("share", &[])
+            .element("resourceKey", &key)
+            .element("granteeName", &s.share.grantee)
+            .element("granteeDisplayName", &s.display_name)
+            .element("permission", &s.share.permission)
+            .close("share");
+    }
+    w.close("shares");
+    Ok(xml_response(StatusCode::OK, w.finish()))
+}
+
+async fn add_share(
+    State(hub): State<Arc<Hub>>,
+    Path((key, target, permission)): Path<(String, String, String)>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Result<Response, HubError> {
+    let account = caller(&hub, &headers, &uri, false).await?;
+    hub.add_share(&account, &key, &target, &permission).await?;
+    let mut w = Writer::new();
+    w.open("status", &[("key", &key)])
+        .text("OK")
+        .close("status");
+    Ok(xml_response(StatusCode::OK, w.finish()))
+}
+
+async fn remove_share(
+    State(hub): State<Arc<Hub>>,
+    Path((key, target)): Path<(String, String)>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Result<Response, HubError> {
+    let account = caller(&hub, &headers, &uri, false).await?;
+    hub.remove_share(&account, &key, &target).await?;
+    let mut w = Writer::new();
+    w.open("status", &[("key", &key)])
+        .text("OK")
+        .close("status");
+    Ok(xml_response(StatusCode::OK, w.finish()))
+}
+
+async fn source(
+    State(hub): State<Arc<Hub>>,
+    Path(key): Path<String>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Result<Response, HubError> {
+    let account = caller(&hub, &headers, &uri, false).await?;
+    let s = hub.source(&account, &key).await?;
+    let mut w = Writer::new();
+    w.open("source", &[])
+        .element("api", &s.api)
+        .element("url", &s.url)
+        .element("jwt", &s.jwt)
+        .open("provider", &[])
+        .element("account", &s.account)
+        .element("displayname", &s.display_name)
+        .close("provider")
+        .close("source");
+    Ok(xml_response(StatusCode::OK, w.finish()))
+}

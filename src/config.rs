@@ -59,6 +59,44 @@ struct FileConfig {
     max_upstream_body_bytes: Option<usize>,
     #[serde(default)]
     did_web: DidWebFile,
+    hub_source: Option<HubSourceFile>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HubSourceFile {
+    jwks: String,
+    issuer: String,
+    audience: String,
+    policy: String,
+    leeway_seconds: Option<i64>,
+    refresh_seconds: Option<u64>,
+}
+
+/// Where the Hub's public keys come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JwksSource {
+    /// A JWKS file.
+    File(PathBuf),
+    /// A JWKS URL (https, or http to a loopback address).
+    Url(url::Url),
+}
+
+/// `[hub_source]`: accept Hub API v3 source tokens in front of a dossier API.
+#[derive(Debug, Clone)]
+pub struct HubSourceSettings {
+    /// The Hub's JWKS.
+    pub jwks: JwksSource,
+    /// The Hub's `iss`.
+    pub issuer: String,
+    /// This provider's Hub account name (`aud`).
+    pub audience: String,
+    /// The hub-source policy that decides the requests.
+    pub policy: String,
+    /// Clock skew allowed on `nbf`/`exp`.
+    pub leeway_seconds: i64,
+    /// How often the JWKS is re-read.
+    pub refresh: Duration,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -115,6 +153,8 @@ pub struct Config {
     pub client_timeout: Duration,
     /// Largest answer accepted from the source system (larger: 502).
     pub max_upstream_body_bytes: usize,
+    /// Hub source tokens as a second authenticator, if configured.
+    pub hub_source: Option<HubSourceSettings>,
 }
 
 impl Config {
@@ -282,6 +322,55 @@ impl Config {
                 dangerous_allow_http_loopback: w.dangerous_allow_http_loopback.unwrap_or(false),
             },
         };
+        let hub_source = match file.hub_source {
+            None => None,
+            Some(h) => {
+                let key = |k: &str| format!("hub_source.{k}");
+                let jwks = if h.jwks.starts_with("https://") || h.jwks.starts_with("http://") {
+                    let u = url::Url::parse(&h.jwks)
+                        .map_err(|e| err(&origin, &key("jwks"), format!("not a URL: {e}")))?;
+                    let loopback =
+                        matches!(u.host_str(), Some("127.0.0.1" | "localhost" | "[::1]"));
+                    if u.scheme() == "http" && !loopback {
+                        return Err(err(
+                            &origin,
+                            &key("jwks"),
+                            "must be https (http only to a loopback address)".into(),
+                        ));
+                    }
+                    JwksSource::Url(u)
+                } else if h.jwks.is_empty() {
+                    return Err(err(&origin, &key("jwks"), "must not be empty".into()));
+                } else {
+                    JwksSource::File(PathBuf::from(&h.jwks))
+                };
+                if h.issuer.is_empty() {
+                    return Err(err(&origin, &key("issuer"), "must not be empty".into()));
+                }
+                if !crate::hub::valid_account_name(&h.audience) {
+                    return Err(err(
+                        &origin,
+                        &key("audience"),
+                        "must be this provider's Hub account name".into(),
+                    ));
+                }
+                if !crate::policy::valid_purpose_name(&h.policy) {
+                    return Err(err(
+                        &origin,
+                        &key("policy"),
+                        "must name a policy file (without .toml)".into(),
+                    ));
+                }
+                Some(HubSourceSettings {
+                    jwks,
+                    issuer: h.issuer,
+                    audience: h.audience,
+                    policy: h.policy,
+                    leeway_seconds: h.leeway_seconds.unwrap_or(5).clamp(0, 300),
+                    refresh: Duration::from_secs(h.refresh_seconds.unwrap_or(300).clamp(1, 86_400)),
+                })
+            }
+        };
         Ok(Config {
             data_dir,
             policies_dir,
@@ -308,6 +397,7 @@ impl Config {
                 .max_upstream_body_bytes
                 .unwrap_or(16 * 1024 * 1024)
                 .clamp(1024, 512 * 1024 * 1024),
+            hub_source,
         })
     }
 }

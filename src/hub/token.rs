@@ -196,15 +196,18 @@ pub enum SourceError {
 }
 
 /// One verification key from the Hub's JWKS.
-#[derive(Debug, Clone)]
-struct RsaKey {
-    kid: Option<String>,
-    n: Vec<u8>,
-    e: Vec<u8>,
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RsaKey {
+    /// `kid`, if the JWKS names one.
+    pub kid: Option<String>,
+    /// Modulus, big-endian.
+    pub n: Vec<u8>,
+    /// Exponent, big-endian.
+    pub e: Vec<u8>,
 }
 
 /// Parses a JWKS document: its RSA keys of at least 2048 bits (others are ignored).
-pub fn parse_jwks(text: &str) -> Result<Vec<(Option<String>, Vec<u8>, Vec<u8>)>, String> {
+pub fn parse_jwks(text: &str) -> Result<Vec<RsaKey>, String> {
     let doc: Value = serde_json::from_str(text).map_err(|e| format!("not JSON: {e}"))?;
     let keys = doc
         .get("keys")
@@ -227,7 +230,7 @@ pub fn parse_jwks(text: &str) -> Result<Vec<(Option<String>, Vec<u8>, Vec<u8>)>,
             return Err("an RSA key is shorter than 2048 bits or badly encoded".into());
         }
         let kid = k.get("kid").and_then(Value::as_str).map(str::to_owned);
-        out.push((kid, n, e));
+        out.push(RsaKey { kid, n, e });
     }
     if out.is_empty() {
         return Err("the JWKS holds no RSA key".into());
@@ -258,10 +261,7 @@ impl SourceVerifier {
 
     /// Replaces the keys with those of a JWKS document.
     pub fn set_jwks(&self, text: &str) -> Result<usize, String> {
-        let keys: Vec<RsaKey> = parse_jwks(text)?
-            .into_iter()
-            .map(|(kid, n, e)| RsaKey { kid, n, e })
-            .collect();
+        let keys = parse_jwks(text)?;
         let count = keys.len();
         if let Ok(mut k) = self.keys.write() {
             *k = keys;

@@ -77,6 +77,13 @@ impl TokenContext {
         }
     }
 
+    /// The context of a request authenticated by something else than our own access token (a
+    /// Hub source token): no patients are bound to it.
+    #[must_use]
+    pub fn external(record: TokenRecord, user: Option<UserIdentity>) -> Self {
+        Self::new(record, user, Vec::new())
+    }
+
     /// A copy of the allowed patient ids.
     #[must_use]
     pub fn allowed_patients(&self) -> std::collections::HashSet<String> {

@@ -68,21 +68,73 @@ impl fmt::Display for ConsentType {
 struct PolicyFile {
     #[serde(default)]
     description: String,
-    token: TokenPolicy,
-    credential: CredentialPolicyFile,
+    #[serde(default)]
+    authenticator: Authenticator,
+    token: Option<TokenPolicy>,
+    credential: Option<CredentialPolicyFile>,
     #[serde(default, rename = "rule")]
     rules: Vec<request::Rule>,
     #[serde(default)]
     response: ResponsePolicy,
 }
 
+/// Who vouches for the requests a policy allows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Authenticator {
+    /// Access tokens from our token endpoint (Nuts authorization credentials); the file name is
+    /// the purposeOfUse.
+    #[default]
+    Nuts,
+    /// Source tokens signed by a Hub (Hub API v3, `[hub_source]` in the config); the file name is
+    /// the policy name `[hub_source] policy` refers to. No `[token]` or `[credential]` section.
+    HubSource,
+}
+
+/// The format of the source system's answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ResponseFormat {
+    /// FHIR JSON: every resource must belong to the token's patient.
+    #[default]
+    Fhir,
+    /// Passed as it is (with its Content-Type); the source system scopes the answer to the
+    /// subject it receives in `X-Poortwachter-Subject`.
+    Passthrough,
+}
+
 /// How answers are checked against the token's patient.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ResponsePolicy {
+    /// The answers' format.
+    #[serde(default)]
+    pub format: ResponseFormat,
     /// Resource types that belong to no patient (Practitioner, ...) and may be returned as they are.
     #[serde(default)]
     pub non_patient_resources: Vec<String>,
+}
+
+/// A compiled policy for requests that carry a Hub source token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SourcePolicy {
+    /// The policy name (the file name without `.toml`).
+    pub name: String,
+    /// Free text.
+    pub description: String,
+    /// Allowed request shapes (everything else is denied).
+    pub rules: Vec<request::Rule>,
+    /// Response checks.
+    pub response: ResponsePolicy,
+}
+
+/// A compiled policy file of either kind.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Compiled {
+    /// A purposeOfUse policy (Nuts tokens).
+    Nuts(Policy),
+    /// A Hub source-token policy.
+    HubSource(SourcePolicy),
 }
 
 #[derive(Debug, Deserialize)]
@@ -171,6 +223,7 @@ pub enum PolicyError {
 #[derive(Debug, Clone, Default)]
 pub struct PolicySet {
     by_purpose: BTreeMap<String, Arc<Policy>>,
+    sources: BTreeMap<String, Arc<SourcePolicy>>,
 }
 
 /// A purposeOfUse is a short identifier: lowercase letters, digits, `-`, `_`, `.`.
@@ -226,14 +279,32 @@ impl PolicySet {
                 .and_then(|s| s.to_str())
                 .unwrap_or_default()
                 .to_owned();
-            let policy = Self::compile(&file, &purpose, &text)?;
-            set.by_purpose.insert(purpose, Arc::new(policy));
+            match Self::compile_any(&file, &purpose, &text)? {
+                Compiled::Nuts(policy) => {
+                    set.by_purpose.insert(purpose, Arc::new(policy));
+                }
+                Compiled::HubSource(policy) => {
+                    set.sources.insert(purpose, Arc::new(policy));
+                }
+            }
         }
         Ok(set)
     }
 
-    /// Compiles one policy file's text.
+    /// Compiles one purposeOfUse policy file's text (a Hub source policy is an error here).
     pub fn compile(file: &str, purpose: &str, text: &str) -> Result<Policy, PolicyError> {
+        match Self::compile_any(file, purpose, text)? {
+            Compiled::Nuts(p) => Ok(p),
+            Compiled::HubSource(_) => Err(PolicyError::File {
+                file: file.to_owned(),
+                line: 0,
+                reason: "a hub-source policy is not a purposeOfUse policy".into(),
+            }),
+        }
+    }
+
+    /// Compiles one policy file's text, of either kind.
+    pub fn compile_any(file: &str, purpose: &str, text: &str) -> Result<Compiled, PolicyError> {
         let err = |line: usize, reason: String| PolicyError::File {
             file: file.to_owned(),
             line,
@@ -256,7 +327,37 @@ impl PolicySet {
                 .position(|l| l.trim_start().starts_with(key))
                 .map_or(0, |i| i + 1)
         };
-        let c = parsed.credential;
+        request::validate(&parsed.rules).map_err(|reason| err(line_of("[[rule]]"), reason))?;
+        if parsed.authenticator == Authenticator::HubSource {
+            if parsed.token.is_some() || parsed.credential.is_some() {
+                return Err(err(
+                    line_of("authenticator"),
+                    "a hub-source policy has no [token] or [credential] section".into(),
+                ));
+            }
+            if let Some(r) = parsed.rules.iter().find(|r| {
+                r.binds_patients
+                    || r.path.contains("{allowed_patient}")
+                    || r.query
+                        .values()
+                        .chain(r.form.values())
+                        .any(|p| p.allowed_patient)
+            }) {
+                return Err(err(
+                    line_of("[[rule]]"),
+                    format!("rule \"{}\": patient binding needs Nuts access tokens, not Hub source tokens", r.name),
+                ));
+            }
+            return Ok(Compiled::HubSource(SourcePolicy {
+                name: purpose.to_owned(),
+                description: parsed.description,
+                rules: parsed.rules,
+                response: parsed.response,
+            }));
+        }
+        let missing = |section: &str| err(0, format!("missing section [{section}]"));
+        let c = parsed.credential.ok_or_else(|| missing("credential"))?;
+        let token = parsed.token.ok_or_else(|| missing("token"))?;
         if c.consent_types.is_empty() {
             return Err(err(
                 line_of("consent_types"),
@@ -273,7 +374,7 @@ impl PolicySet {
                 format!("no_expiration_allowed_for names \"{ct}\", which is not in consent_types"),
             ));
         }
-        let t = &parsed.token;
+        let t = &token;
         if t.lifetime_seconds == 0 || t.lifetime_seconds > 3600 {
             return Err(err(
                 line_of("lifetime_seconds"),
@@ -286,26 +387,31 @@ impl PolicySet {
                 "max_validity_days must be at least 1".into(),
             ));
         }
-        request::validate(&parsed.rules).map_err(|reason| err(line_of("[[rule]]"), reason))?;
-        Ok(Policy {
+        Ok(Compiled::Nuts(Policy {
             purpose: purpose.to_owned(),
             rules: parsed.rules,
             response: parsed.response,
             description: parsed.description,
-            token: parsed.token,
+            token,
             credential: CredentialPolicy {
                 consent_types: c.consent_types,
                 expiration_required: c.expiration_required,
                 no_expiration_allowed_for: c.no_expiration_allowed_for,
                 max_validity_days: c.max_validity_days,
             },
-        })
+        }))
     }
 
     /// The policy for a purposeOfUse.
     #[must_use]
     pub fn get(&self, purpose: &str) -> Option<&Arc<Policy>> {
         self.by_purpose.get(purpose)
+    }
+
+    /// The Hub source-token policy with this name.
+    #[must_use]
+    pub fn source(&self, name: &str) -> Option<&Arc<SourcePolicy>> {
+        self.sources.get(name)
     }
 
     /// The loaded purposes.
@@ -321,6 +427,7 @@ impl PolicySet {
                 .into_iter()
                 .map(|p| (p.purpose.clone(), Arc::new(p)))
                 .collect(),
+            sources: BTreeMap::new(),
         }
     }
 }

@@ -47,6 +47,11 @@ pub struct ParamRule {
     /// `http://fhir.nl/fhir/NamingSystem/bsn|<the token's BSN>`.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub token_bsn_identifier: bool,
+    /// Exactly the token's BSN (9 digits). The parameter is checked, then removed from the
+    /// request the source system receives: it gets the BSN in `X-Poortwachter-Subject`, never
+    /// in a URL.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub token_bsn: bool,
     /// Any syntactically valid FHIR id (`[A-Za-z0-9\-.]{1,64}`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub fhir_id: bool,
@@ -63,6 +68,7 @@ impl ParamRule {
             self.max.is_some(),
             self.allowed_patient,
             self.token_bsn_identifier,
+            self.token_bsn,
             self.fhir_id,
         ]
         .iter()
@@ -118,7 +124,7 @@ pub fn validate(rules: &[Rule]) -> Result<(), String> {
         }
         for (name, p) in r.query.iter().chain(r.form.iter()) {
             if p.constraint_count() != 1 {
-                return Err(format!("rule \"{}\": parameter {name} needs exactly one of equals, one_of, max, allowed_patient, token_bsn_identifier, fhir_id", r.name));
+                return Err(format!("rule \"{}\": parameter {name} needs exactly one of equals, one_of, max, allowed_patient, token_bsn_identifier, token_bsn, fhir_id", r.name));
             }
         }
         if !r.form.is_empty() && r.method != "POST" {
@@ -158,6 +164,7 @@ pub struct TokenScope<'a> {
 pub struct Permit {
     rule: String,
     binds_patients: bool,
+    strip_query: Vec<String>,
 }
 
 impl Permit {
@@ -170,6 +177,11 @@ impl Permit {
     #[must_use]
     pub fn binds_patients(&self) -> bool {
         self.binds_patients
+    }
+    /// Query parameters checked against the token and not forwarded (`token_bsn`).
+    #[must_use]
+    pub fn strip_query(&self) -> &[String] {
+        &self.strip_query
     }
 }
 
@@ -201,6 +213,9 @@ fn value_ok(rule: &ParamRule, value: &str, scope: &TokenScope<'_>) -> bool {
     }
     if rule.allowed_patient {
         return scope.allowed_patients.contains(value);
+    }
+    if rule.token_bsn {
+        return value == scope.bsn.as_str();
     }
     if rule.token_bsn_identifier {
         return value
@@ -320,6 +335,12 @@ pub fn decide(rules: &[Rule], req: &RequestShape<'_>, scope: &TokenScope<'_>) ->
                 return Decision::Permit(Permit {
                     rule: rule.name.clone(),
                     binds_patients: rule.binds_patients,
+                    strip_query: rule
+                        .query
+                        .iter()
+                        .filter(|(_, p)| p.token_bsn)
+                        .map(|(n, _)| n.clone())
+                        .collect(),
                 })
             }
             Err(reason) => last = reason,

@@ -8,6 +8,7 @@
 //! only the policy engine makes.
 
 pub mod fhir;
+pub mod hub_source;
 
 use std::sync::Arc;
 
@@ -19,7 +20,8 @@ use axum::response::{IntoResponse, Response};
 use crate::audit::{redact_bsns, AuditRecord};
 use crate::bsn::Bsn;
 use crate::oauth::TokenContext;
-use crate::policy::request::{decide, Decision, Permit, RequestShape, TokenScope};
+use crate::policy::request::{decide, Decision, Permit, RequestShape, Rule, TokenScope};
+use crate::policy::ResponsePolicy;
 use crate::server::error::ProxyError;
 use crate::server::AppState;
 
@@ -52,11 +54,12 @@ pub async fn handle(State(state): State<Arc<AppState>>, request: Request<Body>) 
     let started = std::time::Instant::now();
     let request_id = uuid::Uuid::new_v4().to_string();
     let (parts, body) = request.into_parts();
-    let target = parts
-        .uri
-        .path_and_query()
-        .map_or("/", |pq| pq.as_str())
-        .to_owned();
+    // The query without a source token (`jwt=`): that is a credential, never logged or forwarded.
+    let query = parts.uri.query().map(|q| without_param(q, "jwt"));
+    let target = match &query {
+        Some(q) if !q.is_empty() => format!("{}?{q}", parts.uri.path()),
+        _ => parts.uri.path().to_owned(),
+    };
     let mut record = AuditRecord {
         time: crate::server::audit_time(state.clock.now()),
         request_id: request_id.clone(),
@@ -72,7 +75,16 @@ pub async fn handle(State(state): State<Arc<AppState>>, request: Request<Body>) 
         status: 0,
         upstream_status: None,
     };
-    let outcome = run(&state, &parts, body, &request_id, &mut record).await;
+    let outcome = run(
+        &state,
+        &parts,
+        query.as_deref(),
+        body,
+        &request_id,
+        &mut record,
+    )
+    .await;
+    let hub_format = record.kind == HUB_SOURCE_KIND;
     let response = match outcome {
         Ok(answer) => {
             record.decision = "permit".into();
@@ -98,7 +110,11 @@ pub async fn handle(State(state): State<Arc<AppState>>, request: Request<Body>) 
                     state.metrics.upstream_error();
                 }
             }
-            e.into_response()
+            if hub_format {
+                e.into_hub_response()
+            } else {
+                e.into_response()
+            }
         }
     };
     record.status = response.status().as_u16();
@@ -107,7 +123,11 @@ pub async fn handle(State(state): State<Arc<AppState>>, request: Request<Body>) 
     if let Err(e) = state.audit.write(record).await {
         tracing::error!(error = %e, request_id, "audit log unavailable: refusing to answer");
         state.metrics.request("proxy", "error", 503);
-        return ProxyError::Unavailable.into_response();
+        return if hub_format {
+            ProxyError::Unavailable.into_hub_response()
+        } else {
+            ProxyError::Unavailable.into_response()
+        };
     }
     state.metrics.request("proxy", &decision, status);
     state.metrics.proxy_latency.observe(started.elapsed());
@@ -118,9 +138,96 @@ pub async fn handle(State(state): State<Arc<AppState>>, request: Request<Body>) 
     response
 }
 
+/// The audit `kind` of requests that carry a Hub source token (their errors are Hub XML).
+pub const HUB_SOURCE_KIND: &str = "hub-source";
+
+/// `query` minus every `name=` parameter, other parameters as sent.
+fn without_param(query: &str, name: &str) -> String {
+    query
+        .split('&')
+        .filter(|pair| {
+            let key = pair.split('=').next().unwrap_or_default();
+            url::form_urlencoded::parse(key.as_bytes())
+                .next()
+                .map_or(key != name, |(k, _)| k != name)
+        })
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+/// The rules and response checks a request is decided by.
+struct Scope {
+    rules: Vec<Rule>,
+    response: ResponsePolicy,
+}
+
+/// Authenticates the request: our own access token, or (when `[hub_source]` is configured) a
+/// Hub source token as Bearer or `?jwt=`. Returns the context and the policy that decides.
+async fn authenticate(
+    state: &AppState,
+    parts: &axum::http::request::Parts,
+    record: &mut AuditRecord,
+) -> Result<(Arc<TokenContext>, Scope), ProxyError> {
+    let bearer = bearer(&parts.headers);
+    let from_query: Vec<String> =
+        url::form_urlencoded::parse(parts.uri.query().unwrap_or_default().as_bytes())
+            .filter(|(k, _)| k == "jwt")
+            .map(|(_, v)| v.into_owned())
+            .collect();
+    let policies = state.policies.borrow().clone();
+    if let (Some(settings), Some(verifier)) = (&state.config.hub_source, &state.hub_source) {
+        let jwt = match (bearer, from_query.as_slice()) {
+            (None, [jwt]) => Some(jwt.as_str()),
+            (Some(b), []) if hub_source::looks_like_jwt(b) => Some(b),
+            (Some(_), [_, ..]) | (None, [_, _, ..]) => {
+                record.kind = HUB_SOURCE_KIND.into();
+                return Err(ProxyError::Malformed("more than one credential"));
+            }
+            _ => None,
+        };
+        if let Some(jwt) = jwt {
+            record.kind = HUB_SOURCE_KIND.into();
+            let now = state.clock.now().unix_timestamp();
+            let ctx = hub_source::context(verifier, &settings.policy, jwt, now)
+                .map_err(|e| ProxyError::InvalidSourceToken(e.to_string()))?;
+            record.fill_from_token(&ctx);
+            let policy = policies
+                .source(&settings.policy)
+                .ok_or(ProxyError::Refused)?;
+            return Ok((
+                Arc::new(ctx),
+                Scope {
+                    rules: policy.rules.clone(),
+                    response: policy.response.clone(),
+                },
+            ));
+        }
+    }
+    if !from_query.is_empty() {
+        return Err(ProxyError::InvalidToken);
+    }
+    let token = bearer.ok_or(ProxyError::InvalidToken)?;
+    let ctx = state
+        .tokens
+        .lookup(token)
+        .await
+        .map_err(|_| ProxyError::Unavailable)?
+        .ok_or(ProxyError::InvalidToken)?;
+    record.fill_from_token(&ctx);
+    let policy = policies
+        .get(&ctx.record.purpose)
+        .ok_or(ProxyError::Refused)?;
+    let scope = Scope {
+        rules: policy.rules.clone(),
+        response: policy.response.clone(),
+    };
+    Ok((ctx, scope))
+}
+
 async fn run(
     state: &AppState,
     parts: &axum::http::request::Parts,
+    query: Option<&str>,
     body: Body,
     request_id: &str,
     record: &mut AuditRecord,
@@ -140,15 +247,9 @@ async fn run(
     if parts.headers.contains_key(header::TRANSFER_ENCODING) {
         return Err(ProxyError::Malformed("Transfer-Encoding on a request"));
     }
-    // authenticate: a live Bearer token (not expired, its credentials not revoked).
-    let token = bearer(&parts.headers).ok_or(ProxyError::InvalidToken)?;
-    let ctx = state
-        .tokens
-        .lookup(token)
-        .await
-        .map_err(|_| ProxyError::Unavailable)?
-        .ok_or(ProxyError::InvalidToken)?;
-    record.fill_from_token(&ctx);
+    // authenticate: a live Bearer token (not expired, its credentials not revoked), or a Hub
+    // source token.
+    let (ctx, scope) = authenticate(state, parts, record).await?;
     // limits: the body, read whole up to the configured size.
     let bytes = tokio::time::timeout(
         state.config.client_timeout,
@@ -158,11 +259,7 @@ async fn run(
     .map_err(|_| ProxyError::ClientTimeout)?
     .map_err(|_| ProxyError::TooLarge)?;
     // authorize: the purpose's policy decides; a permit is the only way forward.
-    let policies = state.policies.borrow().clone();
-    let policy = policies
-        .get(&ctx.record.purpose)
-        .ok_or(ProxyError::Refused)?;
-    let permit = match authorize(&policy.rules, parts, &bytes, &ctx) {
+    let permit = match authorize(&scope.rules, parts, query, &bytes, &ctx) {
         // Another replica may have bound Patients to this token: look once more with those.
         Err(ProxyError::Denied(_))
             if state
@@ -171,24 +268,16 @@ async fn run(
                 .await
                 .map_err(|_| ProxyError::Unavailable)? =>
         {
-            authorize(&policy.rules, parts, &bytes, &ctx)?
+            authorize(&scope.rules, parts, query, &bytes, &ctx)?
         }
         other => other?,
     };
     record.rule = permit.rule().to_owned();
     // forward: to the source system, with context headers from the token only.
-    let upstream = forward(state, &permit, parts, bytes, &ctx, request_id).await?;
+    let upstream = forward(state, &permit, parts, query, bytes, &ctx, request_id).await?;
     record.upstream_status = Some(upstream.status);
     // check response: every resource must belong to the token's patient.
-    check_response(
-        state,
-        &permit,
-        &policy.response.non_patient_resources,
-        &ctx,
-        upstream,
-        record,
-    )
-    .await
+    check_response(state, &permit, &scope.response, &ctx, upstream, record).await
 }
 
 fn bearer(headers: &HeaderMap) -> Option<&str> {
@@ -201,8 +290,9 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
 }
 
 fn authorize(
-    rules: &[crate::policy::request::Rule],
+    rules: &[Rule],
     parts: &axum::http::request::Parts,
+    query: Option<&str>,
     body: &[u8],
     ctx: &TokenContext,
 ) -> Result<Permit, ProxyError> {
@@ -226,7 +316,7 @@ fn authorize(
     let shape = RequestShape {
         method: parts.method.as_str(),
         path: parts.uri.path(),
-        query: parts.uri.query(),
+        query,
         form: (parts.method == Method::POST).then_some(body),
     };
     match decide(
@@ -245,13 +335,15 @@ fn authorize(
 struct Upstream {
     status: u16,
     headers: HeaderMap,
+    content_type: Option<HeaderValue>,
     body: axum::body::Bytes,
 }
 
 async fn forward(
     state: &AppState,
-    _permit: &Permit,
+    permit: &Permit,
     parts: &axum::http::request::Parts,
+    query: Option<&str>,
     body: axum::body::Bytes,
     ctx: &TokenContext,
     request_id: &str,
@@ -261,11 +353,25 @@ async fn forward(
         .upstream
         .as_ref()
         .ok_or(ProxyError::UpstreamDown)?;
-    let url = format!(
-        "{}{}",
-        base.as_str().trim_end_matches('/'),
-        parts.uri.path_and_query().map_or("/", |pq| pq.as_str())
-    );
+    // The query as sent, minus parameters the policy checked against the token (a BSN never
+    // travels in a URL we send).
+    let mut query = query.unwrap_or_default().to_owned();
+    for name in permit.strip_query() {
+        query = without_param(&query, name);
+    }
+    let url = if query.is_empty() {
+        format!(
+            "{}{}",
+            base.as_str().trim_end_matches('/'),
+            parts.uri.path()
+        )
+    } else {
+        format!(
+            "{}{}?{query}",
+            base.as_str().trim_end_matches('/'),
+            parts.uri.path()
+        )
+    };
     let mut headers = HeaderMap::new();
     for name in PASSED_REQUEST_HEADERS {
         if let Some(v) = parts.headers.get(&name) {
@@ -308,6 +414,7 @@ async fn forward(
             passed.insert(name, v.clone());
         }
     }
+    let content_type = response.headers().get(header::CONTENT_TYPE).cloned();
     let limit = state.config.max_upstream_body_bytes;
     let mut response = response;
     let mut buf = Vec::new();
@@ -327,6 +434,7 @@ async fn forward(
     Ok(Upstream {
         status,
         headers: passed,
+        content_type,
         body: buf.into(),
     })
 }
@@ -334,7 +442,7 @@ async fn forward(
 async fn check_response(
     state: &AppState,
     permit: &Permit,
-    non_patient: &[String],
+    response: &ResponsePolicy,
     ctx: &TokenContext,
     upstream: Upstream,
     record: &mut AuditRecord,
@@ -343,6 +451,19 @@ async fn check_response(
         // The source system's error detail stays here; the client learns only the status.
         return Err(ProxyError::UpstreamStatus(upstream.status));
     }
+    if response.format == crate::policy::ResponseFormat::Passthrough {
+        let mut headers = upstream.headers;
+        if let Some(ct) = upstream.content_type {
+            headers.insert(header::CONTENT_TYPE, ct);
+        }
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        return Ok(Answer {
+            status: upstream.status,
+            headers,
+            body: upstream.body,
+        });
+    }
+    let non_patient = &response.non_patient_resources;
     let learned = fhir::check_answer(&upstream.body, &ctx.record.bsn, &ctx.allowed_patients(), non_patient, permit.binds_patients())
         .map_err(|m| {
             record.rule = format!("{}; withheld: {}", permit.rule(), m.0);

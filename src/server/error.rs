@@ -116,6 +116,8 @@ impl IntoResponse for ApiError {
 pub enum ProxyError {
     /// Missing, unknown, expired or revoked token.
     InvalidToken,
+    /// A Hub source token that does not verify (why, for the audit log).
+    InvalidSourceToken(String),
     /// The policy refused the request (reason for the audit log).
     Denied(String),
     /// Refused for another reason (no policy, answer of another patient).
@@ -144,6 +146,7 @@ impl ProxyError {
     pub fn audit_reason(&self) -> String {
         match self {
             ProxyError::InvalidToken => "invalid-token".into(),
+            ProxyError::InvalidSourceToken(why) => format!("invalid-source-token: {why}"),
             ProxyError::Denied(r) => r.clone(),
             ProxyError::Refused => "refused".into(),
             ProxyError::Malformed(m) => format!("malformed: {m}"),
@@ -171,15 +174,16 @@ impl ProxyError {
     }
 }
 
-impl IntoResponse for ProxyError {
-    fn into_response(self) -> Response {
-        let (status, code, text) = match &self {
+impl ProxyError {
+    /// Status, FHIR issue code and text of the answer.
+    fn parts(&self) -> (StatusCode, &'static str, &'static str) {
+        match self {
             ProxyError::ClientTimeout => (
                 StatusCode::REQUEST_TIMEOUT,
                 "timeout",
                 "request not received in time",
             ),
-            ProxyError::InvalidToken => (
+            ProxyError::InvalidToken | ProxyError::InvalidSourceToken(_) => (
                 StatusCode::UNAUTHORIZED,
                 "login",
                 "a valid access token is required",
@@ -213,7 +217,50 @@ impl IntoResponse for ProxyError {
                 "transient",
                 "service temporarily unavailable",
             ),
-        };
+        }
+    }
+
+    fn www_authenticate(&self, response: &mut Response) {
+        if matches!(
+            self,
+            ProxyError::InvalidToken | ProxyError::InvalidSourceToken(_)
+        ) {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Bearer error=\"invalid_token\""),
+            );
+        }
+    }
+
+    /// The answer for a request that came with a Hub source token: the Hub API's `<error>`
+    /// XML (status, code, message, details), saying as little as the FHIR answer does.
+    #[must_use]
+    pub fn into_hub_response(self) -> Response {
+        let (status, code, text) = self.parts();
+        let mut w = crate::hub::xml::Writer::new();
+        w.open("error", &[])
+            .element("status", &status.as_u16().to_string())
+            .element("code", code)
+            .element("message", text)
+            .element("details", "")
+            .close("error");
+        let mut response = (
+            status,
+            [
+                (header::CONTENT_TYPE, "application/xml; charset=utf-8"),
+                (header::CACHE_CONTROL, "no-store"),
+            ],
+            w.finish(),
+        )
+            .into_response();
+        self.www_authenticate(&mut response);
+        response
+    }
+}
+
+impl IntoResponse for ProxyError {
+    fn into_response(self) -> Response {
+        let (status, code, text) = self.parts();
         let mut response = (
             status,
             [
@@ -223,12 +270,7 @@ impl IntoResponse for ProxyError {
             crate::proxy::fhir::operation_outcome(code, text).to_string(),
         )
             .into_response();
-        if self == ProxyError::InvalidToken {
-            response.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                header::HeaderValue::from_static("Bearer error=\"invalid_token\""),
-            );
-        }
+        self.www_authenticate(&mut response);
         response
     }
 }

@@ -53,6 +53,8 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
     /// Prometheus metrics.
     pub metrics: crate::metrics::Metrics,
+    /// Hub source tokens (`[hub_source]`), if configured.
+    pub hub_source: Option<Arc<crate::hub::token::SourceVerifier>>,
 }
 
 /// Errors that stop start-up.
@@ -70,6 +72,9 @@ pub enum StartError {
     /// DID resolver.
     #[error(transparent)]
     Did(#[from] crate::did::DidError),
+    /// `[hub_source]` cannot be used: its policy or the Hub's keys.
+    #[error("hub_source: {0}")]
+    HubSource(String),
     /// The HTTP client for the source system could not be built (TLS roots, ...).
     #[error("cannot set up the HTTP client for the source system: {0}")]
     UpstreamClient(String),
@@ -98,6 +103,26 @@ fn identity(config: &Config) -> Result<Identity, StartError> {
 pub async fn build_state(config: Config) -> Result<Arc<AppState>, StartError> {
     // Policies first: a bad policy file stops start-up before anything is created.
     let policies = PolicySet::load_dir(&config.policies_dir)?;
+    let hub_source = match &config.hub_source {
+        None => None,
+        Some(settings) => {
+            if policies.source(&settings.policy).is_none() {
+                return Err(StartError::HubSource(format!(
+                    "policy \"{}\" is not a hub-source policy in {}",
+                    settings.policy,
+                    config.policies_dir.display()
+                )));
+            }
+            let verifier = crate::proxy::hub_source::verifier(settings)
+                .await
+                .map_err(|e| StartError::HubSource(format!("the Hub's keys: {e}")))?;
+            tokio::spawn(crate::proxy::hub_source::refresh(
+                verifier.clone(),
+                settings.clone(),
+            ));
+            Some(verifier)
+        }
+    };
     let identity = identity(&config)?;
     let store = Store::open(&config.database_url).await?;
     let purposes: Vec<&str> = policies.purposes().collect();
@@ -159,6 +184,7 @@ pub async fn build_state(config: Config) -> Result<Arc<AppState>, StartError> {
         policies: rx,
         policy_updates,
         metrics: crate::metrics::Metrics::default(),
+        hub_source,
         revocations,
         store,
         clock,

@@ -9,6 +9,7 @@ mod demo;
 mod did_web;
 mod examples;
 mod failclosed;
+mod hub;
 mod interop_python;
 mod limits;
 mod nuts_fixtures;

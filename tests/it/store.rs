@@ -218,7 +218,7 @@ async fn schema_too_new(url: &str) {
     let err = Store::open(url).await.unwrap_err();
     assert_eq!(
         err.to_string(),
-        "database schema version 99 is newer than this binary supports (3); upgrade poortwachter"
+        "database schema version 99 is newer than this binary supports (4); upgrade poortwachter"
     );
 }
 

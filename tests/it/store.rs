@@ -206,6 +206,139 @@ async fn suite(url: &str) {
     again.close().await;
 }
 
+/// The Hub's tables: upsert on (account, BSN, gravida), visibility by share (name or AGB),
+/// share removal, bulk import.
+async fn hub_suite(url: &str) {
+    use poortwachter::hub::dossier::{Dossier, Filter};
+    use poortwachter::hub::{add_account, AccountSpec};
+    let store = Store::open(url).await.expect("open");
+    for (name, agb) in [("a", "11111111"), ("b", "22222222"), ("c", "33333333")] {
+        add_account(
+            &store,
+            AccountSpec {
+                name: name.into(),
+                display_name: name.to_uppercase(),
+                agb: Some(agb.into()),
+                source_api: "v3".into(),
+                ..Default::default()
+            },
+            1,
+        )
+        .await
+        .unwrap();
+    }
+    let d = |bsn: &str, gravida: i64, para: i64| Dossier {
+        client_bsn: bsn.into(),
+        client_displayname: "Anna".into(),
+        client_birthdate: "19920314".into(),
+        reference: format!("ref-{gravida}"),
+        gravida,
+        para,
+        edd: "20270402".into(),
+        start_at: "20260910".into(),
+        end_at: None,
+    };
+    let k1 = store
+        .hub_upsert("a", "k1", &d("999999990", 1, 0), 10)
+        .await
+        .unwrap();
+    assert_eq!(k1, "k1");
+    let again = store
+        .hub_upsert("a", "k1b", &d("999999990", 1, 1), 11)
+        .await
+        .unwrap();
+    assert_eq!(again, "k1", "same account, BSN and gravida: an update");
+    store
+        .hub_upsert("a", "k2", &d("999999990", 2, 1), 12)
+        .await
+        .unwrap();
+    store
+        .hub_upsert("b", "k3", &d("999999990", 1, 0), 13)
+        .await
+        .unwrap();
+    let by_bsn = Filter::parse(Some("client_bsn=999999990")).unwrap();
+    let keys = |rows: Vec<poortwachter::hub::dossier::DossierRecord>| {
+        rows.into_iter().map(|r| r.key).collect::<Vec<_>>()
+    };
+    assert_eq!(
+        keys(
+            store
+                .hub_search("a", Some("11111111"), &by_bsn)
+                .await
+                .unwrap()
+        ),
+        ["k1", "k2"]
+    );
+    assert_eq!(
+        keys(
+            store
+                .hub_search("c", Some("33333333"), &by_bsn)
+                .await
+                .unwrap()
+        ),
+        Vec::<String>::new()
+    );
+    store.hub_put_share("k1", "c", "full").await.unwrap();
+    store.hub_put_share("k3", "33333333", "read").await.unwrap();
+    assert_eq!(
+        keys(
+            store
+                .hub_search("c", Some("33333333"), &by_bsn)
+                .await
+                .unwrap()
+        ),
+        ["k1", "k3"]
+    );
+    let g2 = Filter::parse(Some("client_bsn=999999990&gravida=1&para=1")).unwrap();
+    assert_eq!(
+        keys(store.hub_search("c", Some("33333333"), &g2).await.unwrap()),
+        ["k1"]
+    );
+    assert!(store
+        .hub_visible("k2", "c", Some("33333333"))
+        .await
+        .unwrap()
+        .is_none());
+    assert_eq!(
+        store
+            .hub_visible("k1", "c", None)
+            .await
+            .unwrap()
+            .unwrap()
+            .dossier
+            .para,
+        1
+    );
+    store.hub_put_share("k1", "c", "read").await.unwrap();
+    assert_eq!(store.hub_shares("k1").await.unwrap()[0].permission, "read");
+    store.hub_remove_share("k1", "c").await.unwrap();
+    assert!(matches!(
+        store.hub_remove_share("k1", "c").await,
+        Err(StoreError::NotFound)
+    ));
+    assert_eq!(
+        keys(
+            store
+                .hub_search("c", Some("33333333"), &by_bsn)
+                .await
+                .unwrap()
+        ),
+        ["k3"]
+    );
+    let rows: Vec<(String, Dossier)> = (0..120)
+        .map(|i| (format!("bulk-{i}"), d("123456782", i, 0)))
+        .collect();
+    store.hub_import("b", &rows, 20).await.unwrap();
+    assert_eq!(store.hub_resource_count().await.unwrap(), 123);
+    store.hub_disable_account("b").await.unwrap();
+    assert!(store.hub_account("b").await.unwrap().unwrap().disabled);
+    assert!(matches!(
+        store.hub_disable_account("x").await,
+        Err(StoreError::NotFound)
+    ));
+    store.close().await;
+}
+
 async fn schema_too_new(url: &str) {
     let store = Store::open(url).await.unwrap();
     store.close().await;
@@ -229,6 +362,11 @@ async fn sqlite_store() {
     suite(&format!(
         "sqlite://{}?mode=rwc",
         dir.path().join("a.db").display()
+    ))
+    .await;
+    hub_suite(&format!(
+        "sqlite://{}?mode=rwc",
+        dir.path().join("h.db").display()
     ))
     .await;
     schema_too_new(&format!(
@@ -283,6 +421,11 @@ async fn postgres_store() {
         return;
     };
     suite(&url).await;
+    drop_database(&admin, &url).await;
+    let Some((admin, url)) = pg_database().await else {
+        return;
+    };
+    hub_suite(&url).await;
     drop_database(&admin, &url).await;
     let Some((admin, url)) = pg_database().await else {
         return;

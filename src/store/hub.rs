@@ -199,11 +199,13 @@ impl Store {
         Ok(row.try_get(0)?)
     }
 
-    /// Bulk registration for imports and benchmarks: one transaction, multi-row inserts.
+    /// Bulk registration for imports and benchmarks: one transaction, multi-row inserts, each
+    /// dossier shared with `share_with` (account name or AGB, permission `full`) when given.
     pub async fn hub_import(
         &self,
         account: &str,
         rows: &[(String, Dossier)],
+        share_with: Option<&str>,
         now: i64,
     ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
@@ -238,6 +240,24 @@ impl Store {
                     .bind(now);
             }
             q.execute(&mut *tx).await?;
+        }
+        if let Some(grantee) = share_with {
+            for chunk in rows.chunks(200) {
+                let mut sql = String::from(
+                    "INSERT INTO hub_shares (resource_key, grantee, permission) VALUES ",
+                );
+                for i in 0..chunk.len() {
+                    if i > 0 {
+                        sql.push_str(", ");
+                    }
+                    sql.push_str(&format!("(${}, ${}, 'full')", 2 * i + 1, 2 * i + 2));
+                }
+                let mut q = sqlx::query(&sql);
+                for (key, _) in chunk {
+                    q = q.bind(key).bind(grantee);
+                }
+                q.execute(&mut *tx).await?;
+            }
         }
         tx.commit().await?;
         Ok(())

@@ -328,7 +328,12 @@ async fn hub_suite(url: &str) {
     let rows: Vec<(String, Dossier)> = (0..120)
         .map(|i| (format!("bulk-{i}"), d("123456782", i, 0)))
         .collect();
-    store.hub_import("b", &rows, 20).await.unwrap();
+    store.hub_import("b", &rows, Some("c"), 20).await.unwrap();
+    let bulk = Filter::parse(Some("client_bsn=123456782&gravida=7")).unwrap();
+    assert_eq!(
+        keys(store.hub_search("c", None, &bulk).await.unwrap()),
+        ["bulk-7"]
+    );
     assert_eq!(store.hub_resource_count().await.unwrap(), 123);
     store.hub_disable_account("b").await.unwrap();
     assert!(store.hub_account("b").await.unwrap().unwrap().disabled);

@@ -178,6 +178,7 @@ async fn serve(ctx: &Context, args: ServeArgs) -> anyhow::Result<i32> {
     let public_url = args.public_url.unwrap_or_else(|| format!("http://{addr}"));
     let hub = Arc::new(Hub {
         auth: hub::auth::Authenticator::new(store.clone()).map_err(|e| anyhow::anyhow!("{e}"))?,
+        registrar: hub::Registrar::spawn(store.clone(), Arc::new(crate::clock::SystemClock)),
         store,
         key,
         issuer: args.issuer.unwrap_or_else(|| public_url.clone()),

@@ -54,12 +54,15 @@ pub(crate) fn run(ctx: &Context, cmd: PolicyCommand) -> anyhow::Result<i32> {
         println!("valid: {}", purposes.join(", "));
         return Ok(0);
     };
-    let policy = policies.get(&purpose).ok_or_else(|| {
-        anyhow::anyhow!(
+    // A purposeOfUse policy, or a hub-source policy by its name.
+    let rules = match (policies.get(&purpose), policies.source(&purpose)) {
+        (Some(p), _) => &p.rules,
+        (None, Some(p)) => &p.rules,
+        (None, None) => anyhow::bail!(
             "no policy for purposeOfUse \"{}\"",
             crate::policy::display_purpose(&purpose)
-        )
-    })?;
+        ),
+    };
     let (method, target) = request
         .trim()
         .split_once(' ')
@@ -81,7 +84,7 @@ pub(crate) fn run(ctx: &Context, cmd: PolicyCommand) -> anyhow::Result<i32> {
         form: form.as_deref().map(str::as_bytes),
     };
     let decision = decide(
-        &policy.rules,
+        rules,
         &shape,
         &TokenScope {
             bsn: &bsn,

@@ -149,10 +149,82 @@ pub fn valid_agb(agb: &str) -> bool {
     agb.len() == 8 && agb.bytes().all(|b| b.is_ascii_digit())
 }
 
+/// A registration waiting for the group commit.
+struct Job {
+    account: String,
+    key: String,
+    dossier: Dossier,
+    reply: tokio::sync::oneshot::Sender<Result<String, HubError>>,
+}
+
+/// Group commit for registrations: whatever arrived while the previous transaction committed
+/// goes into the next one (one sync for all), each caller answered when its batch is durable.
+#[derive(Clone)]
+pub struct Registrar {
+    jobs: tokio::sync::mpsc::Sender<Job>,
+}
+
+impl Registrar {
+    /// Starts the writer task (needs a Tokio runtime).
+    #[must_use]
+    pub fn spawn(store: Store, clock: Arc<dyn Clock>) -> Self {
+        let (jobs, mut rx) = tokio::sync::mpsc::channel::<Job>(4096);
+        tokio::spawn(async move {
+            while let Some(first) = rx.recv().await {
+                let mut batch = vec![first];
+                while batch.len() < 256 {
+                    match rx.try_recv() {
+                        Ok(job) => batch.push(job),
+                        Err(_) => break,
+                    }
+                }
+                let items: Vec<(String, String, Dossier)> = batch
+                    .iter()
+                    .map(|j| (j.account.clone(), j.key.clone(), j.dossier.clone()))
+                    .collect();
+                let now = clock.now().unix_timestamp();
+                match store.hub_upsert_batch(&items, now).await {
+                    Ok(keys) => {
+                        for (job, key) in batch.into_iter().zip(keys) {
+                            let _ = job.reply.send(Ok(key));
+                        }
+                    }
+                    Err(e) => {
+                        let reason = e.to_string();
+                        for job in batch {
+                            let _ = job.reply.send(Err(HubError::Unavailable(reason.clone())));
+                        }
+                    }
+                }
+            }
+        });
+        Self { jobs }
+    }
+
+    async fn register(&self, account: &str, dossier: Dossier) -> Result<String, HubError> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let job = Job {
+            account: account.to_owned(),
+            key: uuid::Uuid::new_v4().simple().to_string(),
+            dossier,
+            reply,
+        };
+        self.jobs
+            .send(job)
+            .await
+            .map_err(|_| HubError::Unavailable("registration writer stopped".into()))?;
+        answer
+            .await
+            .map_err(|_| HubError::Unavailable("registration writer stopped".into()))?
+    }
+}
+
 /// The Hub's rules over the store.
 pub struct Hub {
     /// The store.
     pub store: Store,
+    /// Group commit of registrations.
+    pub registrar: Registrar,
     /// Account authentication.
     pub auth: auth::Authenticator,
     /// The signing key for source tokens.
@@ -180,11 +252,7 @@ impl Hub {
     pub async fn register(&self, account: &HubAccount, body: &[u8]) -> Result<String, HubError> {
         let props = xml::read_resource(body)?;
         let dossier = Dossier::from_properties(&props)?;
-        let new_key = uuid::Uuid::new_v4().simple().to_string();
-        Ok(self
-            .store
-            .hub_upsert(&account.name, &new_key, &dossier, self.now())
-            .await?)
+        self.registrar.register(&account.name, dossier).await
     }
 
     /// `GET /v3/resources?...`: the caller's own dossiers and those shared with it.

@@ -198,6 +198,20 @@ pub async fn build_state(config: Config) -> Result<Arc<AppState>, StartError> {
 /// line and reason.
 pub fn reload_policies(state: &AppState) -> Result<(), crate::policy::PolicyError> {
     let set = PolicySet::load_dir(&state.config.policies_dir)?;
+    if let Some(h) = &state.config.hub_source {
+        if set.source(&h.policy).is_none() {
+            return Err(crate::policy::PolicyError::File {
+                file: state
+                    .config
+                    .policies_dir
+                    .join(format!("{}.toml", h.policy))
+                    .display()
+                    .to_string(),
+                line: 0,
+                reason: "[hub_source] needs this hub-source policy".into(),
+            });
+        }
+    }
     let purposes: Vec<&str> = set.purposes().collect();
     tracing::info!(policies = ?purposes, "policies reloaded");
     state.policy_updates.send_replace(Arc::new(set));

@@ -77,6 +77,17 @@ fn dossier(row: &AnyRow) -> Result<DossierRecord, StoreError> {
     })
 }
 
+const UPSERT: &str = "INSERT INTO hub_resources (resource_key, account, client_bsn, \
+     client_displayname, client_birthdate, reference, gravida, para, edd, start_at, end_at, \
+     registered_at, updated_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12) \
+     ON CONFLICT (account, client_bsn, gravida) DO UPDATE SET \
+     client_displayname = excluded.client_displayname, \
+     client_birthdate = excluded.client_birthdate, reference = excluded.reference, \
+     para = excluded.para, edd = excluded.edd, start_at = excluded.start_at, \
+     end_at = excluded.end_at, updated_at = excluded.updated_at \
+     RETURNING resource_key";
+
 /// The most rows a search returns; more is an error the caller reports.
 pub const SEARCH_LIMIT: usize = 1000;
 
@@ -172,31 +183,53 @@ impl Store {
         d: &Dossier,
         now: i64,
     ) -> Result<String, StoreError> {
-        let row = sqlx::query(&format!(
-            "INSERT INTO hub_resources ({DOSSIER_COLUMNS}, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12) \
-             ON CONFLICT (account, client_bsn, gravida) DO UPDATE SET \
-             client_displayname = excluded.client_displayname, \
-             client_birthdate = excluded.client_birthdate, reference = excluded.reference, \
-             para = excluded.para, edd = excluded.edd, start_at = excluded.start_at, \
-             end_at = excluded.end_at, updated_at = excluded.updated_at \
-             RETURNING resource_key"
-        ))
-        .bind(new_key)
-        .bind(account)
-        .bind(&d.client_bsn)
-        .bind(&d.client_displayname)
-        .bind(&d.client_birthdate)
-        .bind(&d.reference)
-        .bind(d.gravida)
-        .bind(d.para)
-        .bind(&d.edd)
-        .bind(&d.start_at)
-        .bind(&d.end_at)
-        .bind(now)
-        .fetch_one(&self.pool)
-        .await?;
+        let row = sqlx::query(UPSERT)
+            .bind(new_key)
+            .bind(account)
+            .bind(&d.client_bsn)
+            .bind(&d.client_displayname)
+            .bind(&d.client_birthdate)
+            .bind(&d.reference)
+            .bind(d.gravida)
+            .bind(d.para)
+            .bind(&d.edd)
+            .bind(&d.start_at)
+            .bind(&d.end_at)
+            .bind(now)
+            .fetch_one(&self.pool)
+            .await?;
         Ok(row.try_get(0)?)
+    }
+
+    /// Registers (or updates) several dossiers in one transaction: one sync for all of them
+    /// (the Hub's group commit). Returns each dossier's key, in order.
+    pub async fn hub_upsert_batch(
+        &self,
+        items: &[(String, String, Dossier)],
+        now: i64,
+    ) -> Result<Vec<String>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let mut keys = Vec::with_capacity(items.len());
+        for (account, new_key, d) in items {
+            let row = sqlx::query(UPSERT)
+                .bind(new_key)
+                .bind(account)
+                .bind(&d.client_bsn)
+                .bind(&d.client_displayname)
+                .bind(&d.client_birthdate)
+                .bind(&d.reference)
+                .bind(d.gravida)
+                .bind(d.para)
+                .bind(&d.edd)
+                .bind(&d.start_at)
+                .bind(&d.end_at)
+                .bind(now)
+                .fetch_one(&mut *tx)
+                .await?;
+            keys.push(row.try_get(0)?);
+        }
+        tx.commit().await?;
+        Ok(keys)
     }
 
     /// Bulk registration for imports and benchmarks: one transaction, multi-row inserts, each

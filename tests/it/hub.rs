@@ -816,3 +816,63 @@ async fn failed_logins_cost_the_same() {
         .unwrap_err();
     assert_eq!(auth.hash_verifications(), before + 4);
 }
+
+/// `policy check` decides hub-source policies too; `[hub_source]` without its policy stops
+/// start-up with a clear error.
+#[test]
+fn policy_check_and_misconfiguration() {
+    let i = Instance::new();
+    let (code, out, _) = i.run(&[
+        "policy",
+        "check",
+        "--purpose",
+        "hub-dossier",
+        "--request",
+        &format!("GET /dossier/ZW-1?client_bsn={BSN2}"),
+        "--bsn",
+        BSN1,
+    ]);
+    assert_eq!((code, out.trim()), (1, "deny (parameter-value)"));
+    let (code, out, _) = i.run(&[
+        "policy",
+        "check",
+        "--purpose",
+        "hub-dossier",
+        "--request",
+        "GET /dossier/ZW-1",
+        "--bsn",
+        BSN1,
+    ]);
+    assert_eq!((code, out.trim()), (0, "permit (dossier-read)"));
+    let jwks = i.path("jwks.json");
+    std::fs::write(&jwks, r#"{"keys":[]}"#).unwrap();
+    let bad = Instance::with_config(&format!(
+        "[hub_source]\njwks = \"{}\"\nissuer = \"https://hub.example\"\naudience = \"provider-a\"\npolicy = \"zorginzage-thuiszorgdossier-door-huisarts\"\n",
+        jwks.display()
+    ));
+    let (code, _, err) = bad.run(&["serve"]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("hub_source: policy \"zorginzage-thuiszorgdossier-door-huisarts\" is not a hub-source policy"),
+        "{err}"
+    );
+    let no_keys = Instance::with_config(&format!(
+        "[hub_source]\njwks = \"{}\"\nissuer = \"https://hub.example\"\naudience = \"provider-a\"\npolicy = \"hub-dossier\"\n",
+        jwks.display()
+    ));
+    let (code, _, err) = no_keys.run(&["serve"]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("hub_source: the Hub's keys: the JWKS holds no RSA key"),
+        "{err}"
+    );
+    let http = Instance::with_config(
+        "[hub_source]\njwks = \"http://hub.example/v3/jwks\"\nissuer = \"x\"\naudience = \"provider-a\"\npolicy = \"hub-dossier\"\n",
+    );
+    let (code, _, err) = http.run(&["serve"]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("hub_source.jwks: must be https (http only to a loopback address)"),
+        "{err}"
+    );
+}

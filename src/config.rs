@@ -118,9 +118,19 @@ pub enum LogFormat {
     Text,
 }
 
+/// Where a configuration came from, so that it can be read again the same way (SIGHUP).
+#[derive(Debug, Clone, Default)]
+pub struct ConfigSource {
+    path: Option<PathBuf>,
+    explicit: bool,
+    overrides: HashMap<&'static str, Override>,
+}
+
 /// The validated configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
+    /// Where it was read from.
+    pub source: ConfigSource,
     /// Where the key, identity, SQLite database live.
     pub data_dir: PathBuf,
     /// One TOML file per purposeOfUse.
@@ -158,6 +168,47 @@ pub struct Config {
 }
 
 impl Config {
+    /// Reads the configuration again from where it came from (file, environment, flags).
+    pub fn reload(&self) -> Result<Self, ConfigError> {
+        Self::load(
+            self.source.path.as_deref(),
+            self.source.explicit,
+            &self.source.overrides,
+        )
+    }
+
+    /// The keys whose new value only a restart applies, if they differ between `self` and
+    /// `other`.
+    #[must_use]
+    pub fn restart_only_changes(&self, other: &Config) -> Vec<&'static str> {
+        let mut out = Vec::new();
+        let mut check = |key: &'static str, same: bool| {
+            if !same {
+                out.push(key);
+            }
+        };
+        check("data_dir", self.data_dir == other.data_dir);
+        check("policies_dir", self.policies_dir == other.policies_dir);
+        check("database_url", self.database_url == other.database_url);
+        check("public_addr", self.public_addr == other.public_addr);
+        check("internal_addr", self.internal_addr == other.internal_addr);
+        check("public_url", self.public_url == other.public_url);
+        check(
+            "revocation_poll_ms",
+            self.revocation_poll == other.revocation_poll,
+        );
+        check("log_format", self.log_format == other.log_format);
+        check(
+            "did_dir / [did_web]",
+            format!("{:?}", self.resolver) == format!("{:?}", other.resolver),
+        );
+        check(
+            "[hub_source]",
+            format!("{:?}", self.hub_source) == format!("{:?}", other.hub_source),
+        );
+        out
+    }
+
     /// The token endpoint's URL: every grant's `aud`.
     #[must_use]
     pub fn token_endpoint(&self) -> String {
@@ -372,6 +423,11 @@ impl Config {
             }
         };
         Ok(Config {
+            source: ConfigSource {
+                path: config_path.map(Path::to_path_buf),
+                explicit,
+                overrides: overrides.clone(),
+            },
             data_dir,
             policies_dir,
             database_url,

@@ -109,7 +109,8 @@ pub struct TokenService {
     revocations: Arc<dyn RevocationCheck>,
     policies: watch::Receiver<Arc<PolicySet>>,
     clock: Arc<dyn Clock>,
-    limiter: ratelimit::RateLimiter,
+    /// The per-requester rate limit.
+    pub limiter: ratelimit::RateLimiter,
     tokens: moka::sync::Cache<String, Arc<TokenContext>>,
     known_credentials: moka::sync::Cache<String, String>,
 }

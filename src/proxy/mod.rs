@@ -252,8 +252,8 @@ async fn run(
     let (ctx, scope) = authenticate(state, parts, record).await?;
     // limits: the body, read whole up to the configured size.
     let bytes = tokio::time::timeout(
-        state.config.client_timeout,
-        axum::body::to_bytes(body, state.config.max_body_bytes),
+        state.live().client_timeout,
+        axum::body::to_bytes(body, state.live().max_body_bytes),
     )
     .await
     .map_err(|_| ProxyError::ClientTimeout)?
@@ -348,11 +348,8 @@ async fn forward(
     ctx: &TokenContext,
     request_id: &str,
 ) -> Result<Upstream, ProxyError> {
-    let base = state
-        .config
-        .upstream
-        .as_ref()
-        .ok_or(ProxyError::UpstreamDown)?;
+    let live = state.live();
+    let base = live.upstream.as_ref().ok_or(ProxyError::UpstreamDown)?;
     // The query as sent, minus parameters the policy checked against the token (a BSN never
     // travels in a URL we send).
     let mut query = query.unwrap_or_default().to_owned();
@@ -396,6 +393,7 @@ async fn forward(
     let response = state
         .upstream
         .request(parts.method.clone(), &url)
+        .timeout(live.upstream_timeout)
         .headers(headers)
         .body(body)
         .send()
@@ -415,7 +413,7 @@ async fn forward(
         }
     }
     let content_type = response.headers().get(header::CONTENT_TYPE).cloned();
-    let limit = state.config.max_upstream_body_bytes;
+    let limit = live.max_upstream_body_bytes;
     let mut response = response;
     let mut buf = Vec::new();
     loop {

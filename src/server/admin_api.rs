@@ -57,7 +57,7 @@ pub async fn read_body(
     limit: usize,
 ) -> Result<axum::body::Bytes, ApiError> {
     match tokio::time::timeout(
-        state.config.client_timeout,
+        state.live().client_timeout,
         axum::body::to_bytes(body, limit),
     )
     .await
@@ -143,7 +143,7 @@ async fn issue(
     body: Body,
 ) -> Result<Response, ApiError> {
     require_json(&headers)?;
-    let bytes = read_body(&state, body, state.config.max_body_bytes.min(64 * 1024)).await?;
+    let bytes = read_body(&state, body, state.live().max_body_bytes.min(64 * 1024)).await?;
     let input: IssueInput = parse_json(&bytes)?;
     let policies = state.policies.borrow().clone();
     let (credential, record) = state.custodian.issue(&input, &policies).await?;

@@ -27,10 +27,39 @@ use crate::policy::PolicySet;
 use crate::store::revocations::RevocationSet;
 use crate::store::Store;
 
+/// The settings a configuration reload (SIGHUP) changes while running.
+#[derive(Debug, Clone)]
+pub struct LiveSettings {
+    /// Largest request body.
+    pub max_body_bytes: usize,
+    /// Time a client has to send its body.
+    pub client_timeout: std::time::Duration,
+    /// Time limit for one source-system request.
+    pub upstream_timeout: std::time::Duration,
+    /// Largest source-system answer.
+    pub max_upstream_body_bytes: usize,
+    /// The source system.
+    pub upstream: Option<url::Url>,
+}
+
+impl LiveSettings {
+    fn of(config: &Config) -> Self {
+        Self {
+            max_body_bytes: config.max_body_bytes,
+            client_timeout: config.client_timeout,
+            upstream_timeout: config.upstream_timeout,
+            max_upstream_body_bytes: config.max_upstream_body_bytes,
+            upstream: config.upstream.clone(),
+        }
+    }
+}
+
 /// Shared state of both listeners.
 pub struct AppState {
-    /// The validated configuration.
+    /// The configuration as started (the reloadable part is in [`AppState::live`]).
     pub config: Config,
+    /// Settings that a reload changes (body limits, time limits, upstream, rate limits).
+    live: std::sync::RwLock<Arc<LiveSettings>>,
     /// Credential administration.
     pub custodian: Custodian,
     /// The current policies (replaced as a whole on reload).
@@ -55,6 +84,16 @@ pub struct AppState {
     pub metrics: crate::metrics::Metrics,
     /// Hub source tokens (`[hub_source]`), if configured.
     pub hub_source: Option<Arc<crate::hub::token::SourceVerifier>>,
+}
+
+impl AppState {
+    /// The current reloadable settings.
+    pub fn live(&self) -> Arc<LiveSettings> {
+        self.live
+            .read()
+            .map(|l| l.clone())
+            .unwrap_or_else(|e| e.into_inner().clone())
+    }
 }
 
 /// Errors that stop start-up.
@@ -166,11 +205,11 @@ pub async fn build_state(config: Config) -> Result<Arc<AppState>, StartError> {
         .redirect(reqwest::redirect::Policy::none())
         .no_proxy()
         .connect_timeout(std::time::Duration::from_secs(5))
-        .timeout(config.upstream_timeout)
         .pool_idle_timeout(std::time::Duration::from_secs(60))
         .build()
         .map_err(|e| StartError::UpstreamClient(e.to_string()))?;
     Ok(Arc::new(AppState {
+        live: std::sync::RwLock::new(Arc::new(LiveSettings::of(&config))),
         verifier,
         tokens,
         audit: crate::audit::AuditLog::spawn(store.clone()),
@@ -190,6 +229,32 @@ pub async fn build_state(config: Config) -> Result<Arc<AppState>, StartError> {
         clock,
         config,
     }))
+}
+
+/// Re-reads the configuration (file, environment, flags as at start-up) and applies what can
+/// change while running: body and time limits, the upstream, rate limits. A configuration that
+/// does not load is refused (the old one stays). Returns the changed keys that need a restart.
+pub fn reload_config(state: &AppState) -> Result<Vec<&'static str>, crate::config::ConfigError> {
+    let new = state.config.reload()?;
+    let ignored = state.config.restart_only_changes(&new);
+    state
+        .tokens
+        .limiter
+        .set_limits(new.rate_limit_per_second, new.rate_limit_burst);
+    let live = Arc::new(LiveSettings::of(&new));
+    tracing::info!(
+        max_body_bytes = live.max_body_bytes,
+        client_timeout_ms = live.client_timeout.as_millis() as u64,
+        upstream_timeout_ms = live.upstream_timeout.as_millis() as u64,
+        rate_limit_per_second = new.rate_limit_per_second,
+        rate_limit_burst = new.rate_limit_burst,
+        "configuration reloaded"
+    );
+    match state.live.write() {
+        Ok(mut l) => *l = live,
+        Err(e) => *e.into_inner() = live,
+    }
+    Ok(ignored)
 }
 
 /// Re-reads the policies directory.
@@ -226,6 +291,16 @@ async fn reload_on_sighup(state: Arc<AppState>) {
             return;
         };
         while hup.recv().await.is_some() {
+            match reload_config(&state) {
+                Ok(ignored) if ignored.is_empty() => {}
+                Ok(ignored) => tracing::warn!(
+                    keys = ?ignored,
+                    "configuration reloaded; these changes need a restart and are not applied"
+                ),
+                Err(e) => {
+                    tracing::error!(error = %e, "configuration reload refused; the previous configuration stays in force")
+                }
+            }
             if let Err(e) = reload_policies(&state) {
                 tracing::error!(error = %e, "policy reload refused; the previous policies stay in force");
             }

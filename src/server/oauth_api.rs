@@ -117,7 +117,7 @@ async fn token_audited(state: &Arc<AppState>, headers: HeaderMap, body: Body) ->
         status: 0,
         upstream_status: None,
     };
-    let outcome = match read_body(state, body, state.config.max_body_bytes).await {
+    let outcome = match read_body(state, body, state.live().max_body_bytes).await {
         Ok(bytes) => issue(state, &headers, &bytes, &mut record).await,
         Err(e) => Err(e),
     };

@@ -8,6 +8,9 @@
 //! `POORTWACHTER_BENCH_PIN=1 taskset -c 1 cargo bench --bench token` puts the server on core 0
 //! and the client on core 1.
 //!
+//! `POORTWACHTER_BENCH_DATABASE_URL=postgres://postgres@127.0.0.1:5432/<fresh db>` runs the
+//! custodian on PostgreSQL instead of SQLite.
+//!
 //! Reported: warm issuance (credential already verified), cold issuance (each grant presents a
 //! credential the server has not seen), introspection, the reference, their ratios, and the
 //! latency percentiles of issuance at 50% of the measured warm maximum (open loop).
@@ -149,7 +152,17 @@ async fn run() {
     );
     tokio::spawn(async move { axum::serve(reference, app).await.expect("serve") });
 
-    let custodian = Instance::new("rate_limit_per_second = 1000000\nrate_limit_burst = 1000000\n");
+    // POORTWACHTER_BENCH_DATABASE_URL=postgres://... runs the custodian on PostgreSQL (give it a
+    // fresh database).
+    let database = std::env::var("POORTWACHTER_BENCH_DATABASE_URL")
+        .map(|u| format!("database_url = \"{u}\"\n"))
+        .unwrap_or_default();
+    if !database.is_empty() {
+        println!("custodian store: {}", database.trim());
+    }
+    let custodian = Instance::new(&format!(
+        "rate_limit_per_second = 1000000\nrate_limit_burst = 1000000\n{database}"
+    ));
     custodian.ok(&["init"]);
     let custodian_did = serde_json::from_str::<Value>(&custodian.ok(&["did", "show"]))
         .expect("json")["id"]

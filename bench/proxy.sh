@@ -6,9 +6,13 @@
 #   auth       wrk → nginx with auth_request → poortwachter's verify endpoint; → upstream
 #   pw         wrk → poortwachter (token, policy, patient check, audit) → upstream
 #
+#   pg2        (with PW_PG set) two poortwachter replicas on one PostgreSQL database, each
+#              driven by its own wrk with half the connections at the same time; their sum
+#
 # Same connections, threads, duration and path for each. Prints requests/s, p50 and p99, the
 # ratios, and poortwachter's peak RSS. Needs nginx and wrk (installed with apt-get if missing).
 # Usage: bash bench/proxy.sh [duration-seconds] [connections]
+#        PW_PG=postgres://postgres@127.0.0.1:5432/test bash bench/proxy.sh   # also the replicas
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION="${1:-10}"
@@ -25,6 +29,8 @@ chmod 755 "$W"   # nginx workers read the upstream body from here
 cleanup() {
   [ -f "$W/nginx.pid" ] && kill "$(cat "$W/nginx.pid")" 2>/dev/null || true
   [ -n "${PW_PID:-}" ] && kill "$PW_PID" 2>/dev/null || true
+  [ -n "${R1_PID:-}" ] && kill "$R1_PID" "$R2_PID" 2>/dev/null || true
+  [ -n "${PG_DB:-}" ] && { sleep 0.5; psql "$PW_PG" -qc "drop database if exists $PG_DB with (force)" >/dev/null 2>&1 || true; }
   rm -rf "$W"
 }
 trap cleanup EXIT
@@ -147,3 +153,48 @@ print(f"poortwachter peak RSS                         {rss:.1f} MB (target <= 50
 PY
 AUDITED=$("$BIN" --config "$W/config.toml" audit verify)
 echo "$AUDITED"
+
+[ -z "${PW_PG:-}" ] && exit 0
+# Two replicas on one PostgreSQL database: one identity (the same data dir), one store.
+PG_DB="pw_bench_$$"
+psql "$PW_PG" -qc "create database $PG_DB"
+P1=$(free_port); I1=$(free_port); P2=$(free_port); I2=$(free_port)
+for n in 1 2; do
+  pub=$([ $n = 1 ] && echo "$P1" || echo "$P2"); int=$([ $n = 1 ] && echo "$I1" || echo "$I2")
+  cat > "$W/replica$n.toml" <<TOML
+data_dir = "$W/custodian"
+policies_dir = "$PWD/policies"
+database_url = "${PW_PG%/*}/$PG_DB"
+public_addr = "127.0.0.1:$pub"
+internal_addr = "127.0.0.1:$int"
+public_url = "http://127.0.0.1:$P1"
+upstream = "http://127.0.0.1:$UP/fhir"
+log_format = "json"
+TOML
+done
+"$BIN" --config "$W/replica1.toml" credential issue --subject-did "$REQUESTER" --bsn 999999990 \
+  --purpose zorginzage-thuiszorgdossier-door-huisarts --consent explicit > "$W/cred-pg.json" 2>/dev/null
+RUST_LOG=warn "$BIN" --config "$W/replica1.toml" serve 2>"$W/r1.log" & R1_PID=$!
+RUST_LOG=warn "$BIN" --config "$W/replica2.toml" serve 2>"$W/r2.log" & R2_PID=$!
+for i in $I1 $I2; do for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$i/health" >/dev/null && break; sleep 0.1; done; done
+TOKEN=$("$BIN" --config "$W/replica1.toml" --data-dir "$W/huisarts" token request --json \
+  --endpoint "http://127.0.0.1:$P1/n2n/auth/v1/accesstoken" --custodian "$CUSTODIAN" \
+  --purpose zorginzage-thuiszorgdossier-door-huisarts --credential "$W/cred-pg.json" \
+  --uzi 900012345 --name "Dr. A. Huisarts" --role 01.015 | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
+curl -sf -o /dev/null -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/x-www-form-urlencoded' \
+  --data 'identifier=http%3A%2F%2Ffhir.nl%2Ffhir%2FNamingSystem%2Fbsn%7C999999990' "http://127.0.0.1:$P1/Patient/_search"
+check "http://127.0.0.1:$P1$Q"; check "http://127.0.0.1:$P2$Q"
+HALF=$((CONNS / 2))
+wrk -t1 -c"$HALF" -d"${DURATION}s" --latency -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$P1$Q" > "$W/pg1.wrk" &
+WRK1=$!
+wrk -t1 -c"$HALF" -d"${DURATION}s" --latency -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$P2$Q" > "$W/pg2.wrk"
+wait $WRK1
+python3 - "$W/pg1.wrk" "$W/pg2.wrk" "${R[pw]}" <<'PY'
+import re, sys
+rps = [float(re.search(r"Requests/sec:\s+([\d.]+)", open(f).read()).group(1)) for f in sys.argv[1:3]]
+single = float(sys.argv[3].split()[0])
+print()
+print(f"two replicas on PostgreSQL (sum)             {sum(rps):.0f} req/s ({rps[0]:.0f} + {rps[1]:.0f})")
+print(f"two PostgreSQL replicas / one SQLite         {sum(rps)/single:.2f}x   (same machine: the replicas share its 2 cores)")
+PY
+"$BIN" --config "$W/replica1.toml" audit verify

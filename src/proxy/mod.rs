@@ -218,6 +218,13 @@ fn authorize(
                     .eq_ignore_ascii_case("application/x-www-form-urlencoded")
             })
         });
+    // The policy reads a form body only on POST; a body on any other method would reach the
+    // source system unchecked.
+    if !body.is_empty() && parts.method != Method::POST {
+        return Err(ProxyError::Malformed(
+            "a request body is only accepted with POST",
+        ));
+    }
     if !body.is_empty() && !is_form {
         return Err(ProxyError::Malformed(
             "only form-encoded request bodies are accepted",

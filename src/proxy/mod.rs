@@ -137,6 +137,11 @@ async fn run(
             "only origin-form request targets are accepted",
         ));
     }
+    // RFC 9112 §3.2: an HTTP/1.1 request without a Host header, or with more than one, is a 400.
+    let hosts = parts.headers.get_all(header::HOST).iter().count();
+    if (parts.version == axum::http::Version::HTTP_11 && hosts != 1) || hosts > 1 {
+        return Err(ProxyError::Malformed("exactly one Host header is required"));
+    }
     if parts.headers.contains_key(header::TRANSFER_ENCODING) {
         return Err(ProxyError::Malformed("Transfer-Encoding on a request"));
     }

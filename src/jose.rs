@@ -256,8 +256,12 @@ mod tests {
             JoseError::Malformed("payload has a duplicate member name")
         );
         assert_eq!(
-            parse_json_unique(br#"{"a":[1,2.5,-3,"x",null,true,{"b":{}}],"c":18446744073709551616}"#),
-            Ok(serde_json::json!({"a":[1,2.5,-3,"x",null,true,{"b":{}}],"c":18446744073709551616.0}))
+            parse_json_unique(
+                br#"{"a":[1,2.5,-3,"x",null,true,{"b":{}}],"c":18446744073709551616}"#
+            ),
+            Ok(
+                serde_json::json!({"a":[1,2.5,-3,"x",null,true,{"b":{}}],"c":18446744073709551616.0})
+            )
         );
         for bad in [
             "",

@@ -18,8 +18,11 @@ use poortwachter::oauth::grant::{check_claims, Expectations};
 use poortwachter::policy::request::{decide, Decision, RequestShape, TokenScope};
 use poortwachter::policy::{Policy, PolicySet};
 
+/// A fuzz entry function.
+pub type Entry = fn(&[u8]);
+
 /// Every target, by name (the directory names under `fuzz/seeds/` and `fuzz/regressions/`).
-pub const TARGETS: [(&str, fn(&[u8])); 6] = [
+pub const TARGETS: [(&str, Entry); 6] = [
     ("credential_proof", credential_proof),
     ("policy_compile", policy_compile),
     ("identifiers", identifiers),

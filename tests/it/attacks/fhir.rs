@@ -14,6 +14,17 @@ use super::{assert_none, enc, outcome, World};
 
 const FORM: &str = "application/x-www-form-urlencoded";
 
+/// The expected refusal: status, OperationOutcome code and diagnostics, audit reason.
+type Refusal<'a> = (StatusCode, &'a str, &'a str, String);
+/// Name, method, target, optional (content type, body), expected refusal.
+type Case<'a> = (
+    &'a str,
+    &'a str,
+    String,
+    Option<(&'a str, String)>,
+    Refusal<'a>,
+);
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_fhir_searches_are_refused_and_never_forwarded() {
     let w = World::new("").await;
@@ -40,7 +51,7 @@ async fn hostile_fhir_searches_are_refused_and_never_forwarded() {
             format!("malformed: {reason}"),
         )
     };
-    let cases: Vec<(&str, &str, String, Option<(&str, String)>, (StatusCode, &str, &str, String))> = vec![
+    let cases: Vec<Case<'_>> = vec![
         // _include and _revinclude, every spelling
         ("_include", "GET", obs("&_include=Observation:subject"), None, denied("forbidden-parameter:_include")),
         ("_INCLUDE", "GET", obs("&_INCLUDE=Observation:subject"), None, denied("unknown-parameter")),

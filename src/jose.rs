@@ -46,13 +46,98 @@ pub struct Jws {
     pub signature: Vec<u8>,
 }
 
-fn b64_json(part: &str, what: &'static str) -> Result<Map<String, Value>, JoseError> {
+fn b64_json(
+    part: &str,
+    what: &'static str,
+    duplicate: &'static str,
+) -> Result<Map<String, Value>, JoseError> {
     let bytes = URL_SAFE_NO_PAD
         .decode(part)
         .map_err(|_| JoseError::Malformed(what))?;
-    match serde_json::from_slice(&bytes) {
+    match parse_json_unique(&bytes) {
         Ok(Value::Object(m)) => Ok(m),
+        Err(JsonError::Duplicate) => Err(JoseError::Malformed(duplicate)),
         _ => Err(JoseError::Malformed(what)),
+    }
+}
+
+/// Why [`parse_json_unique`] refused its input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JsonError {
+    /// Not JSON (or nested deeper than serde_json's limit of 128).
+    Invalid,
+    /// An object has the same member name twice.
+    Duplicate,
+}
+
+const DUPLICATE: &str = "duplicate member name";
+
+/// A JSON value whose objects, at any depth, have no repeated member name.
+struct Unique(Value);
+
+impl<'de> serde::Deserialize<'de> for Unique {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(UniqueVisitor).map(Unique)
+    }
+}
+
+struct UniqueVisitor;
+
+impl<'de> serde::de::Visitor<'de> for UniqueVisitor {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_owned()))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(Unique(v)) = seq.next_element()? {
+            items.push(v);
+        }
+        Ok(Value::Array(items))
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut m = Map::new();
+        while let Some(k) = map.next_key::<String>()? {
+            if m.contains_key(&k) {
+                return Err(serde::de::Error::custom(DUPLICATE));
+            }
+            let Unique(v) = map.next_value()?;
+            m.insert(k, v);
+        }
+        Ok(Value::Object(m))
+    }
+}
+
+/// Parses JSON, refusing an object with a repeated member name anywhere in it. RFC 7515 §5.2 and
+/// RFC 7519 §4 allow either refusing such a JOSE header or claims set or taking the last member;
+/// a security boundary refuses, so no two parsers can read the same grant differently.
+pub fn parse_json_unique(bytes: &[u8]) -> Result<Value, JsonError> {
+    match serde_json::from_slice::<Unique>(bytes) {
+        Ok(Unique(v)) => Ok(v),
+        Err(e) if e.to_string().starts_with(DUPLICATE) => Err(JsonError::Duplicate),
+        Err(_) => Err(JsonError::Invalid),
     }
 }
 
@@ -67,7 +152,11 @@ pub fn parse(token: &str) -> Result<Jws, JoseError> {
     else {
         return Err(JoseError::Malformed("expected three dot-separated parts"));
     };
-    let header = b64_json(h, "header is not base64url-encoded JSON")?;
+    let header = b64_json(
+        h,
+        "header is not base64url-encoded JSON",
+        "header has a duplicate member name",
+    )?;
     let alg = header
         .get("alg")
         .and_then(Value::as_str)
@@ -85,7 +174,11 @@ pub fn parse(token: &str) -> Result<Jws, JoseError> {
     }
     let alg = alg.to_owned();
     let kid = header.get("kid").and_then(Value::as_str).map(str::to_owned);
-    let claims = b64_json(p, "payload is not base64url-encoded JSON")?;
+    let claims = b64_json(
+        p,
+        "payload is not base64url-encoded JSON",
+        "payload has a duplicate member name",
+    )?;
     let signature = URL_SAFE_NO_PAD
         .decode(s)
         .map_err(|_| JoseError::Malformed("signature is not base64url"))?;
@@ -144,6 +237,32 @@ mod tests {
             enc("{}")
         );
         assert_eq!(parse(&crit).unwrap_err(), JoseError::Crit);
+        let dup = format!(
+            "{}.{}.c2ln",
+            enc(r#"{"alg":"none","alg":"ES256"}"#),
+            enc("{}")
+        );
+        assert_eq!(
+            parse(&dup).unwrap_err(),
+            JoseError::Malformed("header has a duplicate member name")
+        );
+        let dup = format!(
+            "{}.{}.c2ln",
+            enc(r#"{"alg":"ES256"}"#),
+            enc(r#"{"vcs":[{"a":{"b":1,"b":2}}]}"#)
+        );
+        assert_eq!(
+            parse(&dup).unwrap_err(),
+            JoseError::Malformed("payload has a duplicate member name")
+        );
+        assert_eq!(
+            parse_json_unique(
+                br#"{"a":[1,2.5,-3,"x",null,true,{"b":{}}],"c":18446744073709551616}"#
+            ),
+            Ok(
+                serde_json::json!({"a":[1,2.5,-3,"x",null,true,{"b":{}}],"c":18446744073709551616.0})
+            )
+        );
         for bad in [
             "",
             "a.b",

@@ -47,12 +47,21 @@ pub enum JsonLdError {
     /// Expansion failed: an undefined term, an unknown context, an invalid value.
     #[error("JSON-LD expansion failed: {0}")]
     Expansion(String),
+    /// Arrays and objects nested deeper than [`MAX_DEPTH`]: expansion recurses once per level
+    /// and would overflow a worker thread's stack long before serde_json's limit of 128.
+    #[error("JSON-LD document is nested deeper than {MAX_DEPTH} levels")]
+    TooDeep,
     /// A string holds a control character that canonical N-Quads cannot carry faithfully.
     #[error(
         "JSON-LD string literal contains a control character (U+{0:04X}), which is not supported"
     )]
     ControlCharacter(u32),
 }
+
+/// Deepest nesting of arrays and objects a document may have (a credential needs about six;
+/// expansion takes about 70 KiB of stack per level in a debug build, so 16 levels stay well within
+/// a tokio worker's 2 MiB).
+pub const MAX_DEPTH: usize = 16;
 
 /// The embedded contexts, keyed by URL. Building it parses four small JSON documents; share one.
 pub struct Contexts {
@@ -150,6 +159,7 @@ impl Contexts {
 
     /// The URDNA2015 canonical N-Quads of `document` (expanded strictly, no base IRI).
     pub fn canonical_nquads(&self, document: &serde_json::Value) -> Result<String, JsonLdError> {
+        refuse_deep_nesting(document, 0)?;
         refuse_control_characters(document)?;
         // The top-level `@context` is processed once (cached) and becomes the initial active
         // context; the rest of the document is expanded against it. Contexts nested deeper are
@@ -187,6 +197,21 @@ impl Contexts {
                 .into_nquads(),
         )
     }
+}
+
+/// Refuses documents nested deeper than [`MAX_DEPTH`].
+fn refuse_deep_nesting(value: &serde_json::Value, depth: usize) -> Result<(), JsonLdError> {
+    let children: Box<dyn Iterator<Item = &serde_json::Value>> = match value {
+        serde_json::Value::Array(items) => Box::new(items.iter()),
+        serde_json::Value::Object(map) => Box::new(map.values()),
+        _ => return Ok(()),
+    };
+    if depth >= MAX_DEPTH {
+        return Err(JsonLdError::TooDeep);
+    }
+    children
+        .into_iter()
+        .try_for_each(|v| refuse_deep_nesting(v, depth + 1))
 }
 
 /// Refuses control characters (other than none at all) in any string of the document.
@@ -255,6 +280,34 @@ mod tests {
             ),
             "{nquads}"
         );
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_before_expansion() {
+        let contexts = Contexts::embedded();
+        let nested = |depth: usize| -> serde_json::Value {
+            let text = format!("{}1{}", "[".repeat(depth), "]".repeat(depth));
+            serde_json::from_str(&text).unwrap()
+        };
+        // The document object is level 1, credentialSubject level 2, the value from level 3 on.
+        let doc = |depth| {
+            json!({"@context": [W3C_CREDENTIALS_V1, NUTS_V1],
+                   "type": ["VerifiableCredential", "NutsAuthorizationCredential"],
+                   "credentialSubject": {"id": "did:example:a", "purposeOfUse": nested(depth)}})
+        };
+        assert_eq!(
+            contexts.canonical_nquads(&doc(MAX_DEPTH - 1)),
+            Err(JsonLdError::TooDeep)
+        );
+        // At the limit the document is expanded (on a thread with a tokio worker's 2 MiB stack).
+        let at_limit = doc(MAX_DEPTH - 2);
+        let result = std::thread::Builder::new()
+            .stack_size(2 * 1024 * 1024)
+            .spawn(move || contexts.canonical_nquads(&at_limit).map(|_| ()))
+            .unwrap()
+            .join()
+            .unwrap();
+        assert_ne!(result, Err(JsonLdError::TooDeep));
     }
 
     #[test]

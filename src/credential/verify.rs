@@ -76,9 +76,58 @@ fn has_type(credential: &Map<String, Value>, wanted: &str) -> bool {
     }
 }
 
-/// The structural checks every credential passes: issuer, id prefix, exactly one subject, dates
-/// parse. Returns the unchecked facts.
+/// The checks read facts from JSON members (`expirationDate`, `credentialSubject.subject`, ...)
+/// while the proof covers the JSON-LD graph. A member that reaches the graph under another name
+/// (an alias from an inline context, a compact or absolute IRI, `@nest`, `@included`, `@graph`)
+/// keeps the graph, so the proof, unchanged while the member the checks read disappears or
+/// changes: e.g. an expired credential with its `expirationDate` moved into `@nest` would pass as
+/// one without an end date. So `@context` may only list context URLs, and the objects whose
+/// members are read (the credential, its issuer, credentialSubject, legalBase) may only have
+/// plain term names. nuts-node's credentials and ours have nothing else.
+fn plain_terms(credential: &Map<String, Value>) -> Result<(), CredentialError> {
+    fn plain(what: &str, object: &Map<String, Value>, skip: &str) -> Result<(), CredentialError> {
+        if object
+            .keys()
+            .any(|k| k != skip && (k.starts_with('@') || k.contains(':')))
+        {
+            return Err(CredentialError::Malformed(format!(
+                "{what} has a member that is a JSON-LD keyword or an IRI, not a plain term"
+            )));
+        }
+        Ok(())
+    }
+    let urls_only = match credential.get("@context") {
+        None | Some(Value::String(_)) => true,
+        Some(Value::Array(items)) => items.iter().all(Value::is_string),
+        Some(_) => false,
+    };
+    if !urls_only {
+        return Err(CredentialError::Malformed(
+            "@context must be a list of context URLs, not inline definitions".into(),
+        ));
+    }
+    plain("the credential", credential, "@context")?;
+    if let Some(Value::Object(issuer)) = credential.get("issuer") {
+        plain("issuer", issuer, "")?;
+    }
+    let subjects: Vec<&Value> = match credential.get("credentialSubject") {
+        Some(Value::Array(items)) => items.iter().collect(),
+        Some(v) => vec![v],
+        None => vec![],
+    };
+    for subject in subjects.iter().filter_map(|s| s.as_object()) {
+        plain("credentialSubject", subject, "")?;
+        if let Some(Value::Object(legal_base)) = subject.get("legalBase") {
+            plain("legalBase", legal_base, "")?;
+        }
+    }
+    Ok(())
+}
+
+/// The structural checks every credential passes: plain terms, issuer, id prefix, exactly one
+/// subject, dates parse. Returns the unchecked facts.
 fn structure(credential: &Map<String, Value>) -> Result<VerifiedCredential, CredentialError> {
+    plain_terms(credential)?;
     if !has_type(credential, "VerifiableCredential") {
         return Err(CredentialError::Malformed(
             "type does not include VerifiableCredential".into(),

@@ -209,7 +209,11 @@ fn value_ok(rule: &ParamRule, value: &str, scope: &TokenScope<'_>) -> bool {
         return list.iter().any(|v| v == value);
     }
     if let Some(max) = rule.max {
-        return !value.starts_with('0') && value.parse::<u32>().is_ok_and(|n| n >= 1 && n <= max);
+        // Digits only: `u32::from_str` also takes a leading `+`, which the source system might
+        // read differently.
+        return !value.starts_with('0')
+            && value.bytes().all(|b| b.is_ascii_digit())
+            && value.parse::<u32>().is_ok_and(|n| n >= 1 && n <= max);
     }
     if rule.allowed_patient {
         return scope.allowed_patients.contains(value);
@@ -396,6 +400,7 @@ mod tests {
             ("GET", obs("&_count=6"), None, Err("parameter-value")),
             ("GET", obs("&_count=05"), None, Err("parameter-value")),
             ("GET", obs("&_count=0"), None, Err("parameter-value")),
+            ("GET", obs("&_count=%2B5"), None, Err("parameter-value")),
             ("GET", obs(""), None, Err("missing-parameter")),
             ("GET", format!("/Observation?patient=pat-1&_profile={NR}&_sort=-date&_count=10"), None, Ok("observation-nursing-reports")),
             ("GET", format!("/Observation?patient=pat-1&_profile={NR}&_sort=-date&_count=11"), None, Err("parameter-value")),

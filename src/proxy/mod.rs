@@ -244,6 +244,11 @@ async fn run(
             "only origin-form request targets are accepted",
         ));
     }
+    // RFC 9112 §3.2: an HTTP/1.1 request without a Host header, or with more than one, is a 400.
+    let hosts = parts.headers.get_all(header::HOST).iter().count();
+    if (parts.version == axum::http::Version::HTTP_11 && hosts != 1) || hosts > 1 {
+        return Err(ProxyError::Malformed("exactly one Host header is required"));
+    }
     if parts.headers.contains_key(header::TRANSFER_ENCODING) {
         return Err(ProxyError::Malformed("Transfer-Encoding on a request"));
     }
@@ -308,6 +313,13 @@ fn authorize(
                     .eq_ignore_ascii_case("application/x-www-form-urlencoded")
             })
         });
+    // The policy reads a form body only on POST; a body on any other method would reach the
+    // source system unchecked.
+    if !body.is_empty() && parts.method != Method::POST {
+        return Err(ProxyError::Malformed(
+            "a request body is only accepted with POST",
+        ));
+    }
     if !body.is_empty() && !is_form {
         return Err(ProxyError::Malformed(
             "only form-encoded request bodies are accepted",

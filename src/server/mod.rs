@@ -7,7 +7,7 @@
 pub mod admin_api;
 pub mod error;
 pub(crate) mod listen;
-mod oauth_api;
+pub mod oauth_api;
 mod public;
 
 use std::net::SocketAddr;

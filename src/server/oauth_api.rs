@@ -34,15 +34,21 @@ fn content_type(headers: &HeaderMap) -> String {
         .unwrap_or_default()
 }
 
-/// Reads the token request parameters from a form or JSON body; only `grant_type` and
-/// `assertion`, each once.
-fn token_params(headers: &HeaderMap, body: &[u8]) -> Result<HashMap<String, String>, GrantError> {
+/// Reads the token request parameters from a form or JSON body (`content_type` lower-case,
+/// without parameters); only `grant_type` and `assertion`, each once. Pure (a fuzz target).
+pub fn token_params(
+    content_type: &str,
+    body: &[u8],
+) -> Result<HashMap<String, String>, GrantError> {
     let invalid = |m: &str| GrantError::InvalidRequest(m.to_owned());
-    let pairs: Vec<(String, String)> = match content_type(headers).as_str() {
+    let pairs: Vec<(String, String)> = match content_type {
         "application/x-www-form-urlencoded" => url::form_urlencoded::parse(body)
             .map(|(k, v)| (k.into_owned(), v.into_owned()))
             .collect(),
-        "application/json" => match serde_json::from_slice::<Value>(body) {
+        "application/json" => match crate::jose::parse_json_unique(body) {
+            Err(crate::jose::JsonError::Duplicate) => {
+                return Err(invalid("request body has a duplicate member name"))
+            }
             Ok(Value::Object(m)) => m
                 .into_iter()
                 .map(|(k, v)| match v {
@@ -172,7 +178,7 @@ async fn issue(
     bytes: &[u8],
     record: &mut AuditRecord,
 ) -> Result<crate::oauth::Issued, ApiError> {
-    let params = token_params(headers, bytes)?;
+    let params = token_params(&content_type(headers), bytes)?;
     match params.get("grant_type").map(String::as_str) {
         None => return Err(GrantError::InvalidRequest("grant_type is missing".into()).into()),
         Some(JWT_BEARER) => {}

@@ -3,12 +3,14 @@
 //! servers on 127.0.0.1 port 0, with real signatures and a real SQLite (and PostgreSQL) store.
 
 mod admin_api;
+mod attacks;
 mod cli;
 mod crash;
 mod demo;
 mod did_web;
 mod examples;
 mod failclosed;
+mod fuzz_regressions;
 mod hub;
 mod interop_python;
 mod limits;

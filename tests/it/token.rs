@@ -17,7 +17,7 @@ use super::support::{enc, repo, Instance, Server};
 
 pub(super) const PURPOSE: &str = "zorginzage-thuiszorgdossier-door-huisarts";
 const PUBLIC_URL: &str = "https://zorg.example.nl";
-const AUD: &str = "https://zorg.example.nl/n2n/auth/v1/accesstoken";
+pub(super) const AUD: &str = "https://zorg.example.nl/n2n/auth/v1/accesstoken";
 
 fn did_of(inst: &Instance) -> String {
     let doc: Value = serde_json::from_str(&inst.ok(&["did", "show"])).unwrap();

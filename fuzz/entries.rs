@@ -1,0 +1,204 @@
+//! The fuzz entry functions, shared by the cargo-fuzz targets (`fuzz_targets/*.rs`) and by the
+//! regression test of the main test binary (`tests/it/fuzz_regressions.rs`), which runs every file
+//! in `fuzz/seeds/<target>/` and `fuzz/regressions/<target>/` through the same function on every
+//! `cargo test`. Each function must not panic on any input; the `assert!`s are invariants whose
+//! failure is a finding.
+
+#![allow(dead_code)]
+
+use std::collections::HashSet;
+use std::sync::OnceLock;
+
+use poortwachter::bsn::Bsn;
+use poortwachter::credential::jsonld::Contexts;
+use poortwachter::credential::{proof, verify};
+use poortwachter::did;
+use poortwachter::keys::PublicKey;
+use poortwachter::oauth::grant::{check_claims, Expectations};
+use poortwachter::policy::request::{decide, Decision, RequestShape, TokenScope};
+use poortwachter::policy::{Policy, PolicySet};
+
+/// A fuzz entry function.
+pub type Entry = fn(&[u8]);
+
+/// Every target, by name (the directory names under `fuzz/seeds/` and `fuzz/regressions/`).
+pub const TARGETS: [(&str, Entry); 6] = [
+    ("credential_proof", credential_proof),
+    ("policy_compile", policy_compile),
+    ("identifiers", identifiers),
+    ("grant", grant),
+    ("policy_request", policy_request),
+    ("fhir_response", fhir_response),
+];
+
+/// Credential bytes → parse → proof preparation (strict JSON-LD + URDNA2015). No IO.
+pub fn credential_proof(data: &[u8]) {
+    static CONTEXTS: OnceLock<Contexts> = OnceLock::new();
+    let contexts = CONTEXTS.get_or_init(Contexts::embedded);
+    if let Ok(credential) = verify::parse(data) {
+        let issuer = credential
+            .get("issuer")
+            .and_then(|i| i.as_str())
+            .unwrap_or("did:key:z");
+        let _ = proof::prepare(contexts, &credential, issuer);
+        let _ = contexts.canonical_nquads(&serde_json::Value::Object(credential));
+    }
+}
+
+/// Policy file text → compiled policy.
+pub fn policy_compile(data: &[u8]) {
+    if let Ok(text) = std::str::from_utf8(data) {
+        let _ = PolicySet::compile("fuzz.toml", "zorginzage-fuzz", text);
+    }
+}
+
+/// DIDs, DID URLs, multibase keys, BSNs, dates and resource grants.
+pub fn identifiers(data: &[u8]) {
+    let s = String::from_utf8_lossy(data);
+    let _ = did::method_of(&s);
+    let _ = did::web::location(&s);
+    let _ = did::key::resolve(&s);
+    let _ = did::key::decode_multibase_key(&s);
+    let _ = Bsn::parse(&s);
+    let _ = Bsn::from_urn(&s);
+    let _ = proof::absolute_verification_method("did:key:zabc", &s);
+    let _ = poortwachter::admin::parse_expires(&s);
+    let _ = poortwachter::admin::parse_resource(&s);
+}
+
+const AUDIENCE: &str = "https://zorg.example.nl/n2n/auth/v1/accesstoken";
+const CUSTODIAN: &str = "did:key:zDnaepZUQNAT7p3JXZKNiEP5yFRbG8PRcADYMrFaGwmBBxsF2";
+
+/// The token endpoint's pure grant path: the request body (first byte picks form or JSON) →
+/// parameters → compact JWS parse (alg allow-list, crit, duplicate members) → claim checks →
+/// signature check with a fixed P-256 key. The whole input is also parsed as a JWT by itself.
+pub fn grant(data: &[u8]) {
+    static KEY: OnceLock<PublicKey> = OnceLock::new();
+    let key = KEY.get_or_init(|| {
+        did::key::resolve(CUSTODIAN)
+            .ok()
+            .and_then(|d| {
+                d.assertion_key(&did::key::verification_method_id(CUSTODIAN))
+                    .ok()
+            })
+            .expect("a fixed did:key resolves")
+    });
+    let custodians = [CUSTODIAN.to_owned()];
+    let check = |assertion: &str| {
+        if let Ok(jws) = poortwachter::jose::parse(assertion) {
+            assert!(poortwachter::jose::ALLOWED_ALGS.contains(&jws.alg.as_str()));
+            assert!(!jws.header.contains_key("crit"));
+            let expect = Expectations {
+                audience: AUDIENCE,
+                custodians: &custodians,
+                now: 1_800_000_000,
+            };
+            if let Ok(claims) = check_claims(&jws, &expect) {
+                assert_eq!(claims.sub, CUSTODIAN);
+                assert!(claims.exp > claims.iat && claims.exp - claims.iat <= 5);
+                assert!(!claims.vcs.is_empty() && claims.vcs.len() <= 10);
+                assert_eq!(did::did_of(&claims.kid), claims.iss);
+            }
+            let _ = key.verify(&jws.alg, &jws.signing_input, &jws.signature);
+        }
+    };
+    let (content_type, body) = match data.split_first() {
+        Some((b, rest)) if b % 2 == 0 => ("application/x-www-form-urlencoded", rest),
+        Some((_, rest)) => ("application/json", rest),
+        None => ("", data),
+    };
+    if let Ok(params) = poortwachter::server::oauth_api::token_params(content_type, body) {
+        if let Some(a) = params.get("assertion") {
+            check(a);
+        }
+    }
+    check(&String::from_utf8_lossy(data));
+}
+
+/// The shipped huisarts policy, compiled once.
+fn huisarts() -> &'static Policy {
+    static POLICY: OnceLock<Policy> = OnceLock::new();
+    POLICY.get_or_init(|| {
+        PolicySet::compile(
+            "zorginzage-thuiszorgdossier-door-huisarts.toml",
+            "zorginzage-thuiszorgdossier-door-huisarts",
+            include_str!("../policies/zorginzage-thuiszorgdossier-door-huisarts.toml"),
+        )
+        .expect("the shipped policy compiles")
+    })
+}
+
+/// The request matcher on an arbitrary request: lines are method, path, query, form body (the
+/// form only when there is a fourth line). Invariants: a permit never goes to a path that is
+/// not canonical, never carries an unknown, repeated or modified parameter, and a permitted
+/// patient search names the token's BSN.
+pub fn policy_request(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    let mut lines = text.splitn(4, '\n');
+    let method = lines.next().unwrap_or_default();
+    let path = lines.next().unwrap_or_default();
+    let query = lines.next();
+    let form = lines.next();
+    let bsn = Bsn::parse("999999990").expect("a valid BSN");
+    let allowed: HashSet<String> = ["pat-1".to_owned()].into();
+    let scope = TokenScope {
+        bsn: &bsn,
+        allowed_patients: &allowed,
+    };
+    let shape = RequestShape {
+        method,
+        path,
+        query,
+        form: form.map(str::as_bytes),
+    };
+    if let Decision::Permit(permit) = decide(&huisarts().rules, &shape, &scope) {
+        assert!(matches!(method, "GET" | "POST"), "permit for {method}");
+        let lower = path.to_ascii_lowercase();
+        assert!(
+            path.starts_with('/')
+                && !path.contains("//")
+                && !path.split('/').any(|s| s == "." || s == "..")
+                && !lower.contains("%2e")
+                && !lower.contains("%2f"),
+            "permit for path {path:?}"
+        );
+        for part in [query, form].into_iter().flatten() {
+            let mut names = HashSet::new();
+            for (k, _) in url::form_urlencoded::parse(part.as_bytes()) {
+                assert!(!k.contains(':') && !k.contains('.'), "permit with {k:?}");
+                assert!(names.insert(k.clone()), "permit with {k} twice");
+            }
+        }
+        if permit.rule() == "patient-search" {
+            let identifier = url::form_urlencoded::parse(form.unwrap_or_default().as_bytes())
+                .find(|(k, _)| k == "identifier")
+                .map(|(_, v)| v.into_owned());
+            assert_eq!(
+                identifier.as_deref(),
+                Some("http://fhir.nl/fhir/NamingSystem/bsn|999999990")
+            );
+        }
+    }
+}
+
+/// The proxy's answer check on an arbitrary source-system answer (first byte: whether the
+/// answer may bind patients). Invariants: without binding nothing is learned; what is learned
+/// is a non-empty id.
+pub fn fhir_response(data: &[u8]) {
+    let (binds, body) = match data.split_first() {
+        Some((b, rest)) => (b % 2 == 1, rest),
+        None => (false, data),
+    };
+    let allowed: HashSet<String> = ["pat-1".to_owned()].into();
+    let non_patient = [
+        "Practitioner".to_owned(),
+        "PractitionerRole".to_owned(),
+        "Organization".to_owned(),
+    ];
+    if let Ok(learned) =
+        poortwachter::proxy::fhir::check_answer(body, "999999990", &allowed, &non_patient, binds)
+    {
+        assert!(binds || learned.is_empty(), "learned without binding");
+        assert!(learned.iter().all(|id| !id.is_empty()));
+    }
+}

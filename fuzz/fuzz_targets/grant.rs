@@ -1,0 +1,7 @@
+//! See `entries::grant`.
+#![no_main]
+
+#[path = "../entries.rs"]
+mod entries;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| entries::grant(data));

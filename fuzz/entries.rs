@@ -22,13 +22,14 @@ use poortwachter::policy::{Policy, PolicySet};
 pub type Entry = fn(&[u8]);
 
 /// Every target, by name (the directory names under `fuzz/seeds/` and `fuzz/regressions/`).
-pub const TARGETS: [(&str, Entry); 6] = [
+pub const TARGETS: [(&str, Entry); 7] = [
     ("credential_proof", credential_proof),
     ("policy_compile", policy_compile),
     ("identifiers", identifiers),
     ("grant", grant),
     ("policy_request", policy_request),
     ("fhir_response", fhir_response),
+    ("hub_xml", hub_xml),
 ];
 
 /// Credential bytes → parse → proof preparation (strict JSON-LD + URDNA2015). No IO.
@@ -200,5 +201,35 @@ pub fn fhir_response(data: &[u8]) {
     {
         assert!(binds || learned.is_empty(), "learned without binding");
         assert!(learned.iter().all(|id| !id.is_empty()));
+    }
+}
+
+/// The Hub's untrusted inputs: a registration body (strict XML reader, then property
+/// validation), the same bytes as a search query string, and as a source token. Invariants: a
+/// registration that validates has a BSN that passes the 11-check and `YYYYMMDD` dates; a DTD is
+/// never accepted.
+pub fn hub_xml(data: &[u8]) {
+    use poortwachter::hub::dossier::{Dossier, Filter};
+    if let Ok(props) = poortwachter::hub::xml::read_resource(data) {
+        let text = String::from_utf8_lossy(data);
+        assert!(!text.contains("<!DOCTYPE"), "a DTD was accepted");
+        if let Ok(d) = Dossier::from_properties(&props) {
+            assert!(Bsn::parse(&d.client_bsn).is_ok(), "invalid BSN accepted");
+            for date in [&d.client_birthdate, &d.edd, &d.start_at] {
+                assert!(date.len() == 8 && date.bytes().all(|b| b.is_ascii_digit()));
+            }
+            assert!((0..=99).contains(&d.gravida) && (0..=99).contains(&d.para));
+        }
+    }
+    if let Ok(text) = std::str::from_utf8(data) {
+        let _ = Filter::parse(Some(text));
+        static VERIFIER: OnceLock<poortwachter::hub::token::SourceVerifier> = OnceLock::new();
+        let v = VERIFIER.get_or_init(|| {
+            poortwachter::hub::token::SourceVerifier::new("https://hub.example", "provider-a", 5)
+        });
+        assert!(
+            v.verify(text, 1_700_000_000).is_err(),
+            "a token verified without keys"
+        );
     }
 }

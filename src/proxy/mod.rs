@@ -55,7 +55,13 @@ pub async fn handle(State(state): State<Arc<AppState>>, request: Request<Body>) 
     let request_id = uuid::Uuid::new_v4().to_string();
     let (parts, body) = request.into_parts();
     // The query without a source token (`jwt=`): that is a credential, never logged or forwarded.
-    let query = parts.uri.query().map(|q| without_param(q, "jwt"));
+    let query = parts.uri.query().map(|q| {
+        if q.contains("jwt") {
+            without_param(q, "jwt")
+        } else {
+            q.to_owned()
+        }
+    });
     let target = match &query {
         Some(q) if !q.is_empty() => format!("{}?{q}", parts.uri.path()),
         _ => parts.uri.path().to_owned(),
@@ -155,10 +161,28 @@ fn without_param(query: &str, name: &str) -> String {
         .join("&")
 }
 
-/// The rules and response checks a request is decided by.
-struct Scope {
-    rules: Vec<Rule>,
-    response: ResponsePolicy,
+/// The policy a request is decided by (shared, never copied per request).
+enum Scope {
+    /// A purposeOfUse policy (our access tokens).
+    Nuts(Arc<crate::policy::Policy>),
+    /// A hub-source policy (Hub source tokens).
+    Hub(Arc<crate::policy::SourcePolicy>),
+}
+
+impl Scope {
+    fn rules(&self) -> &[Rule] {
+        match self {
+            Scope::Nuts(p) => &p.rules,
+            Scope::Hub(p) => &p.rules,
+        }
+    }
+
+    fn response(&self) -> &ResponsePolicy {
+        match self {
+            Scope::Nuts(p) => &p.response,
+            Scope::Hub(p) => &p.response,
+        }
+    }
 }
 
 /// Authenticates the request: our own access token, or (when `[hub_source]` is configured) a
@@ -169,11 +193,14 @@ async fn authenticate(
     record: &mut AuditRecord,
 ) -> Result<(Arc<TokenContext>, Scope), ProxyError> {
     let bearer = bearer(&parts.headers);
-    let from_query: Vec<String> =
-        url::form_urlencoded::parse(parts.uri.query().unwrap_or_default().as_bytes())
+    // Only a query that mentions `jwt` can carry a source token (the fast path skips parsing).
+    let from_query: Vec<String> = match parts.uri.query() {
+        Some(q) if q.contains("jwt") => url::form_urlencoded::parse(q.as_bytes())
             .filter(|(k, _)| k == "jwt")
             .map(|(_, v)| v.into_owned())
-            .collect();
+            .collect(),
+        _ => Vec::new(),
+    };
     let policies = state.policies.borrow().clone();
     if let (Some(settings), Some(verifier)) = (&state.config.hub_source, &state.hub_source) {
         let jwt = match (bearer, from_query.as_slice()) {
@@ -194,13 +221,7 @@ async fn authenticate(
             let policy = policies
                 .source(&settings.policy)
                 .ok_or(ProxyError::Refused)?;
-            return Ok((
-                Arc::new(ctx),
-                Scope {
-                    rules: policy.rules.clone(),
-                    response: policy.response.clone(),
-                },
-            ));
+            return Ok((Arc::new(ctx), Scope::Hub(policy.clone())));
         }
     }
     if !from_query.is_empty() {
@@ -217,11 +238,7 @@ async fn authenticate(
     let policy = policies
         .get(&ctx.record.purpose)
         .ok_or(ProxyError::Refused)?;
-    let scope = Scope {
-        rules: policy.rules.clone(),
-        response: policy.response.clone(),
-    };
-    Ok((ctx, scope))
+    Ok((ctx, Scope::Nuts(policy.clone())))
 }
 
 async fn run(
@@ -264,7 +281,7 @@ async fn run(
     .map_err(|_| ProxyError::ClientTimeout)?
     .map_err(|_| ProxyError::TooLarge)?;
     // authorize: the purpose's policy decides; a permit is the only way forward.
-    let permit = match authorize(&scope.rules, parts, query, &bytes, &ctx) {
+    let permit = match authorize(scope.rules(), parts, query, &bytes, &ctx) {
         // Another replica may have bound Patients to this token: look once more with those.
         Err(ProxyError::Denied(_))
             if state
@@ -273,7 +290,7 @@ async fn run(
                 .await
                 .map_err(|_| ProxyError::Unavailable)? =>
         {
-            authorize(&scope.rules, parts, query, &bytes, &ctx)?
+            authorize(scope.rules(), parts, query, &bytes, &ctx)?
         }
         other => other?,
     };
@@ -282,7 +299,7 @@ async fn run(
     let upstream = forward(state, &permit, parts, query, bytes, &ctx, request_id).await?;
     record.upstream_status = Some(upstream.status);
     // check response: every resource must belong to the token's patient.
-    check_response(state, &permit, &scope.response, &ctx, upstream, record).await
+    check_response(state, &permit, scope.response(), &ctx, upstream, record).await
 }
 
 fn bearer(headers: &HeaderMap) -> Option<&str> {

@@ -81,6 +81,13 @@ fn xml_response(status: StatusCode, body: String) -> Response {
         .into_response()
 }
 
+/// `<status key="…">OK</status>`.
+fn status_ok(key: &str) -> Response {
+    let mut w = Writer::new();
+    w.open("status", &[("key", key)]).text("OK").close("status");
+    xml_response(StatusCode::OK, w.finish())
+}
+
 fn write_resource(w: &mut Writer, r: &DossierRecord) {
     w.open("resource", &[("type", RESOURCE_TYPE)]);
     w.property("key", &r.key);
@@ -174,11 +181,7 @@ async fn register(
         .await
         .map_err(|_| HubError::TooLarge)?;
     let key = hub.register(&account, &body).await?;
-    let mut w = Writer::new();
-    w.open("status", &[("key", &key)])
-        .text("OK")
-        .close("status");
-    Ok(xml_response(StatusCode::OK, w.finish()))
+    Ok(status_ok(&key))
 }
 
 async fn search(
@@ -240,11 +243,7 @@ async fn add_share(
 ) -> Result<Response, HubError> {
     let account = caller(&hub, &headers, &uri, false).await?;
     hub.add_share(&account, &key, &target, &permission).await?;
-    let mut w = Writer::new();
-    w.open("status", &[("key", &key)])
-        .text("OK")
-        .close("status");
-    Ok(xml_response(StatusCode::OK, w.finish()))
+    Ok(status_ok(&key))
 }
 
 async fn remove_share(
@@ -255,11 +254,7 @@ async fn remove_share(
 ) -> Result<Response, HubError> {
     let account = caller(&hub, &headers, &uri, false).await?;
     hub.remove_share(&account, &key, &target).await?;
-    let mut w = Writer::new();
-    w.open("status", &[("key", &key)])
-        .text("OK")
-        .close("status");
-    Ok(xml_response(StatusCode::OK, w.finish()))
+    Ok(status_ok(&key))
 }
 
 async fn source(

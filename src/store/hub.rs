@@ -88,6 +88,29 @@ const UPSERT: &str = "INSERT INTO hub_resources (resource_key, account, client_b
      end_at = excluded.end_at, updated_at = excluded.updated_at \
      RETURNING resource_key";
 
+/// Binds a dossier row's 12 columns (key, account, the properties, registration time) in
+/// [`DOSSIER_COLUMNS`] order.
+fn bind_dossier<'q>(
+    q: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    key: &'q str,
+    account: &'q str,
+    d: &'q Dossier,
+    now: i64,
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+    q.bind(key)
+        .bind(account)
+        .bind(&d.client_bsn)
+        .bind(&d.client_displayname)
+        .bind(&d.client_birthdate)
+        .bind(&d.reference)
+        .bind(d.gravida)
+        .bind(d.para)
+        .bind(&d.edd)
+        .bind(&d.start_at)
+        .bind(&d.end_at)
+        .bind(now)
+}
+
 /// The most rows a search returns; more is an error the caller reports.
 pub const SEARCH_LIMIT: usize = 1000;
 
@@ -123,43 +146,40 @@ impl Store {
         .collect()
     }
 
-    /// The account with this API key.
-    pub async fn hub_account_by_key(&self, key: &str) -> Result<Option<HubAccount>, StoreError> {
+    /// Accounts whose `column` equals `value`, by name (`column` is one of ours, never input).
+    async fn accounts_where(
+        &self,
+        column: &str,
+        value: &str,
+    ) -> Result<Vec<HubAccount>, StoreError> {
         sqlx::query(&format!(
-            "SELECT {ACCOUNT_COLUMNS} FROM hub_accounts WHERE api_key = $1"
+            "SELECT {ACCOUNT_COLUMNS} FROM hub_accounts WHERE {column} = $1 ORDER BY name"
         ))
-        .bind(key)
-        .fetch_optional(&self.pool)
-        .await?
-        .as_ref()
-        .map(account)
-        .transpose()
-    }
-
-    /// The account with this name.
-    pub async fn hub_account(&self, name: &str) -> Result<Option<HubAccount>, StoreError> {
-        sqlx::query(&format!(
-            "SELECT {ACCOUNT_COLUMNS} FROM hub_accounts WHERE name = $1"
-        ))
-        .bind(name)
-        .fetch_optional(&self.pool)
-        .await?
-        .as_ref()
-        .map(account)
-        .transpose()
-    }
-
-    /// Accounts with this AGB code, by name.
-    pub async fn hub_accounts_by_agb(&self, agb: &str) -> Result<Vec<HubAccount>, StoreError> {
-        sqlx::query(&format!(
-            "SELECT {ACCOUNT_COLUMNS} FROM hub_accounts WHERE agb = $1 ORDER BY name"
-        ))
-        .bind(agb)
+        .bind(value)
         .fetch_all(&self.pool)
         .await?
         .iter()
         .map(account)
         .collect()
+    }
+
+    /// The account with this API key.
+    pub async fn hub_account_by_key(&self, key: &str) -> Result<Option<HubAccount>, StoreError> {
+        Ok(self
+            .accounts_where("api_key", key)
+            .await?
+            .into_iter()
+            .next())
+    }
+
+    /// The account with this name.
+    pub async fn hub_account(&self, name: &str) -> Result<Option<HubAccount>, StoreError> {
+        Ok(self.accounts_where("name", name).await?.into_iter().next())
+    }
+
+    /// Accounts with this AGB code, by name.
+    pub async fn hub_accounts_by_agb(&self, agb: &str) -> Result<Vec<HubAccount>, StoreError> {
+        self.accounts_where("agb", agb).await
     }
 
     /// Disables an account; [`StoreError::NotFound`] when there is none.
@@ -183,22 +203,11 @@ impl Store {
         d: &Dossier,
         now: i64,
     ) -> Result<String, StoreError> {
-        let row = sqlx::query(UPSERT)
-            .bind(new_key)
-            .bind(account)
-            .bind(&d.client_bsn)
-            .bind(&d.client_displayname)
-            .bind(&d.client_birthdate)
-            .bind(&d.reference)
-            .bind(d.gravida)
-            .bind(d.para)
-            .bind(&d.edd)
-            .bind(&d.start_at)
-            .bind(&d.end_at)
-            .bind(now)
-            .fetch_one(&self.pool)
-            .await?;
-        Ok(row.try_get(0)?)
+        let item = (account.to_owned(), new_key.to_owned(), d.clone());
+        self.hub_upsert_batch(std::slice::from_ref(&item), now)
+            .await?
+            .pop()
+            .ok_or(StoreError::NotFound)
     }
 
     /// Registers (or updates) several dossiers in one transaction: one sync for all of them
@@ -211,19 +220,7 @@ impl Store {
         let mut tx = self.pool.begin().await?;
         let mut keys = Vec::with_capacity(items.len());
         for (account, new_key, d) in items {
-            let row = sqlx::query(UPSERT)
-                .bind(new_key)
-                .bind(account)
-                .bind(&d.client_bsn)
-                .bind(&d.client_displayname)
-                .bind(&d.client_birthdate)
-                .bind(&d.reference)
-                .bind(d.gravida)
-                .bind(d.para)
-                .bind(&d.edd)
-                .bind(&d.start_at)
-                .bind(&d.end_at)
-                .bind(now)
+            let row = bind_dossier(sqlx::query(UPSERT), new_key, account, d, now)
                 .fetch_one(&mut *tx)
                 .await?;
             keys.push(row.try_get(0)?);
@@ -258,19 +255,7 @@ impl Store {
             }
             let mut q = sqlx::query(&sql);
             for (key, d) in chunk {
-                q = q
-                    .bind(key)
-                    .bind(account)
-                    .bind(&d.client_bsn)
-                    .bind(&d.client_displayname)
-                    .bind(&d.client_birthdate)
-                    .bind(&d.reference)
-                    .bind(d.gravida)
-                    .bind(d.para)
-                    .bind(&d.edd)
-                    .bind(&d.start_at)
-                    .bind(&d.end_at)
-                    .bind(now);
+                q = bind_dossier(q, key, account, d, now);
             }
             q.execute(&mut *tx).await?;
         }

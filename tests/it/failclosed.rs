@@ -278,3 +278,36 @@ async fn a_lost_listen_connection_is_reestablished() {
     drop((sa, sb));
     drop_database(&admin, &url).await;
 }
+
+/// A wrong password in the database URL stops start-up with PostgreSQL's own reason. Needs the
+/// role `pw_password_test`, which must log in with a password (`.ci/run` adds it and its
+/// `scram-sha-256` line in pg_hba.conf); elsewhere the test says it is skipped.
+#[test]
+fn a_wrong_password_stops_startup_with_a_clear_error() {
+    let inst = Instance::new();
+    inst.ok(&["init"]);
+    let url = "postgres://pw_password_test:wrong-password@127.0.0.1:5432/test";
+    for args in [
+        vec!["--database-url", url, "credential", "list"],
+        vec!["--database-url", url, "serve"],
+    ] {
+        let (code, _, err) = inst.run(&args);
+        assert_eq!(code, 1, "{args:?}: {err}");
+        if err.contains("role \"pw_password_test\" does not exist") {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "CI must provide the role pw_password_test (see .ci/run)"
+            );
+            eprintln!("SKIPPED: no PostgreSQL role pw_password_test with password login; wrong-password test not run");
+            return;
+        }
+        assert!(
+            err.contains("password authentication failed for user \"pw_password_test\""),
+            "{args:?}: {err}"
+        );
+        assert!(
+            !err.contains("wrong-password"),
+            "the password is not echoed: {err}"
+        );
+    }
+}

@@ -240,39 +240,25 @@ impl Store {
     ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
         for chunk in rows.chunks(50) {
-            let mut sql =
-                format!("INSERT INTO hub_resources ({DOSSIER_COLUMNS}, updated_at) VALUES ");
-            for i in 0..chunk.len() {
-                let b = i * 12;
-                if i > 0 {
-                    sql.push_str(", ");
-                }
-                sql.push('(');
-                for j in 1..=12 {
-                    sql.push_str(&format!("${}, ", b + j));
-                }
-                sql.push_str(&format!("${})", b + 12));
-            }
+            let sql = format!(
+                "INSERT INTO hub_resources ({DOSSIER_COLUMNS}, updated_at) VALUES {}",
+                super::placeholders(chunk.len(), 13)
+            );
             let mut q = sqlx::query(&sql);
             for (key, d) in chunk {
-                q = bind_dossier(q, key, account, d, now);
+                q = bind_dossier(q, key, account, d, now).bind(now);
             }
             q.execute(&mut *tx).await?;
         }
         if let Some(grantee) = share_with {
             for chunk in rows.chunks(200) {
-                let mut sql = String::from(
-                    "INSERT INTO hub_shares (resource_key, grantee, permission) VALUES ",
+                let sql = format!(
+                    "INSERT INTO hub_shares (resource_key, grantee, permission) VALUES {}",
+                    super::placeholders(chunk.len(), 3)
                 );
-                for i in 0..chunk.len() {
-                    if i > 0 {
-                        sql.push_str(", ");
-                    }
-                    sql.push_str(&format!("(${}, ${}, 'full')", 2 * i + 1, 2 * i + 2));
-                }
                 let mut q = sqlx::query(&sql);
                 for (key, _) in chunk {
-                    q = q.bind(key).bind(grantee);
+                    q = q.bind(key).bind(grantee).bind("full");
                 }
                 q.execute(&mut *tx).await?;
             }

@@ -12,6 +12,7 @@
 # Same connections, threads, duration and path for each. Prints requests/s, p50 and p99, the
 # ratios, and poortwachter's peak RSS. Needs nginx and wrk (installed with apt-get if missing).
 # Usage: bash bench/proxy.sh [duration-seconds] [connections]
+#        PW_PERF=/tmp/pw.perf bash bench/proxy.sh   # also a perf profile of poortwachter
 #        PW_PG=postgres://postgres@127.0.0.1:5432/test bash bench/proxy.sh   # also the replicas
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -98,6 +99,7 @@ internal_addr = "127.0.0.1:$INT"
 public_url = "http://127.0.0.1:$PUB"
 upstream = "http://127.0.0.1:$UP/fhir"
 log_format = "json"
+http_workers = ${PW_WORKERS:-0}
 TOML
 CUSTODIAN=$("$BIN" --config "$W/config.toml" init 2>/dev/null)
 REQUESTER=$("$BIN" --config "$W/config.toml" --data-dir "$W/huisarts" init 2>/dev/null)
@@ -136,6 +138,10 @@ printf '%-10s %10s %9s %9s %8s\n' setup 'req/s' 'p50 ms' 'p99 ms' 'non-2xx'
 declare -A R
 for s in direct nginx auth pw; do
   case $s in direct) u="http://127.0.0.1:$UP/fhir$Q";; nginx) u="http://127.0.0.1:$NGX$Q";; auth) u="http://127.0.0.1:$AUTH$Q";; pw) u="http://127.0.0.1:$PUB$Q";; esac
+  # PW_PERF=FILE: also record a CPU profile of poortwachter while it is driven.
+  if [ "$s" = pw ] && [ -n "${PW_PERF:-}" ]; then
+    perf record -q -F 499 -g -p "$PW_PID" -o "$PW_PERF" -- sleep "$DURATION" 2>/dev/null &
+  fi
   R[$s]=$(run "$s" "$u")
   read -r rps p50 p99 bad <<<"${R[$s]}"
   printf '%-10s %10s %9s %9s %8s\n' "$s" "$rps" "$p50" "$p99" "$bad"
@@ -170,6 +176,7 @@ internal_addr = "127.0.0.1:$int"
 public_url = "http://127.0.0.1:$P1"
 upstream = "http://127.0.0.1:$UP/fhir"
 log_format = "json"
+http_workers = ${PW_WORKERS:-0}
 TOML
 done
 "$BIN" --config "$W/replica1.toml" credential issue --subject-did "$REQUESTER" --bsn 999999990 \

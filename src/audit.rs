@@ -1,6 +1,6 @@
 //! The NEN 7513 audit log: one record per token request and per proxied request, allowed or not.
 //! Append-only and hash-chained (each record holds the SHA-256 of the previous one), written by
-//! one group-commit task: records that arrive together share a transaction and a sync, and each
+//! one group-commit writer: records that arrive together share a transaction and a sync, and each
 //! caller is answered only when its record is durable. If the store fails, callers get an error
 //! and must not answer the client (fail closed).
 //!
@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::store::sqlite::BatchWriter;
 use crate::store::{AuditRow, Store, StoreError, TokenRecord, UsedJti, GENESIS_HASH};
 
 /// Most records per transaction.
@@ -134,11 +135,21 @@ pub struct AuditLog {
 
 impl AuditLog {
     /// Starts the writer on `store`.
-    #[must_use]
-    pub fn spawn(store: Store) -> Self {
+    pub fn spawn(store: Store) -> Result<Self, StoreError> {
         let (tx, rx) = mpsc::channel(8192);
-        tokio::spawn(writer(store, rx));
-        Self { tx }
+        match store.sqlite_file() {
+            Some(file) => {
+                let conn = BatchWriter::open(file)?;
+                std::thread::Builder::new()
+                    .name("audit-writer".into())
+                    .spawn(move || sqlite_writer(conn, rx))
+                    .map_err(|e| StoreError::Unavailable(format!("audit writer thread: {e}")))?;
+            }
+            None => {
+                tokio::spawn(writer(store, rx));
+            }
+        }
+        Ok(Self { tx })
     }
 
     /// Appends `record`; returns when it is durable.
@@ -174,73 +185,103 @@ fn stopped() -> StoreError {
 /// What a refused replay's record says.
 pub const REPLAY_RULE: &str = "jti has already been used";
 
+/// The writer: on its own thread with its own connection for a SQLite file (see
+/// [`crate::store::sqlite`]), else a task on the pool.
 async fn writer(store: Store, mut rx: mpsc::Receiver<Job>) {
     while let Some(first) = rx.recv().await {
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
-            }
-        }
-        let grants: Vec<(&UsedJti, &TokenRecord)> = batch
-            .iter()
-            .filter_map(|j| match j {
-                Job::Grant(jti, token, _, _) => Some((jti, token)),
-                Job::Record(..) => None,
-            })
-            .collect();
-        let mut result: Result<Vec<bool>, StoreError> =
-            Err(StoreError::Unavailable("not attempted".into()));
-        // The head is read inside the transaction (under a lock on PostgreSQL); a conflict (another
-        // SQLite process appending between our read and our write) is retried.
+        let batch = collect(first, &mut rx);
+        let grants = grants_of(&batch);
+        let mut result = Err(StoreError::Unavailable("not attempted".into()));
+        // The head is read inside the transaction (under a lock on PostgreSQL); a conflict
+        // (another process appending between our read and our write) is retried.
         for _ in 0..5 {
-            let attempt = store
-                .commit_batch(&grants, |(seq, hash), fresh| {
-                    let mut fresh = fresh.iter();
-                    let records: Vec<AuditRecord> = batch
-                        .iter()
-                        .map(|j| match j {
-                            Job::Record(r, _) => r.clone(),
-                            Job::Grant(_, _, r, _) => {
-                                let mut r = r.clone();
-                                if fresh.next() == Some(&false) {
-                                    r.decision = "deny".into();
-                                    REPLAY_RULE.clone_into(&mut r.rule);
-                                    r.status = 400;
-                                }
-                                r
-                            }
-                        })
-                        .collect();
-                    chain(seq, &hash, records.iter()).0
-                })
+            result = store
+                .commit_batch(&grants, |head, fresh| rows_of(&batch, head, fresh))
                 .await;
-            match attempt {
-                Err(StoreError::Conflict) => {}
-                other => {
-                    result = other;
-                    break;
-                }
+            if !matches!(result, Err(StoreError::Conflict)) {
+                break;
             }
         }
         drop(grants);
-        let outcome: Result<Vec<bool>, String> = result.map_err(|e| e.to_string());
-        let mut fresh = outcome.as_ref().ok().map(|f| f.clone().into_iter());
-        for job in batch {
-            let failed = |e: &String| StoreError::Unavailable(e.clone());
-            match job {
-                Job::Record(_, done) => {
-                    let _ = done.send(outcome.as_ref().map(|_| ()).map_err(failed));
+        answer(batch, result);
+    }
+}
+
+/// The writer for a SQLite file: blocking, on a thread of its own.
+fn sqlite_writer(mut conn: BatchWriter, mut rx: mpsc::Receiver<Job>) {
+    while let Some(first) = rx.blocking_recv() {
+        let batch = collect(first, &mut rx);
+        let grants = grants_of(&batch);
+        // `BEGIN IMMEDIATE` holds the write lock from the head read on: no conflict to retry.
+        let result = conn.commit_batch(&grants, |head, fresh| rows_of(&batch, head, fresh));
+        drop(grants);
+        answer(batch, result);
+    }
+}
+
+/// `first` and whatever else is waiting, up to [`MAX_BATCH`].
+fn collect(first: Job, rx: &mut mpsc::Receiver<Job>) -> Vec<Job> {
+    let mut batch = vec![first];
+    while batch.len() < MAX_BATCH {
+        match rx.try_recv() {
+            Ok(job) => batch.push(job),
+            Err(_) => break,
+        }
+    }
+    batch
+}
+
+fn grants_of(batch: &[Job]) -> Vec<(&UsedJti, &TokenRecord)> {
+    batch
+        .iter()
+        .filter_map(|j| match j {
+            Job::Grant(jti, token, _, _) => Some((jti, token)),
+            Job::Record(..) => None,
+        })
+        .collect()
+}
+
+/// The batch's chained rows on `head`; a grant whose `jti` was not fresh is recorded as a
+/// refused replay.
+fn rows_of(batch: &[Job], (seq, hash): (i64, String), fresh: &[bool]) -> Vec<AuditRow> {
+    let mut fresh = fresh.iter();
+    let records: Vec<std::borrow::Cow<'_, AuditRecord>> = batch
+        .iter()
+        .map(|j| match j {
+            Job::Record(r, _) => std::borrow::Cow::Borrowed(r),
+            Job::Grant(_, _, r, _) => {
+                if fresh.next() == Some(&false) {
+                    let mut r = r.clone();
+                    r.decision = "deny".into();
+                    REPLAY_RULE.clone_into(&mut r.rule);
+                    r.status = 400;
+                    std::borrow::Cow::Owned(r)
+                } else {
+                    std::borrow::Cow::Borrowed(r)
                 }
-                Job::Grant(_, _, _, done) => {
-                    let answer = match (&outcome, fresh.as_mut()) {
-                        (Ok(_), Some(f)) => Ok(f.next().unwrap_or(false)),
-                        (Err(e), _) => Err(failed(e)),
-                        (Ok(_), None) => Err(StoreError::Unavailable("no outcome".into())),
-                    };
-                    let _ = done.send(answer);
-                }
+            }
+        })
+        .collect();
+    chain(seq, &hash, records.iter().map(AsRef::as_ref)).0
+}
+
+/// Tells every caller in `batch` the outcome.
+fn answer(batch: Vec<Job>, result: Result<Vec<bool>, StoreError>) {
+    let outcome: Result<Vec<bool>, String> = result.map_err(|e| e.to_string());
+    let mut fresh = outcome.as_ref().ok().map(|f| f.clone().into_iter());
+    for job in batch {
+        let failed = |e: &String| StoreError::Unavailable(e.clone());
+        match job {
+            Job::Record(_, done) => {
+                let _ = done.send(outcome.as_ref().map(|_| ()).map_err(failed));
+            }
+            Job::Grant(_, _, _, done) => {
+                let answer = match (&outcome, fresh.as_mut()) {
+                    (Ok(_), Some(f)) => Ok(f.next().unwrap_or(false)),
+                    (Err(e), _) => Err(failed(e)),
+                    (Ok(_), None) => Err(StoreError::Unavailable("no outcome".into())),
+                };
+                let _ = done.send(answer);
             }
         }
     }

@@ -57,6 +57,7 @@ struct FileConfig {
     upstream_timeout_ms: Option<u64>,
     client_timeout_ms: Option<u64>,
     max_upstream_body_bytes: Option<usize>,
+    http_workers: Option<usize>,
     #[serde(default)]
     did_web: DidWebFile,
     hub_source: Option<HubSourceFile>,
@@ -163,6 +164,8 @@ pub struct Config {
     pub client_timeout: Duration,
     /// Largest answer accepted from the source system (larger: 502).
     pub max_upstream_body_bytes: usize,
+    /// Threads serving HTTP connections (each a single-threaded runtime).
+    pub http_workers: usize,
     /// Hub source tokens as a second authenticator, if configured.
     pub hub_source: Option<HubSourceSettings>,
 }
@@ -198,6 +201,7 @@ impl Config {
             self.revocation_poll == other.revocation_poll,
         );
         check("log_format", self.log_format == other.log_format);
+        check("http_workers", self.http_workers == other.http_workers);
         check(
             "did_dir / [did_web]",
             format!("{:?}", self.resolver) == format!("{:?}", other.resolver),
@@ -453,6 +457,10 @@ impl Config {
                 .max_upstream_body_bytes
                 .unwrap_or(16 * 1024 * 1024)
                 .clamp(1024, 512 * 1024 * 1024),
+            http_workers: match file.http_workers {
+                Some(n) if n > 0 => n.min(256),
+                _ => std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get),
+            },
             hub_source,
         })
     }

@@ -193,6 +193,7 @@ async fn serve(ctx: &Context, args: ServeArgs) -> anyhow::Result<i32> {
         hub::api::router(hub.clone()),
         stop_rx,
         ctx.config.client_timeout,
+        None,
     );
     let signals = async move {
         crate::server::wait_for_signal().await;

@@ -7,6 +7,7 @@
 //! **Invariant:** only this module talks to the upstream; [`forward`] takes a [`Permit`], which
 //! only the policy engine makes.
 
+pub mod client;
 pub mod fhir;
 pub mod hub_source;
 
@@ -421,6 +422,7 @@ async fn forward(
     }
     let response = state
         .upstream
+        .get()
         .request(parts.method.clone(), &url)
         .timeout(live.upstream_timeout)
         .headers(headers)

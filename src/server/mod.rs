@@ -72,8 +72,8 @@ pub struct AppState {
     pub tokens: crate::oauth::TokenService,
     /// The NEN 7513 audit log writer.
     pub audit: crate::audit::AuditLog,
-    /// The HTTP client for the source system (pooled keep-alive connections).
-    pub upstream: reqwest::Client,
+    /// The HTTP client for the source system (pooled keep-alive connections, one pool per thread).
+    pub upstream: crate::proxy::client::UpstreamClient,
     /// Revoked credential ids, followed from the store.
     pub revocations: RevocationSet,
     /// The store.
@@ -201,18 +201,13 @@ pub async fn build_state(config: Config) -> Result<Arc<AppState>, StartError> {
         ),
     });
     tokio::spawn(purge(store.clone(), clock.clone()));
-    let upstream = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .no_proxy()
-        .connect_timeout(std::time::Duration::from_secs(5))
-        .pool_idle_timeout(std::time::Duration::from_secs(60))
-        .build()
+    let upstream = crate::proxy::client::UpstreamClient::new()
         .map_err(|e| StartError::UpstreamClient(e.to_string()))?;
     Ok(Arc::new(AppState {
         live: std::sync::RwLock::new(Arc::new(LiveSettings::of(&config))),
         verifier,
         tokens,
-        audit: crate::audit::AuditLog::spawn(store.clone()),
+        audit: crate::audit::AuditLog::spawn(store.clone())?,
         upstream,
         custodian: Custodian {
             identity: Arc::new(identity),
@@ -376,14 +371,25 @@ pub async fn run_on(
     );
     let (stop_tx, stop_rx) = watch::channel(false);
     let timeout = state.config.client_timeout;
+    let workers =
+        listen::Workers::start(state.config.http_workers).map_err(|e| StartError::Bind {
+            addr: public_addr,
+            reason: format!("cannot start the HTTP workers: {e}"),
+        })?;
     let public_server = listen::serve(
         public,
         public::router(state.clone()),
         stop_rx.clone(),
         timeout,
+        Some(&workers),
     );
-    let internal_server =
-        listen::serve(internal, admin_api::router(state.clone()), stop_rx, timeout);
+    let internal_server = listen::serve(
+        internal,
+        admin_api::router(state.clone()),
+        stop_rx,
+        timeout,
+        Some(&workers),
+    );
     tokio::spawn(reload_on_sighup(state.clone()));
     let signals = async move {
         stop.await;

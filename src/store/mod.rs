@@ -7,6 +7,7 @@
 pub mod hub;
 mod migrations;
 pub mod revocations;
+pub mod sqlite;
 
 use std::str::FromStr as _;
 
@@ -222,12 +223,25 @@ pub struct Store {
     pool: AnyPool,
     postgres: bool,
     url: Option<String>,
+    /// The database file, for a SQLite store on disk.
+    sqlite_file: Option<std::sync::Arc<std::path::PathBuf>>,
+    /// WAL checkpoints of a SQLite store (stop with the last clone).
+    _checkpoints: Option<std::sync::Arc<sqlite::Checkpointer>>,
 }
 
 const SELECT_CREDENTIAL: &str =
     "SELECT c.id, c.issuer, c.subject_did, c.purpose, c.bsn, c.consent_type, \
      c.issued_at, c.expires_at, c.document, r.reason, r.revoked_at \
      FROM credentials c LEFT JOIN revocations r ON r.credential_id = c.id";
+
+/// The file a `sqlite:` URL names, unless it is an in-memory database.
+fn sqlite_file(url: &str) -> Result<Option<std::path::PathBuf>, StoreError> {
+    let options = sqlx::sqlite::SqliteConnectOptions::from_str(url)
+        .map_err(|e| StoreError::BadUrl(e.to_string()))?;
+    let file = options.get_filename();
+    let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+    Ok((!in_memory).then(|| file.to_path_buf()))
+}
 
 impl Store {
     /// Connects (creating a SQLite file if needed) and brings the schema up to date.
@@ -247,15 +261,9 @@ impl Store {
             .after_connect(move |conn, _| {
                 Box::pin(async move {
                     if is_sqlite {
-                        sqlx::query("PRAGMA busy_timeout = 5000")
-                            .execute(&mut *conn)
-                            .await?;
-                        sqlx::query("PRAGMA foreign_keys = ON")
-                            .execute(&mut *conn)
-                            .await?;
-                        sqlx::query("PRAGMA synchronous = FULL")
-                            .execute(&mut *conn)
-                            .await?;
+                        for pragma in sqlite::CONNECTION_PRAGMAS.split_terminator(';') {
+                            sqlx::query(pragma.trim()).execute(&mut *conn).await?;
+                        }
                     }
                     Ok(())
                 })
@@ -268,11 +276,28 @@ impl Store {
                 .await?;
         }
         migrations::run(&pool).await?;
+        let sqlite_file = if is_sqlite { sqlite_file(url)? } else { None };
+        let checkpoints = match &sqlite_file {
+            Some(path) => Some(std::sync::Arc::new(sqlite::Checkpointer::start(
+                path.clone(),
+                std::time::Duration::from_millis(250),
+            )?)),
+            None => None,
+        };
         Ok(Self {
             pool,
             postgres: !is_sqlite,
             url: (!is_sqlite).then(|| url.to_owned()),
+            sqlite_file: sqlite_file.map(std::sync::Arc::new),
+            _checkpoints: checkpoints,
         })
+    }
+
+    /// The database file of a SQLite store on disk (its hot writes go through
+    /// [`sqlite::BatchWriter`]); `None` for PostgreSQL and in-memory SQLite.
+    #[must_use]
+    pub fn sqlite_file(&self) -> Option<&std::path::Path> {
+        self.sqlite_file.as_deref().map(std::path::PathBuf::as_path)
     }
 
     /// Stores a newly issued credential.

@@ -379,6 +379,121 @@ async fn sqlite_store() {
         dir.path().join("b.db").display()
     ))
     .await;
+    batch_suite(&format!(
+        "sqlite://{}?mode=rwc",
+        dir.path().join("c.db").display()
+    ))
+    .await;
+}
+
+/// `n` chained audit rows on `head` (hashes are labels here; the chain is `audit`'s business).
+fn batch_rows((seq, prev): (i64, String), n: usize) -> Vec<poortwachter::store::AuditRow> {
+    (1..=n as i64)
+        .map(|i| poortwachter::store::AuditRow {
+            seq: seq + i,
+            time_unix: 1,
+            requester: "did:web:a".into(),
+            bsn: String::new(),
+            record: format!("{{\"n\":{}}}", seq + i),
+            prev_hash: if i == 1 {
+                prev.clone()
+            } else {
+                format!("h{}", seq + i - 1)
+            },
+            hash: format!("h{}", seq + i),
+        })
+        .collect()
+}
+
+/// The group commit: on a SQLite file through its own connection (`store::sqlite::BatchWriter`),
+/// on PostgreSQL through the pool; the same outcome either way. On SQLite the background
+/// checkpoints also move committed rows into the database file itself.
+async fn batch_suite(url: &str) {
+    use poortwachter::store::{sqlite::BatchWriter, GENESIS_HASH};
+    let store = Store::open(url).await.expect("open");
+    let mut writer = store
+        .sqlite_file()
+        .map(|f| BatchWriter::open(f).expect("writer"));
+    let token = |hash: &str| TokenRecord {
+        hash: hash.into(),
+        requester: "did:web:a".into(),
+        custodian: "did:key:zIssuer".into(),
+        purpose: "p".into(),
+        credential_ids: vec!["c1".into()],
+        bsn: "999999990".into(),
+        user_identity: None,
+        issued_at: 100,
+        expires_at: i64::MAX / 2,
+    };
+    let jti = |j: &str| UsedJti {
+        issuer: "did:web:a".into(),
+        jti: j.into(),
+        expires_at: i64::MAX / 2,
+    };
+    let mut commit = async |grants: Vec<(UsedJti, TokenRecord)>, n: usize| {
+        let grants: Vec<(&UsedJti, &TokenRecord)> = grants.iter().map(|(j, t)| (j, t)).collect();
+        let mut seen = None;
+        let build = |head: (i64, String), fresh: &[bool]| {
+            seen = Some((head.clone(), fresh.to_vec()));
+            batch_rows(head, n)
+        };
+        let result = match writer.as_mut() {
+            Some(w) => w.commit_batch(&grants, build),
+            None => store.commit_batch(&grants, build).await,
+        };
+        (result, seen)
+    };
+    // A jti repeated in the same batch is not fresh; the rows are built on the genesis head.
+    let (result, seen) = commit(
+        vec![
+            (jti("a"), token("ta")),
+            (jti("b"), token("tb")),
+            (jti("a"), token("tc")),
+        ],
+        3,
+    )
+    .await;
+    assert_eq!(result.unwrap(), [true, true, false]);
+    assert_eq!(
+        seen.unwrap(),
+        ((0, GENESIS_HASH.to_owned()), vec![true, true, false])
+    );
+    // The next batch sees the new head; a jti of an earlier batch is not fresh either.
+    let (result, seen) = commit(vec![(jti("b"), token("td"))], 2).await;
+    assert_eq!(result.unwrap(), [false]);
+    assert_eq!(seen.unwrap(), ((3, "h3".to_owned()), vec![false]));
+    assert_eq!(store.audit_head().await.unwrap(), (5, "h5".to_owned()));
+    assert_eq!(store.token_count().await.unwrap(), 2, "ta and tb only");
+    assert!(matches!(store.token("tc").await, Err(StoreError::NotFound)));
+    // A batch of records only.
+    let (result, _) = commit(Vec::new(), 1000).await;
+    assert_eq!(result.unwrap(), Vec::<bool>::new());
+    assert_eq!(store.audit_head().await.unwrap().0, 1005);
+
+    if let Some(file) = store.sqlite_file() {
+        // The database file alone (without its WAL) holds every row once the background
+        // checkpoint ran (automatic checkpoints are off on every connection).
+        let copy = file.with_extension("copy.db");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            std::fs::copy(file, &copy).unwrap();
+            // Before the first checkpoint the file does not even hold the tables.
+            let count: i64 = rusqlite::Connection::open(&copy)
+                .unwrap()
+                .query_row("SELECT COUNT(*) FROM audit_log", [], |r| r.get(0))
+                .unwrap_or(0);
+            if count == 1005 {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "only {count} of 1005 rows reached the database file"
+            );
+            std::fs::remove_file(&copy).unwrap();
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
+    store.close().await;
 }
 
 /// A fresh PostgreSQL database, dropped again at the end, or None (visibly) where no server runs
@@ -436,6 +551,11 @@ async fn postgres_store() {
         return;
     };
     schema_too_new(&url).await;
+    drop_database(&admin, &url).await;
+    let Some((admin, url)) = pg_database().await else {
+        return;
+    };
+    batch_suite(&url).await;
     drop_database(&admin, &url).await;
 }
 

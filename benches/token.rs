@@ -160,8 +160,12 @@ async fn run() {
     if !database.is_empty() {
         println!("custodian store: {}", database.trim());
     }
+    // POORTWACHTER_BENCH_WORKERS=N sets the server's `http_workers`.
+    let workers = std::env::var("POORTWACHTER_BENCH_WORKERS")
+        .map(|n| format!("http_workers = {n}\n"))
+        .unwrap_or_default();
     let custodian = Instance::new(&format!(
-        "rate_limit_per_second = 1000000\nrate_limit_burst = 1000000\n{database}"
+        "rate_limit_per_second = 1000000\nrate_limit_burst = 1000000\n{database}{workers}"
     ));
     custodian.ok(&["init"]);
     let custodian_did = serde_json::from_str::<Value>(&custodian.ok(&["did", "show"]))

@@ -139,6 +139,10 @@ declare -A R
 for s in direct nginx auth pw; do
   case $s in direct) u="http://127.0.0.1:$UP/fhir$Q";; nginx) u="http://127.0.0.1:$NGX$Q";; auth) u="http://127.0.0.1:$AUTH$Q";; pw) u="http://127.0.0.1:$PUB$Q";; esac
   # PW_PERF=FILE: also record a CPU profile of poortwachter while it is driven.
+  # PW_STRACE=FILE: count poortwachter's system calls while it is driven.
+  if [ "$s" = pw ] && [ -n "${PW_STRACE:-}" ]; then
+    timeout "$DURATION" strace -c -f -p "$PW_PID" -o "$PW_STRACE" 2>/dev/null &
+  fi
   if [ "$s" = pw ] && [ -n "${PW_PERF:-}" ]; then
     perf record -q -F 499 -g -p "$PW_PID" -o "$PW_PERF" -- sleep "$DURATION" 2>/dev/null &
   fi

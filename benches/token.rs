@@ -330,6 +330,24 @@ async fn run() {
     let grants: Vec<String> = (0..n).map(|_| grant(&warm_credential)).collect();
     let (c, u) = (client.clone(), token_url.clone());
     let mut half_lat = open_loop(rate, grants, move |g| post_grant(c.clone(), u.clone(), g)).await;
+    // POORTWACHTER_BENCH_SLOW=1: when the slow answers (over 5 ms) were sent, per 100 ms, to tell
+    // periodic stalls (checkpoints, timers) from scattered ones.
+    if std::env::var_os("POORTWACHTER_BENCH_SLOW").is_some() {
+        let mut windows = std::collections::BTreeMap::<u64, (usize, f64)>::new();
+        for (i, l) in half_lat.iter().enumerate() {
+            if l.as_secs_f64() > 0.005 {
+                let w = windows.entry((i as f64 / rate * 10.0) as u64).or_default();
+                w.0 += 1;
+                w.1 = w.1.max(l.as_secs_f64() * 1e3);
+            }
+        }
+        for (w, (count, max)) in windows {
+            println!(
+                "  slow answers sent at {:>5} ms: {count:>4}, worst {max:.1} ms",
+                w * 100
+            );
+        }
+    }
     let (c, u) = (client.clone(), ref_url.clone());
     let mut ref_half_lat = open_loop(rate, vec![String::new(); n], move |_| {
         let (c, u) = (c.clone(), u.clone());

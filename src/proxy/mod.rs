@@ -386,19 +386,13 @@ async fn forward(
     for name in permit.strip_query() {
         query = without_param(&query, name);
     }
-    let url = if query.is_empty() {
-        format!(
-            "{}{}",
-            base.as_str().trim_end_matches('/'),
-            parts.uri.path()
-        )
+    let base = base.as_str().trim_end_matches('/');
+    let target = if query.is_empty() {
+        format!("{base}{}", parts.uri.path())
     } else {
-        format!(
-            "{}{}?{query}",
-            base.as_str().trim_end_matches('/'),
-            parts.uri.path()
-        )
+        format!("{base}{}?{query}", parts.uri.path())
     };
+    let uri = axum::http::Uri::try_from(target).map_err(|_| ProxyError::UpstreamDown)?;
     let mut headers = HeaderMap::new();
     for name in PASSED_REQUEST_HEADERS {
         if let Some(v) = parts.headers.get(&name) {
@@ -420,22 +414,16 @@ async fn forward(
             headers.insert(HeaderName::from_static(name), v);
         }
     }
-    let response = state
-        .upstream
-        .get()
-        .request(parts.method.clone(), &url)
-        .timeout(live.upstream_timeout)
-        .headers(headers)
-        .body(body)
-        .send()
+    let mut request = axum::http::Request::new(http_body_util::Full::new(body));
+    *request.method_mut() = parts.method.clone();
+    *request.uri_mut() = uri;
+    *request.headers_mut() = headers;
+    // One time limit for the whole exchange: answer head and body.
+    let deadline = tokio::time::Instant::now() + live.upstream_timeout;
+    let response = tokio::time::timeout_at(deadline, state.upstream.get().request(request))
         .await
-        .map_err(|e| {
-            if e.is_timeout() {
-                ProxyError::UpstreamTimeout
-            } else {
-                ProxyError::UpstreamDown
-            }
-        })?;
+        .map_err(|_| ProxyError::UpstreamTimeout)?
+        .map_err(|_| ProxyError::UpstreamDown)?;
     let status = response.status().as_u16();
     let mut passed = HeaderMap::new();
     for name in PASSED_RESPONSE_HEADERS {
@@ -445,19 +433,24 @@ async fn forward(
     }
     let content_type = response.headers().get(header::CONTENT_TYPE).cloned();
     let limit = live.max_upstream_body_bytes;
-    let mut response = response;
+    let mut body = response.into_body();
     let mut buf = Vec::new();
     loop {
-        match response.chunk().await {
-            Ok(Some(chunk)) => {
+        let frame = tokio::time::timeout_at(deadline, http_body_util::BodyExt::frame(&mut body))
+            .await
+            .map_err(|_| ProxyError::UpstreamTimeout)?;
+        match frame {
+            Some(Ok(frame)) => {
+                let Ok(chunk) = frame.into_data() else {
+                    continue; // trailers
+                };
                 if buf.len() + chunk.len() > limit {
                     return Err(ProxyError::UpstreamInvalid("upstream-answer-too-large"));
                 }
                 buf.extend_from_slice(&chunk);
             }
-            Ok(None) => break,
-            Err(e) if e.is_timeout() => return Err(ProxyError::UpstreamTimeout),
-            Err(_) => return Err(ProxyError::UpstreamDown),
+            Some(Err(_)) => return Err(ProxyError::UpstreamDown),
+            None => break,
         }
     }
     Ok(Upstream {

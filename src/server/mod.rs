@@ -114,9 +114,6 @@ pub enum StartError {
     /// `[hub_source]` cannot be used: its policy or the Hub's keys.
     #[error("hub_source: {0}")]
     HubSource(String),
-    /// The HTTP client for the source system could not be built (TLS roots, ...).
-    #[error("cannot set up the HTTP client for the source system: {0}")]
-    UpstreamClient(String),
     /// Binding a listener.
     #[error("cannot listen on {addr}: {reason}")]
     Bind {
@@ -201,8 +198,7 @@ pub async fn build_state(config: Config) -> Result<Arc<AppState>, StartError> {
         ),
     });
     tokio::spawn(purge(store.clone(), clock.clone()));
-    let upstream = crate::proxy::client::UpstreamClient::new()
-        .map_err(|e| StartError::UpstreamClient(e.to_string()))?;
+    let upstream = crate::proxy::client::UpstreamClient::new();
     Ok(Arc::new(AppState {
         live: std::sync::RwLock::new(Arc::new(LiveSettings::of(&config))),
         verifier,

@@ -116,15 +116,40 @@ pub fn redact_bsns(s: &str) -> String {
 #[allow(clippy::large_enum_variant)]
 enum Job {
     /// A record.
-    Record(AuditRecord, oneshot::Sender<Result<(), StoreError>>),
+    Record(AuditRecord, Answer<()>),
     /// A grant's jti and token with its audit record; answered with whether the jti was fresh
     /// (if not, no token is stored and the record says the grant was refused as a replay).
-    Grant(
-        UsedJti,
-        TokenRecord,
-        AuditRecord,
-        oneshot::Sender<Result<bool, StoreError>>,
-    ),
+    Grant(UsedJti, TokenRecord, AuditRecord, Answer<bool>),
+}
+
+/// Where a job's outcome goes: the caller's channel, through its thread's inbox if it has one.
+struct Answer<T> {
+    to: oneshot::Sender<Result<T, StoreError>>,
+    inbox: Option<std::sync::Arc<crate::inbox::Inbox>>,
+}
+
+impl<T: Send + 'static> Answer<T> {
+    fn new() -> (Self, oneshot::Receiver<Result<T, StoreError>>) {
+        let (to, from) = oneshot::channel();
+        let inbox = crate::inbox::current();
+        (Self { to, inbox }, from)
+    }
+
+    fn with(
+        self,
+        result: Result<T, StoreError>,
+    ) -> (
+        Option<std::sync::Arc<crate::inbox::Inbox>>,
+        Box<dyn FnOnce() + Send>,
+    ) {
+        let to = self.to;
+        (
+            self.inbox,
+            Box::new(move || {
+                let _ = to.send(result);
+            }),
+        )
+    }
 }
 
 /// Handle to the audit writer task.
@@ -154,7 +179,7 @@ impl AuditLog {
 
     /// Appends `record`; returns when it is durable.
     pub async fn write(&self, record: AuditRecord) -> Result<(), StoreError> {
-        let (done, answer) = oneshot::channel();
+        let (done, answer) = Answer::new();
         self.send(Job::Record(record, done)).await?;
         answer.await.map_err(|_| stopped())?
     }
@@ -168,7 +193,7 @@ impl AuditLog {
         token: TokenRecord,
         record: AuditRecord,
     ) -> Result<bool, StoreError> {
-        let (done, answer) = oneshot::channel();
+        let (done, answer) = Answer::new();
         self.send(Job::Grant(jti, token, record, done)).await?;
         answer.await.map_err(|_| stopped())?
     }
@@ -269,22 +294,22 @@ fn rows_of(batch: &[Job], (seq, hash): (i64, String), fresh: &[bool]) -> Vec<Aud
 fn answer(batch: Vec<Job>, result: Result<Vec<bool>, StoreError>) {
     let outcome: Result<Vec<bool>, String> = result.map_err(|e| e.to_string());
     let mut fresh = outcome.as_ref().ok().map(|f| f.clone().into_iter());
+    let mut answers = Vec::with_capacity(batch.len());
     for job in batch {
         let failed = |e: &String| StoreError::Unavailable(e.clone());
-        match job {
-            Job::Record(_, done) => {
-                let _ = done.send(outcome.as_ref().map(|_| ()).map_err(failed));
-            }
+        answers.push(match job {
+            Job::Record(_, done) => done.with(outcome.as_ref().map(|_| ()).map_err(failed)),
             Job::Grant(_, _, _, done) => {
                 let answer = match (&outcome, fresh.as_mut()) {
                     (Ok(_), Some(f)) => Ok(f.next().unwrap_or(false)),
                     (Err(e), _) => Err(failed(e)),
                     (Ok(_), None) => Err(StoreError::Unavailable("no outcome".into())),
                 };
-                let _ = done.send(answer);
+                done.with(answer)
             }
-        }
+        });
     }
+    crate::inbox::deliver_all(answers);
 }
 
 fn chain<'a>(

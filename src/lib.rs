@@ -14,6 +14,7 @@ pub mod demo;
 pub mod did;
 pub mod hub;
 pub mod identity;
+pub mod inbox;
 pub mod jose;
 pub mod keys;
 pub mod metrics;

@@ -42,6 +42,7 @@ impl Workers {
                 .name(format!("http-worker-{i}"))
                 .spawn(move || {
                     runtime.block_on(async move {
+                        crate::inbox::install();
                         while let Some(connection) = rx.recv().await {
                             tokio::spawn(connection);
                         }

@@ -156,25 +156,38 @@ impl<T: Send + 'static> Answer<T> {
 #[derive(Clone, Debug)]
 pub struct AuditLog {
     tx: mpsc::Sender<Job>,
+    /// Whether the last commit succeeded (see [`AuditLog::is_healthy`]).
+    healthy: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl AuditLog {
     /// Starts the writer on `store`.
     pub fn spawn(store: Store) -> Result<Self, StoreError> {
         let (tx, rx) = mpsc::channel(8192);
+        let healthy = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let flag = healthy.clone();
         match store.sqlite_file() {
             Some(file) => {
                 let conn = BatchWriter::open(file)?;
                 std::thread::Builder::new()
                     .name("audit-writer".into())
-                    .spawn(move || sqlite_writer(conn, rx))
+                    .spawn(move || sqlite_writer(conn, rx, &flag))
                     .map_err(|e| StoreError::Unavailable(format!("audit writer thread: {e}")))?;
             }
             None => {
-                tokio::spawn(writer(store, rx));
+                tokio::spawn(writer(store, rx, flag));
             }
         }
-        Ok(Self { tx })
+        Ok(Self { tx, healthy })
+    }
+
+    /// `false` once a commit failed, until one succeeds again. The proxy asks before it
+    /// forwards: while the log cannot be written, no request reaches the source system (its
+    /// answer could not be returned anyway). Every refusal is itself audited, so the first
+    /// request after the store is back finds out and the next one passes.
+    #[must_use]
+    pub fn is_healthy(&self) -> bool {
+        self.healthy.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Appends `record`; returns when it is durable.
@@ -212,7 +225,11 @@ pub const REPLAY_RULE: &str = "jti has already been used";
 
 /// The writer: on its own thread with its own connection for a SQLite file (see
 /// [`crate::store::sqlite`]), else a task on the pool.
-async fn writer(store: Store, mut rx: mpsc::Receiver<Job>) {
+async fn writer(
+    store: Store,
+    mut rx: mpsc::Receiver<Job>,
+    healthy: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) {
     while let Some(first) = rx.recv().await {
         let batch = collect(first, &mut rx);
         let grants = grants_of(&batch);
@@ -228,19 +245,23 @@ async fn writer(store: Store, mut rx: mpsc::Receiver<Job>) {
             }
         }
         drop(grants);
-        answer(batch, result);
+        answer(batch, result, &healthy);
     }
 }
 
 /// The writer for a SQLite file: blocking, on a thread of its own.
-fn sqlite_writer(mut conn: BatchWriter, mut rx: mpsc::Receiver<Job>) {
+fn sqlite_writer(
+    mut conn: BatchWriter,
+    mut rx: mpsc::Receiver<Job>,
+    healthy: &std::sync::atomic::AtomicBool,
+) {
     while let Some(first) = rx.blocking_recv() {
         let batch = collect(first, &mut rx);
         let grants = grants_of(&batch);
         // `BEGIN IMMEDIATE` holds the write lock from the head read on: no conflict to retry.
         let result = conn.commit_batch(&grants, |head, fresh| rows_of(&batch, head, fresh));
         drop(grants);
-        answer(batch, result);
+        answer(batch, result, healthy);
     }
 }
 
@@ -291,7 +312,12 @@ fn rows_of(batch: &[Job], (seq, hash): (i64, String), fresh: &[bool]) -> Vec<Aud
 }
 
 /// Tells every caller in `batch` the outcome.
-fn answer(batch: Vec<Job>, result: Result<Vec<bool>, StoreError>) {
+fn answer(
+    batch: Vec<Job>,
+    result: Result<Vec<bool>, StoreError>,
+    healthy: &std::sync::atomic::AtomicBool,
+) {
+    healthy.store(result.is_ok(), std::sync::atomic::Ordering::Relaxed);
     let outcome: Result<Vec<bool>, String> = result.map_err(|e| e.to_string());
     let mut fresh = outcome.as_ref().ok().map(|f| f.clone().into_iter());
     let mut answers = Vec::with_capacity(batch.len());

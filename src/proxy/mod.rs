@@ -296,6 +296,10 @@ async fn run(
         other => other?,
     };
     record.rule = permit.rule().to_owned();
+    // fail closed: while the audit log cannot be written, nothing reaches the source system.
+    if !state.audit.is_healthy() {
+        return Err(ProxyError::Unavailable);
+    }
     // forward: to the source system, with context headers from the token only.
     let upstream = forward(state, &permit, parts, query, bytes, &ctx, request_id).await?;
     record.upstream_status = Some(upstream.status);

@@ -73,7 +73,8 @@ async fn database_loss_fails_closed_and_recovers() {
     };
     let relay = Relay::start("127.0.0.1:5432").await;
     let relayed = relay.url_for(&url);
-    let upstream = start_backend(Arc::new(Backend::default())).await;
+    let upstream_backend = Arc::new(Backend::default());
+    let upstream = start_backend(upstream_backend.clone()).await;
     let inst = Instance::with_config(&format!("database_url = \"{relayed}\"\npublic_url = \"https://zorg.example.nl\"\nupstream = \"{upstream}\"\n"));
     inst.ok(&["init"]);
     let server = inst.serve();
@@ -158,6 +159,14 @@ async fn database_loss_fails_closed_and_recovers() {
         proxied().await,
         StatusCode::SERVICE_UNAVAILABLE,
         "no audit, no answer"
+    );
+    // That failed commit closed the gate: the next request does not reach the source system.
+    let forwarded = upstream_backend.seen.lock().unwrap().len();
+    assert_eq!(proxied().await, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        upstream_backend.seen.lock().unwrap().len(),
+        forwarded,
+        "nothing is forwarded while the audit log cannot be written"
     );
     let (code, out, _) = tokio::task::block_in_place(|| token_request(true));
     assert_eq!(code, 1);

@@ -168,7 +168,7 @@ impl AuditLog {
         let flag = healthy.clone();
         match store.sqlite_file() {
             Some(file) => {
-                let conn = BatchWriter::open(file)?;
+                let conn = BatchWriter::open(file, store.wal_control())?;
                 std::thread::Builder::new()
                     .name("audit-writer".into())
                     .spawn(move || sqlite_writer(conn, rx, &flag))
@@ -262,6 +262,7 @@ fn sqlite_writer(
         let result = conn.commit_batch(&grants, |head, fresh| rows_of(&batch, head, fresh));
         drop(grants);
         answer(batch, result, healthy);
+        conn.restart_wal_if_asked();
     }
 }
 

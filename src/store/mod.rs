@@ -227,6 +227,8 @@ pub struct Store {
     sqlite_file: Option<std::sync::Arc<std::path::PathBuf>>,
     /// WAL checkpoints of a SQLite store (stop with the last clone).
     _checkpoints: Option<std::sync::Arc<sqlite::Checkpointer>>,
+    /// Shared by the checkpointer and the SQLite writer.
+    wal: std::sync::Arc<sqlite::WalControl>,
 }
 
 const SELECT_CREDENTIAL: &str =
@@ -277,10 +279,12 @@ impl Store {
         }
         migrations::run(&pool).await?;
         let sqlite_file = if is_sqlite { sqlite_file(url)? } else { None };
+        let wal = std::sync::Arc::new(sqlite::WalControl::default());
         let checkpoints = match &sqlite_file {
             Some(path) => Some(std::sync::Arc::new(sqlite::Checkpointer::start(
                 path.clone(),
                 std::time::Duration::from_millis(250),
+                wal.clone(),
             )?)),
             None => None,
         };
@@ -290,7 +294,14 @@ impl Store {
             url: (!is_sqlite).then(|| url.to_owned()),
             sqlite_file: sqlite_file.map(std::sync::Arc::new),
             _checkpoints: checkpoints,
+            wal,
         })
+    }
+
+    /// What the checkpointer and the group-commit writer of a SQLite file share.
+    #[must_use]
+    pub fn wal_control(&self) -> std::sync::Arc<sqlite::WalControl> {
+        self.wal.clone()
     }
 
     /// The database file of a SQLite store on disk (its hot writes go through

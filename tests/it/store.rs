@@ -413,7 +413,7 @@ async fn batch_suite(url: &str) {
     let store = Store::open(url).await.expect("open");
     let mut writer = store
         .sqlite_file()
-        .map(|f| BatchWriter::open(f).expect("writer"));
+        .map(|f| BatchWriter::open(f, store.wal_control()).expect("writer"));
     let token = |hash: &str| TokenRecord {
         hash: hash.into(),
         requester: "did:web:a".into(),
@@ -492,6 +492,36 @@ async fn batch_suite(url: &str) {
             std::fs::remove_file(&copy).unwrap();
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         }
+
+        // Under steady writing the WAL is started over (asked by the checkpointer, done by the
+        // writer between batches) instead of growing: 32 MiB of rows through a 1 MiB limit
+        // stay in a WAL of a few MiB.
+        store.wal_control().set_restart_frames(256);
+        let w = writer.as_mut().expect("writer");
+        let wal = std::path::PathBuf::from(format!("{}-wal", file.display()));
+        let big = "x".repeat(2048);
+        let (mut written, mut largest) = (0usize, 0u64);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while written < 32 << 20 {
+            assert!(std::time::Instant::now() < deadline, "too slow to test");
+            w.commit_batch(&[], |(seq, prev), _| {
+                let mut rows = batch_rows((seq, prev), 50);
+                for r in &mut rows {
+                    r.record.clone_from(&big);
+                }
+                rows
+            })
+            .unwrap();
+            w.restart_wal_if_asked();
+            written += 50 * 2048;
+            // About 100 KiB per 10 ms: the 250 ms checkpointer sees a few MiB per round.
+            std::thread::sleep(std::time::Duration::from_millis(10));
+            largest = largest.max(std::fs::metadata(&wal).map_or(0, |m| m.len()));
+        }
+        assert!(
+            largest < 12 << 20,
+            "the WAL grew to {largest} bytes for {written} bytes of rows"
+        );
     }
     store.close().await;
 }

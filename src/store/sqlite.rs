@@ -30,8 +30,8 @@ use rusqlite::{params, Connection, OptionalExtension as _};
 
 use super::{AuditRow, StoreError, TokenRecord, UsedJti, GENESIS_HASH};
 
-/// Per-connection settings of every SQLite connection (the pool's and ours). A WAL that starts
-/// over is cut back to 16 MiB.
+/// Per-connection settings of every SQLite connection (the pool's and ours): no automatic
+/// checkpoints (see the module docs).
 pub(super) const CONNECTION_PRAGMAS: &str =
     "PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL; PRAGMA wal_autocheckpoint = 0;";
 

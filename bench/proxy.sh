@@ -4,6 +4,10 @@
 #   direct     wrk → nginx upstream (a ~2 KB FHIR searchset Bundle)
 #   nginx      wrk → nginx reverse proxy → upstream
 #   auth       wrk → nginx with auth_request → poortwachter's verify endpoint; → upstream
+#   bare       wrk → examples/bare_proxy.rs → upstream: poortwachter's own HTTP stack (accept
+#              loop, worker threads, pooled hyper client) forwarding as is, without token,
+#              policy, response check or audit: the ceiling of the stack, so the gap to nginx
+#              splits into what the stack costs and what the checks cost
 #   pw         wrk → poortwachter (token, policy, patient check, audit) → upstream
 #
 #   pg2        (with PW_PG set) two poortwachter replicas on one PostgreSQL database, each
@@ -23,20 +27,21 @@ if ! command -v nginx >/dev/null || ! command -v wrk >/dev/null; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq && (apt-get install -y -qq nginx-light wrk || apt-get install -y -qq nginx wrk) >/dev/null
 fi
-cargo build --release --quiet
+cargo build --release --quiet --bin poortwachter --example bare_proxy
 BIN="$PWD/target/release/poortwachter"
 W=$(mktemp -d)
 chmod 755 "$W"   # nginx workers read the upstream body from here
 cleanup() {
   [ -f "$W/nginx.pid" ] && kill "$(cat "$W/nginx.pid")" 2>/dev/null || true
   [ -n "${PW_PID:-}" ] && kill "$PW_PID" 2>/dev/null || true
+  [ -n "${BARE_PID:-}" ] && kill "$BARE_PID" 2>/dev/null || true
   [ -n "${R1_PID:-}" ] && kill "$R1_PID" "$R2_PID" 2>/dev/null || true
   [ -n "${PG_DB:-}" ] && { sleep 0.5; psql "$PW_PG" -qc "drop database if exists $PG_DB with (force)" >/dev/null 2>&1 || true; }
   rm -rf "$W"
 }
 trap cleanup EXIT
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-UP=$(free_port); NGX=$(free_port); AUTH=$(free_port); PUB=$(free_port); INT=$(free_port)
+UP=$(free_port); NGX=$(free_port); AUTH=$(free_port); PUB=$(free_port); INT=$(free_port); BARE=$(free_port)
 
 # The upstream body: a searchset Bundle with Observations of pat-1 (about 2 KB).
 python3 - "$W" <<'PY'
@@ -108,6 +113,9 @@ REQUESTER=$("$BIN" --config "$W/config.toml" --data-dir "$W/huisarts" init 2>/de
 RUST_LOG=warn "$BIN" --config "$W/config.toml" serve 2>"$W/pw.log" &
 PW_PID=$!
 for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$INT/health" >/dev/null && break; sleep 0.1; done
+BARE_WORKERS=${PW_WORKERS:-0}; [ "$BARE_WORKERS" = 0 ] && BARE_WORKERS=$(nproc)
+"$PWD/target/release/examples/bare_proxy" "127.0.0.1:$BARE" "http://127.0.0.1:$UP/fhir" "$BARE_WORKERS" &
+BARE_PID=$!
 TOKEN=$("$BIN" --config "$W/config.toml" --data-dir "$W/huisarts" token request --json \
   --endpoint "http://127.0.0.1:$PUB/n2n/auth/v1/accesstoken" --custodian "$CUSTODIAN" \
   --purpose zorginzage-thuiszorgdossier-door-huisarts --credential "$W/cred.json" \
@@ -118,7 +126,8 @@ curl -sf -o /dev/null -H "Authorization: Bearer $TOKEN" -H 'Content-Type: applic
 
 Q='/Observation?patient=pat-1&_profile=http%3A%2F%2Fnictiz.nl%2Ffhir%2FStructureDefinition%2Fzib-BodyWeight&_sort=-date&_count=5'
 check() { local code; code=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $TOKEN" "$1"); [ "$code" = 200 ] || { echo "$1 answered $code"; exit 1; }; }
-check "http://127.0.0.1:$UP/fhir$Q"; check "http://127.0.0.1:$NGX$Q"; check "http://127.0.0.1:$AUTH$Q"; check "http://127.0.0.1:$PUB$Q"
+for _ in $(seq 1 100); do curl -sf -o /dev/null "http://127.0.0.1:$BARE$Q" && break; sleep 0.1; done
+check "http://127.0.0.1:$UP/fhir$Q"; check "http://127.0.0.1:$NGX$Q"; check "http://127.0.0.1:$BARE$Q"; check "http://127.0.0.1:$AUTH$Q"; check "http://127.0.0.1:$PUB$Q"
 
 run() { # name url -> "rps p50ms p99ms"
   wrk -t2 -c"$CONNS" -d"${DURATION}s" --latency -H "Authorization: Bearer $TOKEN" "$2" > "$W/$1.wrk"
@@ -136,8 +145,8 @@ PY
 }
 printf '%-10s %10s %9s %9s %8s\n' setup 'req/s' 'p50 ms' 'p99 ms' 'non-2xx'
 declare -A R
-for s in direct nginx auth pw; do
-  case $s in direct) u="http://127.0.0.1:$UP/fhir$Q";; nginx) u="http://127.0.0.1:$NGX$Q";; auth) u="http://127.0.0.1:$AUTH$Q";; pw) u="http://127.0.0.1:$PUB$Q";; esac
+for s in direct nginx auth bare pw; do
+  case $s in direct) u="http://127.0.0.1:$UP/fhir$Q";; nginx) u="http://127.0.0.1:$NGX$Q";; auth) u="http://127.0.0.1:$AUTH$Q";; bare) u="http://127.0.0.1:$BARE$Q";; pw) u="http://127.0.0.1:$PUB$Q";; esac
   # PW_PERF=FILE: also record a CPU profile of poortwachter while it is driven.
   # PW_STRACE=FILE: count poortwachter's system calls while it is driven.
   if [ "$s" = pw ] && [ -n "${PW_STRACE:-}" ]; then
@@ -151,14 +160,16 @@ for s in direct nginx auth pw; do
   printf '%-10s %10s %9s %9s %8s\n' "$s" "$rps" "$p50" "$p99" "$bad"
 done
 RSS=$(awk '/VmHWM/ {print $2}' "/proc/$PW_PID/status")
-python3 - "${R[direct]}" "${R[nginx]}" "${R[auth]}" "${R[pw]}" "$RSS" <<'PY'
+python3 - "${R[direct]}" "${R[nginx]}" "${R[auth]}" "${R[pw]}" "${R[bare]}" "$RSS" <<'PY'
 import sys
-d, n, a, p = ([float(x) for x in s.split()] for s in sys.argv[1:5])
-rss = int(sys.argv[5]) / 1024
+d, n, a, p, b = ([float(x) for x in s.split()] for s in sys.argv[1:6])
+rss = int(sys.argv[6]) / 1024
 print()
 print(f"poortwachter / nginx+auth_request throughput  {p[0]/a[0]:.2f}x   (target >= 1.0)")
 print(f"poortwachter / plain nginx proxy throughput   {p[0]/n[0]:.2f}x   (target >= 0.8)")
 print(f"poortwachter added p99 over direct upstream  {p[2]-d[2]:.3f} ms (target <= 1 ms)")
+print(f"bare stack / plain nginx proxy throughput     {b[0]/n[0]:.2f}x   (the stack's own ceiling)")
+print(f"poortwachter / bare stack throughput          {p[0]/b[0]:.2f}x   (what the checks and the audit cost)")
 print(f"poortwachter peak RSS                         {rss:.1f} MB (target <= 50 MB)")
 PY
 AUDITED=$("$BIN" --config "$W/config.toml" audit verify)

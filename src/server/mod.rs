@@ -6,7 +6,7 @@
 
 pub mod admin_api;
 pub mod error;
-pub(crate) mod listen;
+pub mod listen;
 pub mod oauth_api;
 mod public;
 

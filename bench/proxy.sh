@@ -28,7 +28,7 @@ if ! command -v nginx >/dev/null || ! command -v wrk >/dev/null; then
   apt-get update -qq && (apt-get install -y -qq nginx-light wrk || apt-get install -y -qq nginx wrk) >/dev/null
 fi
 cargo build --release --quiet --bin poortwachter --example bare_proxy
-BIN="$PWD/target/release/poortwachter"
+BIN="${PW_BIN:-$PWD/target/release/poortwachter}"   # PW_BIN: another build (e.g. with frame pointers, for PW_PERF)
 W=$(mktemp -d)
 chmod 755 "$W"   # nginx workers read the upstream body from here
 cleanup() {

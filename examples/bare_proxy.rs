@@ -65,7 +65,14 @@ fn main() -> anyhow::Result<()> {
         let listener = tokio::net::TcpListener::bind(addr).await?;
         let workers = Workers::start(workers)?;
         let (_stop, stopped) = tokio::sync::watch::channel(false);
-        serve(listener, router, stopped, Duration::from_secs(30), Some(&workers)).await;
+        serve(
+            listener,
+            router,
+            stopped,
+            Duration::from_secs(30),
+            Some(&workers),
+        )
+        .await;
         Ok(())
     })
 }

@@ -13,10 +13,13 @@
 #   pg2        (with PW_PG set) two poortwachter replicas on one PostgreSQL database, each
 #              driven by its own wrk with half the connections at the same time; their sum
 #
-# Same connections, threads, duration and path for each. Prints requests/s, p50 and p99, the
-# ratios, and poortwachter's peak RSS. Needs nginx and wrk (installed with apt-get if missing).
+# Same connections, threads, duration and path for each. Prints requests/s, p50 and p99, how busy
+# the machine's CPUs were (below 100%: the setup waits rather than computes), the ratios,
+# poortwachter's peak RSS, and the CPU per request of each thread of the bare stack and of
+# poortwachter. Needs nginx and wrk (installed with apt-get if missing).
 # Usage: bash bench/proxy.sh [duration-seconds] [connections]
 #        PW_PERF=/tmp/pw.perf bash bench/proxy.sh   # also a perf profile of poortwachter
+#        PW_SYNCS=1 bash bench/proxy.sh   # also count commits (fdatasync) and context switches
 #        PW_PG=postgres://postgres@127.0.0.1:5432/test bash bench/proxy.sh   # also the replicas
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -133,21 +136,29 @@ check() { local code; code=$(curl -s -o /dev/null -w '%{http_code}' -H "Authoriz
 for _ in $(seq 1 100); do curl -sf -o /dev/null "http://127.0.0.1:$BARE$Q" && break; sleep 0.1; done
 check "http://127.0.0.1:$UP/fhir$Q"; check "http://127.0.0.1:$NGX$Q"; check "http://127.0.0.1:$BARE$Q"; check "http://127.0.0.1:$AUTH$Q"; check "http://127.0.0.1:$PUB$Q"
 
-run() { # name url -> "rps p50ms p99ms"
+# poortwachter's (or the bare proxy's) CPU per thread: "name ticks", one line per thread.
+thread_ticks() { for t in /proc/"$1"/task/*; do awk '{ sub(/^[^(]*\(/, ""); n = $0; sub(/\).*$/, "", n); sub(/^[^)]*\) /, ""); print n, $12 + $13 }' "$t/stat"; done; }
+cpu_ticks() { awk '/^cpu / {print $2+$3+$4+$7+$8, $5+$6}' /proc/stat; }   # busy idle (iowait counts as idle)
+run() { # name url -> "rps p50ms p99ms non2xx cpu-busy%"
+  local before after
+  before=$(cpu_ticks)
   wrk -t2 -c"$CONNS" -d"${DURATION}s" --latency -H "Authorization: Bearer $TOKEN" "$2" > "$W/$1.wrk"
-  python3 - "$W/$1.wrk" <<'PY'
+  after=$(cpu_ticks)
+  python3 - "$W/$1.wrk" $before $after <<'PY'
 import re, sys
 t = open(sys.argv[1]).read()
+b0, i0, b1, i1 = (int(x) for x in sys.argv[2:6])
+busy = 100 * (b1 - b0) / max(1, (b1 - b0) + (i1 - i0))
 rps = float(re.search(r"Requests/sec:\s+([\d.]+)", t).group(1))
 def ms(p):
     m = re.search(rf"^\s+{p}%\s+([\d.]+)(us|ms|s)\s*$", t, re.M)
     v, u = float(m.group(1)), m.group(2)
     return v / 1000 if u == "us" else v * 1000 if u == "s" else v
 non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", t)
-print(f"{rps:.0f} {ms(50):.3f} {ms(99):.3f} {non2xx.group(1) if non2xx else 0}")
+print(f"{rps:.0f} {ms(50):.3f} {ms(99):.3f} {non2xx.group(1) if non2xx else 0} {busy:.0f}")
 PY
 }
-printf '%-10s %10s %9s %9s %8s\n' setup 'req/s' 'p50 ms' 'p99 ms' 'non-2xx'
+printf '%-10s %10s %9s %9s %8s %9s\n' setup 'req/s' 'p50 ms' 'p99 ms' 'non-2xx' 'cpu busy'
 declare -A R
 for s in direct nginx auth bare pw; do
   case $s in direct) u="http://127.0.0.1:$UP/fhir$Q";; nginx) u="http://127.0.0.1:$NGX$Q";; auth) u="http://127.0.0.1:$AUTH$Q";; bare) u="http://127.0.0.1:$BARE$Q";; pw) u="http://127.0.0.1:$PUB$Q";; esac
@@ -156,12 +167,19 @@ for s in direct nginx auth bare pw; do
   if [ "$s" = pw ] && [ -n "${PW_STRACE:-}" ]; then
     timeout "$DURATION" strace -c -f -p "$PW_PID" -o "$PW_STRACE" 2>/dev/null &
   fi
+  # PW_SYNCS=1: count poortwachter's commits (fdatasync), WAL writes and context switches.
+  if [ "$s" = pw ] && [ -n "${PW_SYNCS:-}" ]; then
+    perf stat -e syscalls:sys_enter_fdatasync,syscalls:sys_enter_pwrite64,context-switches -p "$PW_PID" -o "$W/syncs.txt" -- sleep "$DURATION" 2>/dev/null &
+  fi
   if [ "$s" = pw ] && [ -n "${PW_PERF:-}" ]; then
     perf record -q -F 499 -g -p "$PW_PID" -o "$PW_PERF" -- sleep "$DURATION" 2>/dev/null &
   fi
+  case $s in pw) P=$PW_PID;; bare) P=$BARE_PID;; *) P=;; esac
+  [ -n "$P" ] && thread_ticks "$P" > "$W/$s.threads.before"
   R[$s]=$(run "$s" "$u")
-  read -r rps p50 p99 bad <<<"${R[$s]}"
-  printf '%-10s %10s %9s %9s %8s\n' "$s" "$rps" "$p50" "$p99" "$bad"
+  [ -n "$P" ] && thread_ticks "$P" > "$W/$s.threads.after"
+  read -r rps p50 p99 bad busy <<<"${R[$s]}"
+  printf '%-10s %10s %9s %9s %8s %8s%%\n' "$s" "$rps" "$p50" "$p99" "$bad" "$busy"
 done
 RSS=$(awk '/VmHWM/ {print $2}' "/proc/$PW_PID/status")
 python3 - "${R[direct]}" "${R[nginx]}" "${R[auth]}" "${R[pw]}" "${R[bare]}" "$RSS" <<'PY'
@@ -176,6 +194,25 @@ print(f"bare stack / plain nginx proxy throughput     {b[0]/n[0]:.2f}x   (the st
 print(f"poortwachter / bare stack throughput          {p[0]/b[0]:.2f}x   (what the checks and the audit cost)")
 print(f"poortwachter peak RSS                         {rss:.1f} MB (target <= 50 MB)")
 PY
+# Where the CPU went, per thread (name), in microseconds per request.
+for s in bare pw; do
+python3 - "$W/$s.threads.before" "$W/$s.threads.after" "${R[$s]}" "$DURATION" "$(getconf CLK_TCK)" "$s" <<'PY'
+import collections, sys
+def load(f):
+    d = collections.Counter()
+    for line in open(f):
+        name, ticks = line.rsplit(" ", 1)
+        d[name] += int(ticks)
+    return d
+before, after = load(sys.argv[1]), load(sys.argv[2])
+requests = float(sys.argv[3].split()[0]) * float(sys.argv[4])
+hz = int(sys.argv[5])
+used = {n: (after[n] - before.get(n, 0)) / hz * 1e6 / requests for n in after}
+print(f"{sys.argv[6]:5} CPU per request, by thread:   " + ", ".join(f"{n} {us:.1f} us" for n, us in sorted(used.items(), key=lambda x: -x[1]) if us >= 0.05)
+      + f"; total {sum(used.values()):.1f} us")
+PY
+done
+[ -n "${PW_SYNCS:-}" ] && grep -E "fdatasync|pwrite|context" "$W/syncs.txt"
 AUDITED=$("$BIN" --config "$W/config.toml" audit verify)
 echo "$AUDITED"
 

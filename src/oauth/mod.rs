@@ -84,10 +84,14 @@ impl TokenContext {
         Self::new(record, user, Vec::new())
     }
 
-    /// A copy of the allowed patient ids.
-    #[must_use]
-    pub fn allowed_patients(&self) -> std::collections::HashSet<String> {
-        self.patients.read().map(|p| p.clone()).unwrap_or_default()
+    /// The allowed patient ids, read-locked (no copy per request): drop the guard before
+    /// binding patients to the token on the same thread.
+    pub fn allowed_patients(
+        &self,
+    ) -> std::sync::RwLockReadGuard<'_, std::collections::HashSet<String>> {
+        self.patients
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 

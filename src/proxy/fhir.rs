@@ -5,6 +5,7 @@
 //! which makes its id allowed); a resource whose `subject` or `patient` reference names an allowed
 //! Patient; an `OperationOutcome`; or of a type the policy lists as belonging to no patient.
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 
 use serde::Deserialize;
@@ -25,39 +26,49 @@ impl Mismatch {
 }
 
 /// The parts of a FHIR resource the check reads; everything else is skipped while parsing (no
-/// JSON tree is built: answers can be large).
+/// JSON tree is built: answers can be large). Strings are borrowed from the body unless they
+/// hold escapes.
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
-struct Resource {
-    #[serde(rename = "resourceType")]
-    resource_type: String,
-    id: String,
-    identifier: Vec<Identifier>,
-    subject: Option<Reference>,
-    patient: Option<Reference>,
-    entry: Option<Vec<Entry>>,
+struct Resource<'a> {
+    #[serde(rename = "resourceType", borrow)]
+    resource_type: Cow<'a, str>,
+    #[serde(borrow)]
+    id: Cow<'a, str>,
+    #[serde(borrow)]
+    identifier: Vec<Identifier<'a>>,
+    #[serde(borrow)]
+    subject: Option<Reference<'a>>,
+    #[serde(borrow)]
+    patient: Option<Reference<'a>>,
+    #[serde(borrow)]
+    entry: Option<Vec<Entry<'a>>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
-struct Entry {
-    resource: Option<Resource>,
+struct Entry<'a> {
+    #[serde(borrow)]
+    resource: Option<Resource<'a>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
-struct Identifier {
-    system: Option<String>,
-    value: Option<String>,
+struct Identifier<'a> {
+    #[serde(borrow)]
+    system: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    value: Option<Cow<'a, str>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
-struct Reference {
-    reference: Option<String>,
+struct Reference<'a> {
+    #[serde(borrow)]
+    reference: Option<Cow<'a, str>>,
 }
 
-impl Resource {
+impl Resource<'_> {
     fn has_bsn(&self, bsn: &str) -> bool {
         self.identifier
             .iter()
@@ -86,7 +97,7 @@ pub fn check_answer(
 ) -> Result<Vec<String>, Mismatch> {
     let top: Resource =
         serde_json::from_slice(body).map_err(|_| Mismatch("answer-not-fhir-json".into()))?;
-    let resources: Vec<&Resource> = if top.resource_type == "Bundle" {
+    let resources: Vec<&Resource<'_>> = if top.resource_type == "Bundle" {
         top.entry
             .iter()
             .flatten()
@@ -101,13 +112,13 @@ pub fn check_answer(
     };
     let mut learned: Vec<String> = Vec::new();
     for r in resources {
-        match r.resource_type.as_str() {
+        match r.resource_type.as_ref() {
             "" => return Err(Mismatch("resource-without-type".into())),
             "OperationOutcome" => {}
             "Patient" => {
                 if binds && r.has_bsn(bsn) && !r.id.is_empty() {
-                    learned.push(r.id.clone());
-                } else if !allowed.contains(&r.id) || r.has_other_bsn(bsn) {
+                    learned.push(r.id.clone().into_owned());
+                } else if !allowed.contains(r.id.as_ref()) || r.has_other_bsn(bsn) {
                     return Err(Mismatch("patient-not-of-token".into()));
                 }
             }
@@ -255,5 +266,25 @@ mod tests {
         );
         let abs = json!({"resourceType": "Observation", "subject": {"reference": "https://fhir.example/Patient/p1/_history/2"}});
         assert_eq!(ok(&abs, &allowed, false), Ok(vec![]));
+    }
+
+    /// Strings with JSON escapes cannot be borrowed from the body; they are read all the same.
+    #[test]
+    fn escaped_strings_are_read_like_plain_ones() {
+        let allowed: HashSet<String> = ["p1".to_owned()].into();
+        let check = |body: &str| check_answer(body.as_bytes(), "999999990", &allowed, &[], true);
+        let obs = |reference: &str| {
+            format!(
+                r#"{{"resourceType":"Obs\u0065rvation","subject":{{"reference":"{reference}"}}}}"#
+            )
+        };
+        assert_eq!(check(&obs(r"Patient\/p1")), Ok(vec![]));
+        assert_eq!(check(&obs(r"Patient\/p\u0031")), Ok(vec![]));
+        assert_eq!(
+            check(&obs(r"Patient\/p2")),
+            Err(Mismatch("resource-of-other-patient:Observation".into()))
+        );
+        let patient = r#"{"resourceType":"Patient","id":"p\u0037","identifier":[{"system":"http:\/\/fhir.nl\/fhir\/NamingSystem\/bsn","value":"99999999\u0030"}]}"#;
+        assert_eq!(check(patient), Ok(vec!["p7".to_owned()]));
     }
 }

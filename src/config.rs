@@ -58,6 +58,7 @@ struct FileConfig {
     client_timeout_ms: Option<u64>,
     max_upstream_body_bytes: Option<usize>,
     http_workers: Option<usize>,
+    sqlite_wal_max_mib: Option<u32>,
     #[serde(default)]
     did_web: DidWebFile,
     hub_source: Option<HubSourceFile>,
@@ -166,6 +167,9 @@ pub struct Config {
     pub max_upstream_body_bytes: usize,
     /// Threads serving HTTP connections (each a single-threaded runtime).
     pub http_workers: usize,
+    /// WAL size (MiB) past which a SQLite database's WAL is started over (see
+    /// [`crate::store::sqlite`]): larger means rarer writer stalls and more disk.
+    pub sqlite_wal_max_mib: u32,
     /// Hub source tokens as a second authenticator, if configured.
     pub hub_source: Option<HubSourceSettings>,
 }
@@ -202,6 +206,10 @@ impl Config {
         );
         check("log_format", self.log_format == other.log_format);
         check("http_workers", self.http_workers == other.http_workers);
+        check(
+            "sqlite_wal_max_mib",
+            self.sqlite_wal_max_mib == other.sqlite_wal_max_mib,
+        );
         check(
             "did_dir / [did_web]",
             format!("{:?}", self.resolver) == format!("{:?}", other.resolver),
@@ -347,6 +355,16 @@ impl Config {
                 "must be between 10 and 1000 (revocations must apply within 1 s)".into(),
             ));
         }
+        let sqlite_wal_max_mib = file
+            .sqlite_wal_max_mib
+            .unwrap_or(crate::store::sqlite::DEFAULT_WAL_MAX_MIB);
+        if !(16..=65_536).contains(&sqlite_wal_max_mib) {
+            return Err(err(
+                &origin,
+                "sqlite_wal_max_mib",
+                "must be between 16 and 65536".into(),
+            ));
+        }
         let max_body_bytes = file.max_body_bytes.unwrap_or(1024 * 1024);
         if !(1024..=64 * 1024 * 1024).contains(&max_body_bytes) {
             return Err(err(
@@ -461,6 +479,7 @@ impl Config {
                 Some(n) if n > 0 => n.min(256),
                 _ => std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get),
             },
+            sqlite_wal_max_mib,
             hub_source,
         })
     }
@@ -559,6 +578,33 @@ mod tests {
         let (_d, p) = write("internal_addr = \"0.0.0.0:8081\"\n");
         let e = Config::load(Some(&p), true, &HashMap::new()).unwrap_err();
         assert_eq!(e.key, "internal_addr");
+    }
+
+    #[test]
+    fn sqlite_wal_size_is_bounded_and_defaults_to_one_gib() {
+        let (_d, p) = write("");
+        let c = Config::load(Some(&p), true, &HashMap::new()).unwrap();
+        assert_eq!(c.sqlite_wal_max_mib, 1024);
+        assert_eq!(
+            crate::store::sqlite::frames_of_mib(c.sqlite_wal_max_mib),
+            crate::store::sqlite::WAL_RESTART_FRAMES
+        );
+        let (_d, p) = write("sqlite_wal_max_mib = 64\n");
+        let c = Config::load(Some(&p), true, &HashMap::new()).unwrap();
+        assert_eq!(c.sqlite_wal_max_mib, 64);
+        for bad in ["8", "70000"] {
+            let (_d, p) = write(&format!("sqlite_wal_max_mib = {bad}\n"));
+            let e = Config::load(Some(&p), true, &HashMap::new())
+                .unwrap_err()
+                .to_string();
+            assert_eq!(
+                e,
+                format!(
+                    "{}: sqlite_wal_max_mib: must be between 16 and 65536",
+                    p.display()
+                )
+            );
+        }
     }
 
     #[test]

@@ -161,6 +161,11 @@ pub async fn build_state(config: Config) -> Result<Arc<AppState>, StartError> {
     };
     let identity = identity(&config)?;
     let store = Store::open(&config.database_url).await?;
+    store
+        .wal_control()
+        .set_restart_frames(crate::store::sqlite::frames_of_mib(
+            config.sqlite_wal_max_mib,
+        ));
     let purposes: Vec<&str> = policies.purposes().collect();
     tracing::info!(policies = ?purposes, "policies loaded");
     let resolver = crate::did::Resolver::new(&config.resolver)?;

@@ -322,9 +322,10 @@ pub fn audit_time(t: time::OffsetDateTime) -> String {
     )
 }
 
-/// Forgets expired `jti`s and tokens once a minute.
+/// Forgets expired `jti`s and tokens every 10 seconds (in small statements, so each run is
+/// short and never holds the store's write lock for long).
 async fn purge(store: Store, clock: Arc<dyn Clock>) {
-    let mut ticker = tokio::time::interval(std::time::Duration::from_secs(60));
+    let mut ticker = tokio::time::interval(std::time::Duration::from_secs(10));
     loop {
         ticker.tick().await;
         if let Err(e) = store.purge_expired(clock.now().unix_timestamp() - 60).await {

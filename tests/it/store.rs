@@ -178,6 +178,35 @@ async fn suite(url: &str) {
         [false],
         "j2 still remembered"
     );
+    // A purge larger than one statement's chunk removes everything expired, patients included.
+    let many = 2 * poortwachter::store::PURGE_CHUNK as usize + 50;
+    let (jtis, tokens): (Vec<UsedJti>, Vec<TokenRecord>) = (0..many)
+        .map(|i| (jti(&format!("m{i}"), 120), token(&format!("m{i}"))))
+        .unzip();
+    let pairs: Vec<(&UsedJti, &TokenRecord)> = jtis.iter().zip(&tokens).collect();
+    assert!(store
+        .insert_tokens(&pairs)
+        .await
+        .unwrap()
+        .iter()
+        .all(|f| *f));
+    store
+        .add_token_patients("m7", &["pat-1".to_owned()])
+        .await
+        .unwrap();
+    assert_eq!(store.token_patients("m7").await.unwrap(), ["pat-1"]);
+    assert_eq!(
+        store.purge_expired(450).await.unwrap(),
+        2 * many as u64,
+        "every expired jti and token, over several statements"
+    );
+    assert_eq!(store.token_count().await.unwrap(), 0);
+    assert!(store.token_patients("m7").await.unwrap().is_empty());
+    assert_eq!(
+        store.insert_tokens(&[(&j2, &t3)]).await.unwrap(),
+        [false],
+        "an unexpired jti survives the purge"
+    );
     // Audit rows: a sequence number taken by another writer is a conflict, and nothing is added.
     let row = |seq: i64| poortwachter::store::AuditRow {
         seq,

@@ -19,7 +19,7 @@
 # poortwachter. Needs nginx and wrk (installed with apt-get if missing).
 # Usage: bash bench/proxy.sh [duration-seconds] [connections]
 #        PW_PERF=/tmp/pw.perf bash bench/proxy.sh   # also a perf profile of poortwachter
-#        PW_WAL_MIB=64 bash bench/proxy.sh   # sqlite_wal_max_mib (default 1024)
+#        PW_WAL_MIB=1024 bash bench/proxy.sh   # sqlite_wal_max_mib (default 64)
 #        PW_SYNCS=1 bash bench/proxy.sh   # also count commits (fdatasync) and context switches
 #        PW_PG=postgres://postgres@127.0.0.1:5432/test bash bench/proxy.sh   # also the replicas
 set -euo pipefail
@@ -113,7 +113,7 @@ public_url = "http://127.0.0.1:$PUB"
 upstream = "http://127.0.0.1:$UP/fhir"
 log_format = "json"
 http_workers = $WORKERS
-sqlite_wal_max_mib = ${PW_WAL_MIB:-1024}
+sqlite_wal_max_mib = ${PW_WAL_MIB:-64}
 TOML
 CUSTODIAN=$("$BIN" --config "$W/config.toml" init 2>/dev/null)
 REQUESTER=$("$BIN" --config "$W/config.toml" --data-dir "$W/huisarts" init 2>/dev/null)

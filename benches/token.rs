@@ -174,8 +174,12 @@ async fn run() {
     let workers = std::env::var("POORTWACHTER_BENCH_WORKERS")
         .map(|n| format!("http_workers = {n}\n"))
         .unwrap_or_default();
+    // POORTWACHTER_BENCH_WAL_MIB=N sets `sqlite_wal_max_mib`.
+    let wal = std::env::var("POORTWACHTER_BENCH_WAL_MIB")
+        .map(|n| format!("sqlite_wal_max_mib = {n}\n"))
+        .unwrap_or_default();
     let custodian = Instance::new(&format!(
-        "rate_limit_per_second = 1000000\nrate_limit_burst = 1000000\n{database}{workers}"
+        "rate_limit_per_second = 1000000\nrate_limit_burst = 1000000\n{database}{workers}{wal}"
     ));
     custodian.ok(&["init"]);
     let custodian_did = serde_json::from_str::<Value>(&custodian.ok(&["did", "show"]))

@@ -581,17 +581,17 @@ mod tests {
     }
 
     #[test]
-    fn sqlite_wal_size_is_bounded_and_defaults_to_one_gib() {
+    fn sqlite_wal_size_is_bounded_and_defaults_to_64_mib() {
         let (_d, p) = write("");
         let c = Config::load(Some(&p), true, &HashMap::new()).unwrap();
-        assert_eq!(c.sqlite_wal_max_mib, 1024);
+        assert_eq!(c.sqlite_wal_max_mib, 64);
         assert_eq!(
             crate::store::sqlite::frames_of_mib(c.sqlite_wal_max_mib),
             crate::store::sqlite::WAL_RESTART_FRAMES
         );
-        let (_d, p) = write("sqlite_wal_max_mib = 64\n");
+        let (_d, p) = write("sqlite_wal_max_mib = 1024\n");
         let c = Config::load(Some(&p), true, &HashMap::new()).unwrap();
-        assert_eq!(c.sqlite_wal_max_mib, 64);
+        assert_eq!(c.sqlite_wal_max_mib, 1024);
         for bad in ["8", "70000"] {
             let (_d, p) = write(&format!("sqlite_wal_max_mib = {bad}\n"));
             let e = Config::load(Some(&p), true, &HashMap::new())

@@ -183,7 +183,7 @@ pub struct UsedJti {
 pub const REVOCATION_CHANNEL: &str = "poortwachter_revocations";
 
 /// Most rows one purge statement removes (see [`Store::purge_expired`]).
-pub const PURGE_CHUNK: i64 = 200;
+pub const PURGE_CHUNK: usize = 200;
 /// Pause between two purge statements: the audit writer gets the write lock in between.
 const PURGE_PAUSE: std::time::Duration = std::time::Duration::from_millis(2);
 
@@ -531,12 +531,12 @@ impl Store {
                  (SELECT issuer, jti FROM used_jtis WHERE expires_at < $1 LIMIT $2)",
             )
             .bind(before)
-            .bind(PURGE_CHUNK)
+            .bind(PURGE_CHUNK as i64)
             .execute(&self.pool)
             .await?
             .rows_affected();
             purged += n;
-            if n < PURGE_CHUNK.unsigned_abs() {
+            if n < PURGE_CHUNK as u64 {
                 break;
             }
             tokio::time::sleep(PURGE_PAUSE).await;
@@ -545,7 +545,7 @@ impl Store {
             let hashes: Vec<String> =
                 sqlx::query_scalar("SELECT hash FROM tokens WHERE expires_at < $1 LIMIT $2")
                     .bind(before)
-                    .bind(PURGE_CHUNK)
+                    .bind(PURGE_CHUNK as i64)
                     .fetch_all(&self.pool)
                     .await?;
             if hashes.is_empty() {
@@ -567,7 +567,7 @@ impl Store {
                     purged += n;
                 }
             }
-            if hashes.len() < PURGE_CHUNK.unsigned_abs() as usize {
+            if hashes.len() < PURGE_CHUNK {
                 break;
             }
             tokio::time::sleep(PURGE_PAUSE).await;

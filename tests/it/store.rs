@@ -179,7 +179,7 @@ async fn suite(url: &str) {
         "j2 still remembered"
     );
     // A purge larger than one statement's chunk removes everything expired, patients included.
-    let many = 2 * poortwachter::store::PURGE_CHUNK as usize + 50;
+    let many = 2 * poortwachter::store::PURGE_CHUNK + 50;
     let (jtis, tokens): (Vec<UsedJti>, Vec<TokenRecord>) = (0..many)
         .map(|i| (jti(&format!("m{i}"), 120), token(&format!("m{i}"))))
         .unzip();

@@ -57,7 +57,10 @@ impl Instance {
         Self { dir }
     }
     fn cmd(&self) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_poortwachter"));
+        // POORTWACHTER_BENCH_BIN=path runs another build of the server (an A/B comparison).
+        let bin = std::env::var_os("POORTWACHTER_BENCH_BIN")
+            .unwrap_or_else(|| env!("CARGO_BIN_EXE_poortwachter").into());
+        let mut c = Command::new(bin);
         c.arg("--config").arg(self.dir.path().join("config.toml"));
         c
     }
@@ -350,6 +353,8 @@ async fn run() {
         .and_then(|v| v.parse::<usize>().ok())
         .unwrap_or(1)
         .max(1);
+    let metrics_url = format!("http://{internal}/metrics");
+    let before = token_histogram(&client, &metrics_url).await;
     let mut half_lat = Vec::with_capacity(n * rounds);
     for _ in 0..rounds {
         let grants: Vec<String> = (0..n).map(|_| grant(&warm_credential)).collect();
@@ -357,6 +362,8 @@ async fn run() {
         half_lat
             .extend(open_loop(rate, grants, move |g| post_grant(c.clone(), u.clone(), g)).await);
     }
+    let after = token_histogram(&client, &metrics_url).await;
+    let server_side = server_percentile(&before, &after, 0.99);
     // POORTWACHTER_BENCH_SLOW=1: when the slow answers (over 5 ms) were sent, per 100 ms, to tell
     // periodic stalls (checkpoints, timers) from scattered ones.
     if std::env::var_os("POORTWACHTER_BENCH_SLOW").is_some() {
@@ -402,4 +409,45 @@ async fn run() {
         pct(&mut ref_half_lat, 0.5),
         pct(&mut ref_half_lat, 0.99)
     );
+    println!("  the same requests measured inside the server (handler start to answer): p99 {server_side}");
+}
+
+/// The server's token latency histogram: cumulative counts per bucket bound (seconds).
+async fn token_histogram(client: &reqwest::Client, url: &str) -> Vec<(f64, u64)> {
+    let text = client
+        .get(url)
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("metrics text");
+    text.lines()
+        .filter_map(|l| l.strip_prefix("poortwachter_token_duration_seconds_bucket{le=\""))
+        .filter_map(|l| {
+            let (bound, count) = l.split_once("\"} ")?;
+            let bound = if bound == "+Inf" {
+                f64::INFINITY
+            } else {
+                bound.parse().ok()?
+            };
+            Some((bound, count.trim().parse().ok()?))
+        })
+        .collect()
+}
+
+/// The bucket bound under which fraction `p` of the requests between two scrapes fell.
+fn server_percentile(before: &[(f64, u64)], after: &[(f64, u64)], p: f64) -> String {
+    let delta: Vec<(f64, u64)> = after
+        .iter()
+        .zip(before)
+        .map(|(&(bound, a), &(_, b))| (bound, a - b))
+        .collect();
+    let total = delta.last().map_or(0, |d| d.1);
+    #[allow(clippy::cast_precision_loss)]
+    let need = (total as f64 * p).ceil() as u64;
+    delta.iter().find(|d| d.1 >= need).map_or_else(
+        || "unknown".into(),
+        |d| format!("<= {:.1} ms ({total} requests)", d.0 * 1e3),
+    )
 }

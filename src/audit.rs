@@ -122,6 +122,16 @@ enum Job {
     Grant(UsedJti, TokenRecord, AuditRecord, Answer<bool>),
 }
 
+/// What the writer's channel carries (a purge is rare; boxing jobs would cost an allocation
+/// each).
+#[allow(clippy::large_enum_variant)]
+enum Message {
+    Job(Job),
+    /// Forget the `jti`s and tokens that expired before this time (unix seconds); answered with
+    /// how many were removed.
+    Purge(i64, Answer<u64>),
+}
+
 /// Where a job's outcome goes: the caller's channel, through its thread's inbox if it has one.
 struct Answer<T> {
     to: oneshot::Sender<Result<T, StoreError>>,
@@ -155,7 +165,7 @@ impl<T: Send + 'static> Answer<T> {
 /// Handle to the audit writer task.
 #[derive(Clone, Debug)]
 pub struct AuditLog {
-    tx: mpsc::Sender<Job>,
+    tx: mpsc::Sender<Message>,
     /// Whether the last commit succeeded (see [`AuditLog::is_healthy`]).
     healthy: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
@@ -211,8 +221,21 @@ impl AuditLog {
         answer.await.map_err(|_| stopped())?
     }
 
+    /// Removes the `jti`s and tokens (with their bound patients) that expired before `before`
+    /// (unix seconds); returns how many. On a SQLite file the writer does it, a few rows in each
+    /// commit (no other connection takes the write lock, so no commit waits for one); elsewhere
+    /// [`Store::purge_expired`] does.
+    pub async fn purge_expired(&self, before: i64) -> Result<u64, StoreError> {
+        let (done, answer) = Answer::new();
+        self.tx
+            .send(Message::Purge(before, done))
+            .await
+            .map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
+    }
+
     async fn send(&self, job: Job) -> Result<(), StoreError> {
-        self.tx.send(job).await.map_err(|_| stopped())
+        self.tx.send(Message::Job(job)).await.map_err(|_| stopped())
     }
 }
 
@@ -227,11 +250,21 @@ pub const REPLAY_RULE: &str = "jti has already been used";
 /// [`crate::store::sqlite`]), else a task on the pool.
 async fn writer(
     store: Store,
-    mut rx: mpsc::Receiver<Job>,
+    mut rx: mpsc::Receiver<Message>,
     healthy: std::sync::Arc<std::sync::atomic::AtomicBool>,
 ) {
     while let Some(first) = rx.recv().await {
-        let batch = collect(first, &mut rx);
+        let (batch, purges) = collect(first, &mut rx);
+        for (before, done) in purges {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let (inbox, deliver) = done.with(store.purge_expired(before).await);
+                crate::inbox::deliver_all(vec![(inbox, deliver)]);
+            });
+        }
+        if batch.is_empty() {
+            continue;
+        }
         let grants = grants_of(&batch);
         let mut result = Err(StoreError::Unavailable("not attempted".into()));
         // The head is read inside the transaction (under a lock on PostgreSQL); a conflict
@@ -252,30 +285,86 @@ async fn writer(
 /// The writer for a SQLite file: blocking, on a thread of its own.
 fn sqlite_writer(
     mut conn: BatchWriter,
-    mut rx: mpsc::Receiver<Job>,
+    mut rx: mpsc::Receiver<Message>,
     healthy: &std::sync::atomic::AtomicBool,
 ) {
-    while let Some(first) = rx.blocking_recv() {
-        let batch = collect(first, &mut rx);
-        let grants = grants_of(&batch);
-        // `BEGIN IMMEDIATE` holds the write lock from the head read on: no conflict to retry.
-        let result = conn.commit_batch(&grants, |head, fresh| rows_of(&batch, head, fresh));
-        drop(grants);
-        answer(batch, result, healthy);
+    let mut purge_waiting: Vec<Answer<u64>> = Vec::new();
+    loop {
+        // While a purge has rows left and no record waits, it goes on in commits of its own.
+        let first = if conn.purging() {
+            match rx.try_recv() {
+                Ok(job) => job,
+                Err(mpsc::error::TryRecvError::Empty) => {
+                    if let Err(e) = conn.purge_step() {
+                        tracing::warn!(error = %e, "purging expired tokens failed");
+                        answer_purge(&mut purge_waiting, Err(e));
+                    }
+                    answer_purge_if_finished(&mut conn, &mut purge_waiting);
+                    continue;
+                }
+                Err(mpsc::error::TryRecvError::Disconnected) => break,
+            }
+        } else {
+            match rx.blocking_recv() {
+                Some(job) => job,
+                None => break,
+            }
+        };
+        let (batch, purges) = collect(first, &mut rx);
+        for (before, done) in purges {
+            conn.schedule_purge(before);
+            purge_waiting.push(done);
+        }
+        if !batch.is_empty() {
+            let grants = grants_of(&batch);
+            // `BEGIN IMMEDIATE` holds the write lock from the head read on: no conflict to retry.
+            let result = conn.commit_batch(&grants, |head, fresh| rows_of(&batch, head, fresh));
+            drop(grants);
+            answer(batch, result, healthy);
+        }
+        answer_purge_if_finished(&mut conn, &mut purge_waiting);
         conn.restart_wal_if_asked();
     }
 }
 
-/// `first` and whatever else is waiting, up to [`MAX_BATCH`].
-fn collect(first: Job, rx: &mut mpsc::Receiver<Job>) -> Vec<Job> {
-    let mut batch = vec![first];
-    while batch.len() < MAX_BATCH {
-        match rx.try_recv() {
-            Ok(job) => batch.push(job),
-            Err(_) => break,
+/// Tells those waiting for the purge how many rows it removed, once it is complete.
+fn answer_purge_if_finished(conn: &mut BatchWriter, waiting: &mut Vec<Answer<u64>>) {
+    if let Some(removed) = conn.finished_purge() {
+        answer_purge(waiting, Ok(removed));
+    }
+}
+
+fn answer_purge(waiting: &mut Vec<Answer<u64>>, outcome: Result<u64, StoreError>) {
+    let outcome = outcome.map_err(|e| e.to_string());
+    let answers = waiting
+        .drain(..)
+        .map(|done| {
+            done.with(
+                outcome
+                    .clone()
+                    .map_err(|e| StoreError::Unavailable(e.clone())),
+            )
+        })
+        .collect();
+    crate::inbox::deliver_all(answers);
+}
+
+/// `first` and whatever else is waiting, up to [`MAX_BATCH`] jobs: the records and grants, and
+/// apart the purge requests.
+fn collect(
+    first: Message,
+    rx: &mut mpsc::Receiver<Message>,
+) -> (Vec<Job>, Vec<(i64, Answer<u64>)>) {
+    let (mut batch, mut purges) = (Vec::new(), Vec::new());
+    let mut next = Some(first);
+    for _ in 0..MAX_BATCH {
+        match next.take().or_else(|| rx.try_recv().ok()) {
+            Some(Message::Job(job)) => batch.push(job),
+            Some(Message::Purge(before, done)) => purges.push((before, done)),
+            None => break,
         }
     }
-    batch
+    (batch, purges)
 }
 
 fn grants_of(batch: &[Job]) -> Vec<(&UsedJti, &TokenRecord)> {

@@ -202,13 +202,14 @@ pub async fn build_state(config: Config) -> Result<Arc<AppState>, StartError> {
             config.rate_limit_burst,
         ),
     });
-    tokio::spawn(purge(store.clone(), clock.clone()));
+    let audit = crate::audit::AuditLog::spawn(store.clone())?;
+    tokio::spawn(purge(audit.clone(), clock.clone()));
     let upstream = crate::proxy::client::UpstreamClient::new();
     Ok(Arc::new(AppState {
         live: std::sync::RwLock::new(Arc::new(LiveSettings::of(&config))),
         verifier,
         tokens,
-        audit: crate::audit::AuditLog::spawn(store.clone())?,
+        audit,
         upstream,
         custodian: Custodian {
             identity: Arc::new(identity),
@@ -322,13 +323,14 @@ pub fn audit_time(t: time::OffsetDateTime) -> String {
     )
 }
 
-/// Forgets expired `jti`s and tokens every 10 seconds (in small statements, so each run is
-/// short and never holds the store's write lock for long).
-async fn purge(store: Store, clock: Arc<dyn Clock>) {
+/// Forgets `jti`s and tokens a minute after they expired, every 10 seconds (through the audit
+/// writer: see [`crate::audit::AuditLog::purge_expired`]).
+async fn purge(audit: crate::audit::AuditLog, clock: Arc<dyn Clock>) {
     let mut ticker = tokio::time::interval(std::time::Duration::from_secs(10));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticker.tick().await;
-        if let Err(e) = store.purge_expired(clock.now().unix_timestamp() - 60).await {
+        if let Err(e) = audit.purge_expired(clock.now().unix_timestamp() - 60).await {
             tracing::warn!(error = %e, "purging expired tokens failed");
         }
     }

@@ -186,6 +186,11 @@ pub const REVOCATION_CHANNEL: &str = "poortwachter_revocations";
 pub const PURGE_CHUNK: usize = 200;
 /// Pause between two purge statements: the audit writer gets the write lock in between.
 const PURGE_PAUSE: std::time::Duration = std::time::Duration::from_millis(2);
+/// Removes at most `$2` `jti`s that expired before `$1`.
+pub(crate) const PURGE_JTIS: &str = "DELETE FROM used_jtis WHERE (issuer, jti) IN \
+     (SELECT issuer, jti FROM used_jtis WHERE expires_at < $1 LIMIT $2)";
+/// At most `$2` tokens that expired before `$1`.
+pub(crate) const EXPIRED_TOKENS: &str = "SELECT hash FROM tokens WHERE expires_at < $1 LIMIT $2";
 
 /// The hash before the first audit record.
 pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -526,15 +531,12 @@ impl Store {
     pub async fn purge_expired(&self, before: i64) -> Result<u64, StoreError> {
         let mut purged = 0;
         loop {
-            let n = sqlx::query(
-                "DELETE FROM used_jtis WHERE (issuer, jti) IN \
-                 (SELECT issuer, jti FROM used_jtis WHERE expires_at < $1 LIMIT $2)",
-            )
-            .bind(before)
-            .bind(PURGE_CHUNK as i64)
-            .execute(&self.pool)
-            .await?
-            .rows_affected();
+            let n = sqlx::query(PURGE_JTIS)
+                .bind(before)
+                .bind(PURGE_CHUNK as i64)
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
             purged += n;
             if n < PURGE_CHUNK as u64 {
                 break;
@@ -542,12 +544,11 @@ impl Store {
             tokio::time::sleep(PURGE_PAUSE).await;
         }
         loop {
-            let hashes: Vec<String> =
-                sqlx::query_scalar("SELECT hash FROM tokens WHERE expires_at < $1 LIMIT $2")
-                    .bind(before)
-                    .bind(PURGE_CHUNK as i64)
-                    .fetch_all(&self.pool)
-                    .await?;
+            let hashes: Vec<String> = sqlx::query_scalar(EXPIRED_TOKENS)
+                .bind(before)
+                .bind(PURGE_CHUNK as i64)
+                .fetch_all(&self.pool)
+                .await?;
             if hashes.is_empty() {
                 break;
             }

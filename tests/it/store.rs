@@ -413,6 +413,111 @@ async fn sqlite_store() {
         dir.path().join("c.db").display()
     ))
     .await;
+    writer_purge_suite(&format!(
+        "sqlite://{}?mode=rwc",
+        dir.path().join("d.db").display()
+    ))
+    .await;
+}
+
+/// The audit writer's purge (on SQLite it runs inside the writer's commits, on PostgreSQL through
+/// the pool): every expired `jti` and token goes, patients included, over more than one step,
+/// while records keep being committed; unexpired rows and the chain stay intact.
+async fn writer_purge_suite(url: &str) {
+    use poortwachter::audit::{AuditLog, AuditRecord, ChainReport};
+    let store = Store::open(url).await.expect("open");
+    let token = |hash: &str, expires_at: i64| TokenRecord {
+        hash: hash.into(),
+        requester: "did:web:a".into(),
+        custodian: "did:key:zIssuer".into(),
+        purpose: "p".into(),
+        credential_ids: vec!["c1".into()],
+        bsn: "999999990".into(),
+        user_identity: None,
+        issued_at: 100,
+        expires_at,
+    };
+    let jti = |j: &str, expires_at: i64| UsedJti {
+        issuer: "did:web:a".into(),
+        jti: j.into(),
+        expires_at,
+    };
+    // More than two steps of a purge on its own (200 rows), expired at 120; two live ones.
+    let many = 2 * poortwachter::store::PURGE_CHUNK + 75;
+    let (jtis, tokens): (Vec<UsedJti>, Vec<TokenRecord>) = (0..many)
+        .map(|i| (jti(&format!("m{i}"), 120), token(&format!("m{i}"), 120)))
+        .chain([(jti("live", 5_000), token("live", 5_000))])
+        .unzip();
+    let pairs: Vec<(&UsedJti, &TokenRecord)> = jtis.iter().zip(&tokens).collect();
+    assert!(store
+        .insert_tokens(&pairs)
+        .await
+        .unwrap()
+        .iter()
+        .all(|f| *f));
+    for hash in ["m3", "live"] {
+        store
+            .add_token_patients(hash, &["pat-1".to_owned()])
+            .await
+            .unwrap();
+    }
+    let audit = AuditLog::spawn(store.clone()).expect("writer");
+    let record = |n: usize| AuditRecord {
+        time: "2026-12-01T00:00:00.000Z".into(),
+        request_id: format!("r{n}"),
+        kind: "proxy".into(),
+        requester: "did:web:a".into(),
+        user: None,
+        purpose: "p".into(),
+        bsn: String::new(),
+        method: "GET".into(),
+        path: "/Patient".into(),
+        decision: "permit".into(),
+        rule: "r".into(),
+        status: 200,
+        upstream_status: Some(200),
+    };
+    // Records committed while the purge runs share its commits.
+    let writes: Vec<_> = (0..40)
+        .map(|n| {
+            let (audit, r) = (audit.clone(), record(n));
+            tokio::spawn(async move { audit.write(r).await })
+        })
+        .collect();
+    let purged = audit.purge_expired(450).await;
+    for w in writes {
+        w.await.expect("task").expect("record written");
+    }
+    assert_eq!(
+        purged.unwrap(),
+        2 * many as u64,
+        "every expired jti and token"
+    );
+    assert_eq!(store.token_count().await.unwrap(), 1, "only the live token");
+    assert!(store.token_patients("m3").await.unwrap().is_empty());
+    assert_eq!(store.token_patients("live").await.unwrap(), ["pat-1"]);
+    assert_eq!(
+        store
+            .insert_tokens(&[(&jti("live", 5_000), &token("x", 5_000))])
+            .await
+            .unwrap(),
+        [false],
+        "the live jti is still remembered"
+    );
+    assert_eq!(
+        audit.purge_expired(450).await.unwrap(),
+        0,
+        "nothing left to purge"
+    );
+    let rows = store.audit_rows(&Default::default()).await.unwrap();
+    assert!(
+        matches!(
+            poortwachter::audit::verify(&rows),
+            ChainReport::Intact { records: 40, .. }
+        ),
+        "{:?}",
+        poortwachter::audit::verify(&rows)
+    );
 }
 
 /// `n` chained audit rows on `head` (hashes are labels here; the chain is `audit`'s business).
@@ -615,6 +720,11 @@ async fn postgres_store() {
         return;
     };
     batch_suite(&url).await;
+    drop_database(&admin, &url).await;
+    let Some((admin, url)) = pg_database().await else {
+        return;
+    };
+    writer_purge_suite(&url).await;
     drop_database(&admin, &url).await;
 }
 

@@ -180,16 +180,11 @@ async fn suite(url: &str) {
     );
     // A purge larger than one statement's chunk removes everything expired, patients included.
     let many = 2 * poortwachter::store::PURGE_CHUNK + 50;
-    let (jtis, tokens): (Vec<UsedJti>, Vec<TokenRecord>) = (0..many)
-        .map(|i| (jti(&format!("m{i}"), 120), token(&format!("m{i}"))))
-        .unzip();
-    let pairs: Vec<(&UsedJti, &TokenRecord)> = jtis.iter().zip(&tokens).collect();
-    assert!(store
-        .insert_tokens(&pairs)
-        .await
-        .unwrap()
-        .iter()
-        .all(|f| *f));
+    insert_fresh(
+        &store,
+        (0..many).map(|i| (jti(&format!("m{i}"), 120), token(&format!("m{i}")))),
+    )
+    .await;
     store
         .add_token_patients("m7", &["pat-1".to_owned()])
         .await
@@ -420,13 +415,17 @@ async fn sqlite_store() {
     .await;
 }
 
-/// The audit writer's purge (on SQLite it runs inside the writer's commits, on PostgreSQL through
-/// the pool): every expired `jti` and token goes, patients included, over more than one step,
-/// while records keep being committed; unexpired rows and the chain stay intact.
-async fn writer_purge_suite(url: &str) {
-    use poortwachter::audit::{AuditLog, AuditRecord, ChainReport};
-    let store = Store::open(url).await.expect("open");
-    let token = |hash: &str, expires_at: i64| TokenRecord {
+/// Stores `grants`, every `jti` of which must be new.
+async fn insert_fresh(store: &Store, grants: impl Iterator<Item = (UsedJti, TokenRecord)>) {
+    let grants: Vec<(UsedJti, TokenRecord)> = grants.collect();
+    let pairs: Vec<(&UsedJti, &TokenRecord)> = grants.iter().map(|(j, t)| (j, t)).collect();
+    let fresh = store.insert_tokens(&pairs).await.unwrap();
+    assert!(fresh.iter().all(|f| *f), "{fresh:?}");
+}
+
+/// A token of `did:web:a` for the batch and purge suites.
+fn live_token(hash: &str, expires_at: i64) -> TokenRecord {
+    TokenRecord {
         hash: hash.into(),
         requester: "did:web:a".into(),
         custodian: "did:key:zIssuer".into(),
@@ -436,25 +435,34 @@ async fn writer_purge_suite(url: &str) {
         user_identity: None,
         issued_at: 100,
         expires_at,
-    };
-    let jti = |j: &str, expires_at: i64| UsedJti {
+    }
+}
+
+/// A grant `jti` of `did:web:a`.
+fn used_jti(jti: &str, expires_at: i64) -> UsedJti {
+    UsedJti {
         issuer: "did:web:a".into(),
-        jti: j.into(),
+        jti: jti.into(),
         expires_at,
-    };
+    }
+}
+
+/// The audit writer's purge (on SQLite it runs inside the writer's commits, on PostgreSQL through
+/// the pool): every expired `jti` and token goes, patients included, over more than one step,
+/// while records keep being committed; unexpired rows and the chain stay intact.
+async fn writer_purge_suite(url: &str) {
+    use poortwachter::audit::{AuditLog, AuditRecord, ChainReport};
+    let store = Store::open(url).await.expect("open");
+    let (token, jti) = (live_token, used_jti);
     // More than two steps of a purge on its own (200 rows), expired at 120; two live ones.
     let many = 2 * poortwachter::store::PURGE_CHUNK + 75;
-    let (jtis, tokens): (Vec<UsedJti>, Vec<TokenRecord>) = (0..many)
-        .map(|i| (jti(&format!("m{i}"), 120), token(&format!("m{i}"), 120)))
-        .chain([(jti("live", 5_000), token("live", 5_000))])
-        .unzip();
-    let pairs: Vec<(&UsedJti, &TokenRecord)> = jtis.iter().zip(&tokens).collect();
-    assert!(store
-        .insert_tokens(&pairs)
-        .await
-        .unwrap()
-        .iter()
-        .all(|f| *f));
+    insert_fresh(
+        &store,
+        (0..many)
+            .map(|i| (jti(&format!("m{i}"), 120), token(&format!("m{i}"), 120)))
+            .chain([(jti("live", 5_000), token("live", 5_000))]),
+    )
+    .await;
     for hash in ["m3", "live"] {
         store
             .add_token_patients(hash, &["pat-1".to_owned()])
@@ -548,22 +556,8 @@ async fn batch_suite(url: &str) {
     let mut writer = store
         .sqlite_file()
         .map(|f| BatchWriter::open(f, store.wal_control()).expect("writer"));
-    let token = |hash: &str| TokenRecord {
-        hash: hash.into(),
-        requester: "did:web:a".into(),
-        custodian: "did:key:zIssuer".into(),
-        purpose: "p".into(),
-        credential_ids: vec!["c1".into()],
-        bsn: "999999990".into(),
-        user_identity: None,
-        issued_at: 100,
-        expires_at: i64::MAX / 2,
-    };
-    let jti = |j: &str| UsedJti {
-        issuer: "did:web:a".into(),
-        jti: j.into(),
-        expires_at: i64::MAX / 2,
-    };
+    let token = |hash: &str| live_token(hash, i64::MAX / 2);
+    let jti = |j: &str| used_jti(j, i64::MAX / 2);
     let mut commit = async |grants: Vec<(UsedJti, TokenRecord)>, n: usize| {
         let grants: Vec<(&UsedJti, &TokenRecord)> = grants.iter().map(|(j, t)| (j, t)).collect();
         let mut seen = None;

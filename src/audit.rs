@@ -295,11 +295,9 @@ fn sqlite_writer(
             match rx.try_recv() {
                 Ok(job) => job,
                 Err(mpsc::error::TryRecvError::Empty) => {
-                    if let Err(e) = conn.purge_step() {
-                        tracing::warn!(error = %e, "purging expired tokens failed");
-                        answer_purge(&mut purge_waiting, Err(e));
-                    }
+                    conn.purge_step();
                     answer_purge_if_finished(&mut conn, &mut purge_waiting);
+                    conn.restart_wal_if_asked();
                     continue;
                 }
                 Err(mpsc::error::TryRecvError::Disconnected) => break,
@@ -327,24 +325,16 @@ fn sqlite_writer(
     }
 }
 
-/// Tells those waiting for the purge how many rows it removed, once it is complete.
+/// Once the purge is over, tells those waiting for it how many rows it removed, or why it
+/// failed.
 fn answer_purge_if_finished(conn: &mut BatchWriter, waiting: &mut Vec<Answer<u64>>) {
-    if let Some(removed) = conn.finished_purge() {
-        answer_purge(waiting, Ok(removed));
-    }
-}
-
-fn answer_purge(waiting: &mut Vec<Answer<u64>>, outcome: Result<u64, StoreError>) {
+    let Some(outcome) = conn.finished_purge() else {
+        return;
+    };
     let outcome = outcome.map_err(|e| e.to_string());
     let answers = waiting
         .drain(..)
-        .map(|done| {
-            done.with(
-                outcome
-                    .clone()
-                    .map_err(|e| StoreError::Unavailable(e.clone())),
-            )
-        })
+        .map(|done| done.with(outcome.clone().map_err(StoreError::Unavailable)))
         .collect();
     crate::inbox::deliver_all(answers);
 }

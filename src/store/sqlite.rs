@@ -121,6 +121,8 @@ struct Purge {
     before: i64,
     removed: u64,
     done: bool,
+    /// Why a step failed: the purge then ends with this error (the next one starts afresh).
+    failed: Option<String>,
 }
 
 /// One connection that commits batches synchronously; lives on the audit writer's thread.
@@ -168,6 +170,7 @@ impl BatchWriter {
             before,
             removed: 0,
             done: false,
+            failed: None,
         });
         purge.before = purge.before.max(before);
         purge.done = false;
@@ -179,25 +182,35 @@ impl BatchWriter {
         self.purge.as_ref().is_some_and(|p| !p.done)
     }
 
-    /// Once the purge is complete: how many `jti`s and tokens it removed (then it is forgotten).
-    pub fn finished_purge(&mut self) -> Option<u64> {
+    /// Once the purge is over: how many `jti`s and tokens it removed, or why a step failed
+    /// (then it is forgotten).
+    pub fn finished_purge(&mut self) -> Option<Result<u64, StoreError>> {
         match &self.purge {
-            Some(p) if p.done => self.purge.take().map(|p| p.removed),
+            Some(p) if p.done => self.purge.take().map(|p| match p.failed {
+                None => Ok(p.removed),
+                Some(e) => Err(StoreError::Unavailable(format!("purge failed: {e}"))),
+            }),
             _ => None,
         }
     }
 
-    /// A purge step in a transaction of its own, for a writer with nothing else to commit.
-    pub fn purge_step(&mut self) -> Result<(), StoreError> {
+    /// A purge step in a transaction of its own, for a writer with nothing else to commit. A
+    /// failure ends the purge (see [`Self::finished_purge`]).
+    pub fn purge_step(&mut self) {
         let Some(purge) = self.purge.as_mut() else {
-            return Ok(());
+            return;
         };
-        let tx = self
+        let step = self
             .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        purge_rows(&tx, purge, PURGE_ROWS_ALONE)?;
-        tx.commit()?;
-        Ok(())
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(StoreError::from)
+            .and_then(|tx| {
+                purge_rows(&tx, purge, PURGE_ROWS_ALONE)?;
+                Ok(tx.commit()?)
+            });
+        if let Err(e) = step {
+            purge.fail(&e);
+        }
     }
 
     /// Starts the WAL over when the checkpointer asked for it: it just copied the WAL (so
@@ -262,11 +275,7 @@ impl BatchWriter {
             let step = tx.savepoint()?;
             match purge_rows(&step, purge, PURGE_ROWS_WITH_BATCH) {
                 Ok(()) => step.commit()?,
-                Err(e) => {
-                    tracing::warn!(error = %e, "purging expired tokens failed; next time");
-                    drop(step);
-                    self.purge = None;
-                }
+                Err(e) => purge.fail(&e),
             }
         }
         {
@@ -285,6 +294,15 @@ impl BatchWriter {
         }
         tx.commit()?;
         Ok(fresh)
+    }
+}
+
+impl Purge {
+    /// Ends the purge with `e` (what a failed step did is rolled back by its caller).
+    fn fail(&mut self, e: &StoreError) {
+        tracing::warn!(error = %e, "purging expired tokens failed; the next purge tries again");
+        self.failed = Some(e.to_string());
+        self.done = true;
     }
 }
 

@@ -413,6 +413,11 @@ async fn sqlite_store() {
         dir.path().join("d.db").display()
     ))
     .await;
+    writer_purge_failure(&format!(
+        "sqlite://{}?mode=rwc",
+        dir.path().join("e.db").display()
+    ))
+    .await;
 }
 
 /// Stores `grants`, every `jti` of which must be new.
@@ -421,6 +426,40 @@ async fn insert_fresh(store: &Store, grants: impl Iterator<Item = (UsedJti, Toke
     let pairs: Vec<(&UsedJti, &TokenRecord)> = grants.iter().map(|(j, t)| (j, t)).collect();
     let fresh = store.insert_tokens(&pairs).await.unwrap();
     assert!(fresh.iter().all(|f| *f), "{fresh:?}");
+}
+
+/// Purges what expired before 450 while `n` records are written at the same time (they share
+/// the writer's commits); every record must be committed.
+async fn purge_while_writing(
+    audit: &poortwachter::audit::AuditLog,
+    n: usize,
+) -> Result<u64, StoreError> {
+    let writes: Vec<_> = (0..n)
+        .map(|n| {
+            let r = poortwachter::audit::AuditRecord {
+                time: "2026-12-01T00:00:00.000Z".into(),
+                request_id: format!("r{n}"),
+                kind: "proxy".into(),
+                requester: "did:web:a".into(),
+                user: None,
+                purpose: "p".into(),
+                bsn: String::new(),
+                method: "GET".into(),
+                path: "/Patient".into(),
+                decision: "permit".into(),
+                rule: "r".into(),
+                status: 200,
+                upstream_status: Some(200),
+            };
+            let audit = audit.clone();
+            tokio::spawn(async move { audit.write(r).await })
+        })
+        .collect();
+    let purged = audit.purge_expired(450).await;
+    for w in writes {
+        w.await.expect("task").expect("record written");
+    }
+    purged
 }
 
 /// A token of `did:web:a` for the batch and purge suites.
@@ -451,7 +490,7 @@ fn used_jti(jti: &str, expires_at: i64) -> UsedJti {
 /// the pool): every expired `jti` and token goes, patients included, over more than one step,
 /// while records keep being committed; unexpired rows and the chain stay intact.
 async fn writer_purge_suite(url: &str) {
-    use poortwachter::audit::{AuditLog, AuditRecord, ChainReport};
+    use poortwachter::audit::{AuditLog, ChainReport};
     let store = Store::open(url).await.expect("open");
     let (token, jti) = (live_token, used_jti);
     // More than two steps of a purge on its own (200 rows), expired at 120; two live ones.
@@ -470,32 +509,8 @@ async fn writer_purge_suite(url: &str) {
             .unwrap();
     }
     let audit = AuditLog::spawn(store.clone()).expect("writer");
-    let record = |n: usize| AuditRecord {
-        time: "2026-12-01T00:00:00.000Z".into(),
-        request_id: format!("r{n}"),
-        kind: "proxy".into(),
-        requester: "did:web:a".into(),
-        user: None,
-        purpose: "p".into(),
-        bsn: String::new(),
-        method: "GET".into(),
-        path: "/Patient".into(),
-        decision: "permit".into(),
-        rule: "r".into(),
-        status: 200,
-        upstream_status: Some(200),
-    };
     // Records committed while the purge runs share its commits.
-    let writes: Vec<_> = (0..40)
-        .map(|n| {
-            let (audit, r) = (audit.clone(), record(n));
-            tokio::spawn(async move { audit.write(r).await })
-        })
-        .collect();
-    let purged = audit.purge_expired(450).await;
-    for w in writes {
-        w.await.expect("task").expect("record written");
-    }
+    let purged = purge_while_writing(&audit, 40).await;
     assert_eq!(
         purged.unwrap(),
         2 * many as u64,
@@ -526,6 +541,45 @@ async fn writer_purge_suite(url: &str) {
         "{:?}",
         poortwachter::audit::verify(&rows)
     );
+}
+
+/// A purge step that fails (here: a trigger refuses the delete) ends that purge with an error,
+/// in a commit of its own and inside one that carries records; the records are committed all
+/// the same, and the next purge starts afresh.
+async fn writer_purge_failure(url: &str) {
+    use poortwachter::audit::AuditLog;
+    let store = Store::open(url).await.expect("open");
+    insert_fresh(
+        &store,
+        (0..30).map(|i| {
+            (
+                used_jti(&format!("f{i}"), 120),
+                live_token(&format!("f{i}"), 120),
+            )
+        }),
+    )
+    .await;
+    let mut conn = sqlx::AnyConnection::connect(url).await.unwrap();
+    sqlx::query(
+        "CREATE TRIGGER refuse_purge BEFORE DELETE ON used_jtis \
+         BEGIN SELECT RAISE(ABORT, 'refused by test'); END",
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    let audit = AuditLog::spawn(store.clone()).expect("writer");
+    let err = audit.purge_expired(450).await.expect_err("purge refused");
+    assert!(err.to_string().contains("refused by test"), "{err}");
+    // Again, with records arriving at the same time: they are committed, the purge fails.
+    let second = purge_while_writing(&audit, 20).await;
+    assert!(second.is_err(), "{second:?}");
+    assert_eq!(store.token_count().await.unwrap(), 30, "nothing purged");
+    sqlx::query("DROP TRIGGER refuse_purge")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(audit.purge_expired(450).await.unwrap(), 60);
+    assert_eq!(store.token_count().await.unwrap(), 0);
 }
 
 /// `n` chained audit rows on `head` (hashes are labels here; the chain is `audit`'s business).

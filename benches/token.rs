@@ -215,6 +215,7 @@ async fn run() {
             .spawn()
             .expect("serve"),
     );
+    let server_pid = child.0.id();
     let stderr = child.0.stderr.take().expect("stderr");
     let mut lines = BufReader::new(stderr).lines();
     let (public, internal) = loop {
@@ -355,13 +356,20 @@ async fn run() {
         .max(1);
     let metrics_url = format!("http://{internal}/metrics");
     let before = token_histogram(&client, &metrics_url).await;
+    let mut cpu = Some(CpuSample::default());
     let mut half_lat = Vec::with_capacity(n * rounds);
     for _ in 0..rounds {
         let grants: Vec<String> = (0..n).map(|_| grant(&warm_credential)).collect();
         let (c, u) = (client.clone(), token_url.clone());
+        // CPU counted while the requests run, not while this bench signs the next round's grants.
+        let cpu_before = CpuSample::take(server_pid);
         half_lat
             .extend(open_loop(rate, grants, move |g| post_grant(c.clone(), u.clone(), g)).await);
+        cpu = cpu
+            .zip(CpuSample::take(server_pid).zip(cpu_before))
+            .map(|(sum, (after, before))| sum.plus(&after, &before));
     }
+    let cpu = cpu.map(|c| c.usage());
     let after = token_histogram(&client, &metrics_url).await;
     let server_side = server_percentile(&before, &after, 0.99);
     // POORTWACHTER_BENCH_SLOW=1: when the slow answers (over 5 ms) were sent, per 100 ms, to tell
@@ -410,6 +418,99 @@ async fn run() {
         pct(&mut ref_half_lat, 0.99)
     );
     println!("  the same requests measured inside the server (handler start to answer): p99 {server_side}");
+    if let Some(cpu) = cpu {
+        println!("  {cpu}");
+    }
+}
+
+/// CPU time (Linux `/proc`, in clock ticks) of the whole machine, the server and this bench,
+/// during the half-load phase: how busy "half load" leaves the machine, and who uses it.
+#[derive(Default)]
+struct CpuSample {
+    /// The machine's CPUs (all of them, whatever this process's affinity).
+    cores: u64,
+    busy: u64,
+    total: u64,
+    server: u64,
+    bench: u64,
+}
+
+impl CpuSample {
+    fn take(server_pid: u32) -> Option<Self> {
+        let stat = std::fs::read_to_string("/proc/stat").ok()?;
+        let fields: Vec<u64> = stat
+            .lines()
+            .next()?
+            .split_whitespace()
+            .skip(1)
+            .filter_map(|f| f.parse().ok())
+            .collect();
+        // user nice system idle iowait irq softirq steal: idle and iowait are not busy.
+        let total: u64 = fields.iter().take(8).sum();
+        let idle = fields.get(3)? + fields.get(4)?;
+        let process = |path: &str| -> Option<u64> {
+            let s = std::fs::read_to_string(path).ok()?;
+            let rest = &s[s.rfind(')')? + 2..];
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
+        };
+        let cores = stat
+            .lines()
+            .filter(|l| l.starts_with("cpu") && l.as_bytes().get(3).is_some_and(u8::is_ascii_digit))
+            .count() as u64;
+        Some(Self {
+            cores,
+            busy: total - idle,
+            total,
+            server: process(&format!("/proc/{server_pid}/stat"))?,
+            bench: process("/proc/self/stat")?,
+        })
+    }
+
+    /// `self` plus what was used between `before` and `after`.
+    fn plus(self, after: &Self, before: &Self) -> Self {
+        Self {
+            cores: after.cores,
+            busy: self.busy + after.busy - before.busy,
+            total: self.total + after.total - before.total,
+            server: self.server + after.server - before.server,
+            bench: self.bench + after.bench - before.bench,
+        }
+    }
+
+    /// The summed ticks as shares: of the machine, and in cores for the two processes.
+    fn usage(&self) -> CpuUse {
+        let cores = self.cores.max(1) as f64;
+        let total = self.total.max(1) as f64;
+        // `total` counts the ticks of all CPUs together: `total / cores` passed on each.
+        let per_core = total / cores;
+        CpuUse {
+            busy: self.busy as f64 / total,
+            server: self.server as f64 / per_core,
+            bench: self.bench as f64 / per_core,
+            cores,
+        }
+    }
+}
+
+struct CpuUse {
+    busy: f64,
+    server: f64,
+    bench: f64,
+    cores: f64,
+}
+
+impl std::fmt::Display for CpuUse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "CPU during that phase: the machine's {:.0} cores {:.0}% busy; the server used {:.2} cores, this bench (client) {:.2}",
+            self.cores,
+            self.busy * 100.0,
+            self.server,
+            self.bench
+        )
+    }
 }
 
 /// The server's token latency histogram: cumulative counts per bucket bound (seconds).

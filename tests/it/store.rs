@@ -388,36 +388,13 @@ async fn schema_too_new(url: &str) {
 async fn sqlite_store() {
     sqlx::any::install_default_drivers();
     let dir = tempfile::tempdir().unwrap();
-    suite(&format!(
-        "sqlite://{}?mode=rwc",
-        dir.path().join("a.db").display()
-    ))
-    .await;
-    hub_suite(&format!(
-        "sqlite://{}?mode=rwc",
-        dir.path().join("h.db").display()
-    ))
-    .await;
-    schema_too_new(&format!(
-        "sqlite://{}?mode=rwc",
-        dir.path().join("b.db").display()
-    ))
-    .await;
-    batch_suite(&format!(
-        "sqlite://{}?mode=rwc",
-        dir.path().join("c.db").display()
-    ))
-    .await;
-    writer_purge_suite(&format!(
-        "sqlite://{}?mode=rwc",
-        dir.path().join("d.db").display()
-    ))
-    .await;
-    writer_purge_failure(&format!(
-        "sqlite://{}?mode=rwc",
-        dir.path().join("e.db").display()
-    ))
-    .await;
+    let url = |file: &str| format!("sqlite://{}?mode=rwc", dir.path().join(file).display());
+    suite(&url("a.db")).await;
+    hub_suite(&url("h.db")).await;
+    schema_too_new(&url("b.db")).await;
+    batch_suite(&url("c.db")).await;
+    writer_purge_suite(&url("d.db")).await;
+    writer_purge_failure(&url("e.db")).await;
 }
 
 /// Stores `grants`, every `jti` of which must be new.

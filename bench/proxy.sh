@@ -14,14 +14,20 @@
 #              driven by its own wrk with half the connections at the same time; their sum
 #
 # Same connections, threads, duration and path for each. Prints requests/s, p50 and p99, how busy
-# the machine's CPUs were (below 100%: the setup waits rather than computes), the ratios,
-# poortwachter's peak RSS, and the CPU per request of each thread of the bare stack and of
-# poortwachter. Needs nginx and wrk (installed with apt-get if missing).
+# the machine's CPUs were (below 100%: the setup waits rather than computes), the ratios, the
+# p99 that each proxy adds over the direct upstream (nginx's own and the bare stack's are the
+# yardstick for poortwachter's), poortwachter's peak RSS, and the CPU per request of each thread
+# of the bare stack and of poortwachter. Then the same path over one connection (wrk -c1): the
+# latency each proxy adds when nothing queues. Before the runs, the file system of the data dir
+# and its flush latency (4 KiB write + fdatasync, 2,000 times): every poortwachter answer waits
+# for at least one such flush (the audit record is durable before the answer leaves).
+# Needs nginx and wrk (installed with apt-get if missing).
 # Usage: bash bench/proxy.sh [duration-seconds] [connections]
 #        PW_PERF=/tmp/pw.perf bash bench/proxy.sh   # also a perf profile of poortwachter
 #        PW_WAL_MIB=1024 bash bench/proxy.sh   # sqlite_wal_max_mib (default 64)
 #        PW_SYNCS=1 bash bench/proxy.sh   # also count commits (fdatasync) and context switches
 #        PW_PG=postgres://postgres@127.0.0.1:5432/test bash bench/proxy.sh   # also the replicas
+#        TMPDIR=/dev/shm bash bench/proxy.sh   # data dir on tmpfs: what the durable audit costs
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION="${1:-10}"
@@ -141,10 +147,10 @@ check "http://127.0.0.1:$UP/fhir$Q"; check "http://127.0.0.1:$NGX$Q"; check "htt
 # poortwachter's (or the bare proxy's) CPU per thread: "name ticks", one line per thread.
 thread_ticks() { for t in /proc/"$1"/task/*; do awk '{ sub(/^[^(]*\(/, ""); n = $0; sub(/\).*$/, "", n); sub(/^[^)]*\) /, ""); print n, $12 + $13 }' "$t/stat"; done; }
 cpu_ticks() { awk '/^cpu / {print $2+$3+$4+$7+$8, $5+$6}' /proc/stat; }   # busy idle (iowait counts as idle)
-run() { # name url -> "rps p50ms p99ms non2xx cpu-busy%"
+run() { # name url [connections threads seconds] -> "rps p50ms p99ms non2xx cpu-busy%"
   local before after
   before=$(cpu_ticks)
-  wrk -t2 -c"$CONNS" -d"${DURATION}s" --latency -H "Authorization: Bearer $TOKEN" "$2" > "$W/$1.wrk"
+  wrk -t"${4:-2}" -c"${3:-$CONNS}" -d"${5:-$DURATION}s" --latency -H "Authorization: Bearer $TOKEN" "$2" > "$W/$1.wrk"
   after=$(cpu_ticks)
   python3 - "$W/$1.wrk" $before $after <<'PY'
 import re, sys
@@ -160,6 +166,27 @@ non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", t)
 print(f"{rps:.0f} {ms(50):.3f} {ms(99):.3f} {non2xx.group(1) if non2xx else 0} {busy:.0f}")
 PY
 }
+# The data dir's file system and its flush latency, measured here before the load.
+python3 - "$W" <<'PY'
+import os, subprocess, sys, time
+w = sys.argv[1]
+fs = subprocess.run(["stat", "-f", "-c", "%T", w], capture_output=True, text=True).stdout.strip()
+fd = os.open(f"{w}/flush-probe", os.O_WRONLY | os.O_CREAT, 0o600)
+block = b"x" * 4096
+os.pwrite(fd, block * 64, 0)
+os.fsync(fd)
+lat = []
+for i in range(2000):
+    os.pwrite(fd, block, (i % 64) * 4096)
+    t = time.perf_counter()
+    os.fdatasync(fd)
+    lat.append((time.perf_counter() - t) * 1e3)
+os.close(fd)
+os.unlink(f"{w}/flush-probe")
+lat.sort()
+p = lambda q: lat[min(len(lat) - 1, int(len(lat) * q))]
+print(f"data dir on {fs}: 4 KiB write + fdatasync p50 {p(0.5):.3f} ms  p99 {p(0.99):.3f} ms  max {lat[-1]:.3f} ms")
+PY
 printf '%-10s %10s %9s %9s %8s %9s\n' setup 'req/s' 'p50 ms' 'p99 ms' 'non-2xx' 'cpu busy'
 declare -A R
 for s in direct nginx auth bare pw; do
@@ -191,7 +218,7 @@ rss = int(sys.argv[6]) / 1024
 print()
 print(f"poortwachter / nginx+auth_request throughput  {p[0]/a[0]:.2f}x   (target >= 1.0)")
 print(f"poortwachter / plain nginx proxy throughput   {p[0]/n[0]:.2f}x   (target >= 0.8)")
-print(f"poortwachter added p99 over direct upstream  {p[2]-d[2]:.3f} ms (target <= 1 ms)")
+print(f"poortwachter added p99 over direct upstream  {p[2]-d[2]:.3f} ms (target <= 1 ms; plain nginx adds {n[2]-d[2]:.3f} ms, nginx+auth_request {a[2]-d[2]:.3f} ms, the bare stack {b[2]-d[2]:.3f} ms)")
 print(f"bare stack / plain nginx proxy throughput     {b[0]/n[0]:.2f}x   (the stack's own ceiling)")
 print(f"poortwachter / bare stack throughput          {p[0]/b[0]:.2f}x   (what the checks and the audit cost)")
 print(f"poortwachter peak RSS                         {rss:.1f} MB (target <= 50 MB)")
@@ -215,6 +242,18 @@ print(f"{sys.argv[6]:5} CPU per request, by thread:   " + ", ".join(f"{n} {us:.1
 PY
 done
 [ -n "${PW_SYNCS:-}" ] && grep -E "fdatasync|pwrite|context" "$W/syncs.txt"
+# One connection, nothing queues: the latency each proxy adds by itself.
+echo
+echo "one connection (wrk -t1 -c1, $DURATION s each): p50 / p99 and what each adds over direct"
+declare -A L
+for s in direct nginx auth bare pw; do
+  case $s in direct) u="http://127.0.0.1:$UP/fhir$Q";; nginx) u="http://127.0.0.1:$NGX$Q";; auth) u="http://127.0.0.1:$AUTH$Q";; bare) u="http://127.0.0.1:$BARE$Q";; pw) u="http://127.0.0.1:$PUB$Q";; esac
+  L[$s]=$(run "$s-c1" "$u" 1 1 "$DURATION")
+  read -r rps p50 p99 bad busy <<<"${L[$s]}"
+  read -r _ d50 d99 _ _ <<<"${L[direct]}"
+  python3 -c "import sys; n, r, a, b, c, d = sys.argv[1:7]; print(f'{n:10} {float(r):8.0f} req/s  p50 {float(a):.3f} ms  p99 {float(b):.3f} ms  added p50 {float(a)-float(c):+.3f} ms  p99 {float(b)-float(d):+.3f} ms')" "$s" "$rps" "$p50" "$p99" "$d50" "$d99"
+  [ "$bad" = 0 ] || echo "  $bad answers were not 2xx"
+done
 AUDITED=$("$BIN" --config "$W/config.toml" audit verify)
 echo "$AUDITED"
 

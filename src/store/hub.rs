@@ -217,7 +217,7 @@ impl Store {
         items: &[(String, String, Dossier)],
         now: i64,
     ) -> Result<Vec<String>, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = super::begin_write(&self.pool, self.postgres).await?;
         let mut keys = Vec::with_capacity(items.len());
         for (account, new_key, d) in items {
             let row = bind_dossier(sqlx::query(UPSERT), new_key, account, d, now)
@@ -238,7 +238,7 @@ impl Store {
         share_with: Option<&str>,
         now: i64,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = super::begin_write(&self.pool, self.postgres).await?;
         for chunk in rows.chunks(50) {
             let sql = format!(
                 "INSERT INTO hub_resources ({DOSSIER_COLUMNS}, updated_at) VALUES {}",

@@ -17,12 +17,12 @@ const MIGRATIONS: &[&str] = &[
 pub const LATEST: i64 = MIGRATIONS.len() as i64;
 
 /// Brings the schema to [`LATEST`], each migration in its own transaction.
-pub async fn run(pool: &AnyPool) -> Result<(), StoreError> {
+pub async fn run(pool: &AnyPool, postgres: bool) -> Result<(), StoreError> {
     sqlx::query("CREATE TABLE IF NOT EXISTS pw_schema (version BIGINT NOT NULL)")
         .execute(pool)
         .await?;
     loop {
-        let mut tx = pool.begin().await?;
+        let mut tx = super::begin_write(pool, postgres).await?;
         let current: i64 = sqlx::query("SELECT COALESCE(MAX(version), 0) FROM pw_schema")
             .fetch_one(&mut *tx)
             .await?

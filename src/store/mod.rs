@@ -255,6 +255,21 @@ fn sqlite_file(url: &str) -> Result<Option<std::path::PathBuf>, StoreError> {
     Ok((!in_memory).then(|| file.to_path_buf()))
 }
 
+/// Begins a transaction that writes. On SQLite it takes the write lock first (`BEGIN
+/// IMMEDIATE`): a deferred transaction that reads before it writes fails with
+/// `SQLITE_BUSY_SNAPSHOT` when another connection (the server's audit writer, say) commits after
+/// its read, and no busy timeout cures that; with the lock taken first it waits instead.
+pub(crate) async fn begin_write(
+    pool: &AnyPool,
+    postgres: bool,
+) -> Result<sqlx::Transaction<'static, sqlx::Any>, sqlx::Error> {
+    if postgres {
+        pool.begin().await
+    } else {
+        pool.begin_with("BEGIN IMMEDIATE").await
+    }
+}
+
 impl Store {
     /// Connects (creating a SQLite file if needed) and brings the schema up to date.
     pub async fn open(url: &str) -> Result<Self, StoreError> {
@@ -287,7 +302,7 @@ impl Store {
                 .execute(&pool)
                 .await?;
         }
-        migrations::run(&pool).await?;
+        migrations::run(&pool, !is_sqlite).await?;
         let sqlite_file = if is_sqlite { sqlite_file(url)? } else { None };
         let wal = std::sync::Arc::new(sqlite::WalControl::default());
         let checkpoints = match &sqlite_file {
@@ -399,7 +414,7 @@ impl Store {
         reason: &str,
         now: i64,
     ) -> Result<RevokeOutcome, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = begin_write(&self.pool, self.postgres).await?;
         let exists = sqlx::query("SELECT id FROM credentials WHERE id = $1")
             .bind(id)
             .fetch_optional(&mut *tx)
@@ -464,7 +479,7 @@ impl Store {
         &self,
         items: &[(&UsedJti, &TokenRecord)],
     ) -> Result<Vec<bool>, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = begin_write(&self.pool, self.postgres).await?;
         let stored = insert_grants(&mut tx, items).await?;
         tx.commit().await?;
         Ok(stored)
@@ -479,7 +494,7 @@ impl Store {
         grants: &[(&UsedJti, &TokenRecord)],
         rows: impl FnOnce((i64, String), &[bool]) -> Vec<AuditRow>,
     ) -> Result<Vec<bool>, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = begin_write(&self.pool, self.postgres).await?;
         if self.postgres {
             sqlx::query("SELECT pg_advisory_xact_lock(7513)")
                 .execute(&mut *tx)
@@ -601,7 +616,7 @@ impl Store {
         hash: &str,
         patients: &[String],
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = begin_write(&self.pool, self.postgres).await?;
         for p in patients {
             sqlx::query("INSERT INTO token_patients (hash, patient_id) VALUES ($1, $2) ON CONFLICT (hash, patient_id) DO NOTHING")
                 .bind(hash)
@@ -636,7 +651,7 @@ impl Store {
     /// Appends audit rows in one transaction. A sequence number taken by another writer is a
     /// [`StoreError::Conflict`] and appends nothing.
     pub async fn append_audit(&self, rows: &[AuditRow]) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = begin_write(&self.pool, self.postgres).await?;
         append_rows(&mut tx, rows).await?;
         tx.commit().await?;
         Ok(())

@@ -768,3 +768,58 @@ async fn unreachable_and_bad_urls_are_clear_errors() {
         "{err}"
     );
 }
+
+/// A revocation (the CLI, another process) while the server's writer commits all the time:
+/// every revocation must succeed. A transaction that reads before it writes would fail here
+/// with SQLITE_BUSY_SNAPSHOT (the writer committed after its read), which no busy timeout cures.
+#[tokio::test]
+async fn sqlite_revoke_while_the_writer_commits() {
+    use poortwachter::store::sqlite::BatchWriter;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    sqlx::any::install_default_drivers();
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("r.db").display());
+    let server = Store::open(&url).await.expect("open");
+    let cli = Store::open(&url).await.expect("open");
+    for i in 0..100 {
+        let id = format!("c{i}");
+        cli.insert_credential(&record(&id, "did:web:a", "999999990", None))
+            .await
+            .unwrap();
+    }
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let mut writer =
+        BatchWriter::open(server.sqlite_file().unwrap(), server.wal_control()).expect("writer");
+    let writing = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut commits = 0u32;
+            while !stop.load(Ordering::Relaxed) {
+                writer
+                    .commit_batch(&[], |head, _| batch_rows(head, 2))
+                    .expect("writer commit");
+                commits += 1;
+                // the server's writer waits for records between commits; so does this one, briefly
+                std::thread::sleep(std::time::Duration::from_micros(100));
+            }
+            commits
+        })
+    };
+    let mut outcomes = Vec::new();
+    for i in 0..100 {
+        outcomes.push(
+            cli.revoke(&format!("c{i}"), "consent withdrawn", 4_000)
+                .await,
+        );
+    }
+    stop.store(true, Ordering::Relaxed);
+    let commits = writing.join().expect("writer thread");
+    for (i, o) in outcomes.iter().enumerate() {
+        assert!(
+            matches!(o, Ok(RevokeOutcome::Revoked(_))),
+            "revoke c{i}: {o:?}"
+        );
+    }
+    assert!(commits >= 20, "the writer committed only {commits} times");
+    assert_eq!(cli.revocation_count().await.unwrap(), 100);
+}

@@ -5,8 +5,9 @@
 //! and must not answer the client (fail closed).
 //!
 //! **Invariant:** only the writer task appends; `verify` finds a changed, inserted or deleted
-//! record (a missing last record cannot be seen from the chain alone: compare the head hash with
-//! one kept elsewhere).
+//! record. Missing last records cannot be seen from the chain alone: an [`Anchor`] (a record's
+//! sequence number and hash, kept elsewhere: the server logs the head every minute, `audit
+//! verify` prints it) makes [`check_anchor`] find them, and any rewrite of the chain up to it.
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -509,6 +510,67 @@ pub fn verify(rows: &[AuditRow]) -> ChainReport {
     }
 }
 
+/// A record's sequence number and hash, kept outside the database (`SEQ:HASH`): the chain must
+/// still hold exactly that record there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Anchor {
+    /// The record's sequence number (from 1).
+    pub seq: i64,
+    /// Its hash (64 lowercase hex digits).
+    pub hash: String,
+}
+
+impl std::str::FromStr for Anchor {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad =
+            || format!("expected SEQ:HASH (a record number and its 64-digit hex hash), got {s:?}");
+        let (seq, hash) = s.split_once(':').ok_or_else(bad)?;
+        let seq: i64 = seq.parse().ok().filter(|n| *n >= 1).ok_or_else(bad)?;
+        let hex = hash.len() == 64 && hash.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+        if !hex {
+            return Err(bad());
+        }
+        Ok(Self {
+            seq,
+            hash: hash.to_owned(),
+        })
+    }
+}
+
+impl std::fmt::Display for Anchor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.seq, self.hash)
+    }
+}
+
+/// Checks an intact chain (`rows` as [`verify`] accepted them) against an anchor taken earlier:
+/// the records up to it must all be there, the anchored one unchanged.
+pub fn check_anchor(rows: &[AuditRow], anchor: &Anchor) -> Result<(), ChainReport> {
+    let at = usize::try_from(anchor.seq - 1)
+        .ok()
+        .and_then(|i| rows.get(i));
+    match at {
+        None => Err(ChainReport::Broken {
+            seq: rows.len() as i64 + 1,
+            reason: format!(
+                "records {} to {} are missing: the anchor names record {}, the log ends at record {}",
+                rows.len() + 1,
+                anchor.seq,
+                anchor.seq,
+                rows.len()
+            ),
+        }),
+        Some(row) if row.hash != anchor.hash => Err(ChainReport::Broken {
+            seq: anchor.seq,
+            reason: "the record is not the one the anchor names (the chain was rewritten up to here)"
+                .into(),
+        }),
+        Some(_) => Ok(()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -565,6 +627,59 @@ mod tests {
             verify(&column),
             ChainReport::Broken { seq: 1, .. }
         ));
+    }
+
+    #[test]
+    fn anchors_find_missing_last_records_and_rewrites() {
+        let records: Vec<AuditRecord> = (1..=5).map(record).collect();
+        let (rows, (_, head)) = chain(0, GENESIS_HASH, records.iter());
+        let anchor: Anchor = format!("5:{head}").parse().unwrap();
+        assert_eq!(anchor.to_string(), format!("5:{head}"));
+        assert_eq!(check_anchor(&rows, &anchor), Ok(()));
+        let third: Anchor = format!("3:{}", rows[2].hash).parse().unwrap();
+        assert_eq!(check_anchor(&rows, &third), Ok(()));
+
+        // The last two records deleted: the chain alone is intact, the anchor finds them.
+        let truncated = &rows[..3];
+        assert!(matches!(
+            verify(truncated),
+            ChainReport::Intact { records: 3, .. }
+        ));
+        assert_eq!(
+            check_anchor(truncated, &anchor),
+            Err(ChainReport::Broken {
+                seq: 4,
+                reason: "records 4 to 5 are missing: the anchor names record 5, the log ends at record 3".into()
+            })
+        );
+
+        // Rebuilt from record 2 on with consistent hashes: intact alone, not to the anchor.
+        let other: Vec<AuditRecord> = (1..=5)
+            .map(|n| record(if n >= 2 { n + 10 } else { n }))
+            .collect();
+        let (rewritten, _) = chain(0, GENESIS_HASH, other.iter());
+        assert!(matches!(
+            verify(&rewritten),
+            ChainReport::Intact { records: 5, .. }
+        ));
+        assert!(matches!(
+            check_anchor(&rewritten, &third),
+            Err(ChainReport::Broken { seq: 3, .. })
+        ));
+
+        for bad in [
+            "",
+            "5",
+            "0:ab",
+            &format!("0:{head}"),
+            &format!("-1:{head}"),
+            "5:xyz",
+            &format!("5:{}", head.to_uppercase()),
+            &format!("x:{head}"),
+            &format!("5:{head}0"),
+        ] {
+            assert!(bad.parse::<Anchor>().is_err(), "{bad:?} accepted");
+        }
     }
 
     #[test]

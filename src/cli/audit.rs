@@ -3,14 +3,21 @@
 use clap::Subcommand;
 
 use super::Context;
-use crate::audit::{verify, ChainReport};
+use crate::audit::{check_anchor, verify, Anchor, ChainReport};
 use crate::store::AuditFilter;
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum AuditCommand {
     /// Check the hash chain; report the first changed, inserted or missing record (exit 1)
-    #[command(after_help = "Example:\n  poortwachter audit verify")]
-    Verify,
+    #[command(
+        after_help = "Records missing at the end cannot be seen from the chain alone: keep the anchor it\nprints (or the one the server logs every minute, \"audit chain head\") elsewhere and\ngive it to a later check.\n\nExamples:\n  poortwachter audit verify\n  poortwachter audit verify --anchor 1042:3f0c…"
+    )]
+    Verify {
+        /// A record number and hash seen earlier (SEQ:HASH): that record must still be there,
+        /// unchanged, with every record before it (repeatable)
+        #[arg(long, value_name = "SEQ:HASH")]
+        anchor: Vec<Anchor>,
+    },
     /// Write audit records as JSON lines
     #[command(
         after_help = "Example:\n  poortwachter audit export --since 2026-11-01 --bsn 999999990 > inzage.jsonl"
@@ -44,11 +51,21 @@ fn instant(flag: &str, s: &str) -> anyhow::Result<i64> {
 pub(crate) async fn run(ctx: &Context, cmd: AuditCommand) -> anyhow::Result<i32> {
     let store = ctx.store().await?;
     match cmd {
-        AuditCommand::Verify => {
+        AuditCommand::Verify { anchor } => {
             let rows = store.audit_rows(&AuditFilter::default()).await?;
-            match verify(&rows) {
+            let report = match verify(&rows) {
+                intact @ ChainReport::Intact { .. } => anchor
+                    .iter()
+                    .try_for_each(|a| check_anchor(&rows, a))
+                    .map_or_else(|broken| broken, |()| intact),
+                broken @ ChainReport::Broken { .. } => broken,
+            };
+            match report {
                 ChainReport::Intact { records, head } => {
                     println!("audit log intact: {records} records, head {head}");
+                    if records > 0 {
+                        println!("anchor for a later check: {records}:{head}");
+                    }
                     Ok(0)
                 }
                 ChainReport::Broken { seq, reason } => {

@@ -204,6 +204,7 @@ pub async fn build_state(config: Config) -> Result<Arc<AppState>, StartError> {
     });
     let audit = crate::audit::AuditLog::spawn(store.clone())?;
     tokio::spawn(purge(audit.clone(), clock.clone()));
+    tokio::spawn(log_audit_head(store.clone()));
     let upstream = crate::proxy::client::UpstreamClient::new();
     Ok(Arc::new(AppState {
         live: std::sync::RwLock::new(Arc::new(LiveSettings::of(&config))),
@@ -336,6 +337,36 @@ async fn purge(audit: crate::audit::AuditLog, clock: Arc<dyn Clock>) {
     }
 }
 
+/// Logs the audit chain's head every minute when it moved (and [`run_on`] once more at
+/// shutdown): `"audit chain head"` with `anchor` = `SEQ:HASH`. Shipped with the logs, it is kept
+/// outside the database, and `audit verify --anchor` finds records deleted after it, which the
+/// chain alone cannot show.
+async fn log_audit_head(store: crate::store::Store) {
+    let mut ticker = tokio::time::interval(std::time::Duration::from_secs(60));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut logged = None;
+    loop {
+        ticker.tick().await;
+        logged = log_audit_head_once(&store, logged).await;
+    }
+}
+
+/// Logs the head unless it is still record `logged`; returns the record now logged.
+async fn log_audit_head_once(store: &crate::store::Store, logged: Option<i64>) -> Option<i64> {
+    match store.audit_head().await {
+        Ok((seq, hash)) if seq > 0 && Some(seq) != logged => {
+            let anchor = crate::audit::Anchor { seq, hash };
+            tracing::info!(anchor = %anchor, "audit chain head");
+            Some(seq)
+        }
+        Ok(_) => logged,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the audit chain head");
+            logged
+        }
+    }
+}
+
 /// Binds a listener.
 pub async fn bind(addr: SocketAddr) -> Result<TcpListener, StartError> {
     TcpListener::bind(addr).await.map_err(|e| StartError::Bind {
@@ -401,6 +432,7 @@ pub async fn run_on(
         let _ = stop_tx.send(true);
     };
     tokio::join!(public_server, internal_server, signals);
+    log_audit_head_once(&state.store, None).await;
     state.store.close().await;
     Ok(())
 }

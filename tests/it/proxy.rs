@@ -369,12 +369,28 @@ async fn unreachable_source_system_is_502_and_audit_tampering_is_found() {
         c.send("GET", "/List/1", None).await;
     }
     drop(c);
-    assert!(s
-        .custodian
-        .ok(&["audit", "verify"])
-        .starts_with("audit log intact: 5 records"));
+    let out = s.custodian.ok(&["audit", "verify"]);
+    assert!(out.starts_with("audit log intact: 5 records"), "{out}");
+    let anchor = out
+        .lines()
+        .find_map(|l| l.strip_prefix("anchor for a later check: "))
+        .expect("anchor line")
+        .to_owned();
+    assert!(anchor.starts_with("5:") && anchor.len() == 66, "{anchor}");
 
-    // Change a record, then remove one: verify names the first broken record.
+    // At shutdown the server logs the same anchor (kept with the logs, outside the database).
+    let server = s.server;
+    let (code, log) = server.terminate();
+    assert_eq!(code, Some(0));
+    let logged: Vec<String> = log
+        .iter()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v["message"] == "audit chain head")
+        .map(|v| v["anchor"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert_eq!(logged, std::slice::from_ref(&anchor));
+
+    // The last record deleted: the chain alone is intact; the anchor finds the loss.
     let db = s.custodian.data_dir().join("poortwachter.db");
     let url = format!("sqlite://{}?mode=rw", db.display());
     let exec = |sql: &'static str| {
@@ -388,6 +404,28 @@ async fn unreachable_source_system_is_502_and_audit_tampering_is_found() {
             })
         })
     };
+    exec("DELETE FROM audit_log WHERE seq = 5");
+    let (code, out, _) = s.custodian.run(&["audit", "verify"]);
+    assert_eq!(code, 0);
+    assert!(out.starts_with("audit log intact: 4 records"), "{out}");
+    let (code, out, _) = s.custodian.run(&["audit", "verify", "--anchor", &anchor]);
+    assert_eq!(
+        (code, out.trim()),
+        (
+            1,
+            "audit log broken at record 5: records 5 to 5 are missing: the anchor names record 5, the log ends at record 4"
+        )
+    );
+    let (code, _, err) = s
+        .custodian
+        .run(&["audit", "verify", "--anchor", "5:nothex"]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("invalid value '5:nothex' for '--anchor <SEQ:HASH>': expected SEQ:HASH"),
+        "{err}"
+    );
+
+    // Change a record, then remove one: verify names the first broken record.
     exec("UPDATE audit_log SET record = replace(record, '\"deny\"', '\"permit\"') WHERE seq = 3");
     let (code, out, _) = s.custodian.run(&["audit", "verify"]);
     assert_eq!(

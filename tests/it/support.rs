@@ -148,9 +148,12 @@ impl Instance {
             .expect("spawn serve");
         let stderr = child.stderr.take().expect("stderr");
         let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
+        let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let kept = log.clone();
+        let reader = std::thread::spawn(move || {
             let mut sent = false;
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                kept.lock().expect("log").push(line.clone());
                 if !sent {
                     if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) {
                         if v["message"] == "listening" {
@@ -181,6 +184,8 @@ impl Instance {
             child,
             public: public.parse().expect("public addr"),
             internal: internal.parse().expect("internal addr"),
+            log,
+            reader: Some(reader),
         }
     }
 }
@@ -189,9 +194,38 @@ pub struct Server {
     pub child: Child,
     pub public: SocketAddr,
     pub internal: SocketAddr,
+    /// Every line the server wrote to stderr so far.
+    pub log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    reader: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Server {
+    /// SIGTERM, then waits (at most 30 s) for the exit; returns the exit code and every log line.
+    pub fn terminate(mut self) -> (Option<i32>, Vec<String>) {
+        let pid = self.child.id().to_string();
+        let sent = std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill");
+        assert!(sent.success(), "kill -TERM {pid}");
+        let start = Instant::now();
+        let code = loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                break status.code();
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "no exit 30 s after SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        if let Some(reader) = self.reader.take() {
+            reader.join().expect("log reader");
+        }
+        let log = self.log.lock().expect("log").clone();
+        (code, log)
+    }
+
     pub fn internal_url(&self, path: &str) -> String {
         format!("http://{}{path}", self.internal)
     }

@@ -450,7 +450,7 @@ impl CpuSample {
         let idle = fields.get(3)? + fields.get(4)?;
         let process = |path: &str| -> Option<u64> {
             let s = std::fs::read_to_string(path).ok()?;
-            let rest = &s[s.rfind(')')? + 2..];
+            let rest = s.get(s.rfind(')')? + 2..)?;
             let f: Vec<&str> = rest.split_whitespace().collect();
             Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
         };

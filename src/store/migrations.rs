@@ -16,13 +16,21 @@ const MIGRATIONS: &[&str] = &[
 /// The schema version this binary writes.
 pub const LATEST: i64 = MIGRATIONS.len() as i64;
 
-/// Brings the schema to [`LATEST`], each migration in its own transaction.
+/// Brings the schema to [`LATEST`], each migration in its own transaction. Processes that start
+/// at once on one database (replicas, the CLI beside the server) take turns: on PostgreSQL an
+/// advisory lock, on SQLite the write lock, is taken before the version is read, so no migration
+/// runs twice.
 pub async fn run(pool: &AnyPool, postgres: bool) -> Result<(), StoreError> {
-    sqlx::query("CREATE TABLE IF NOT EXISTS pw_schema (version BIGINT NOT NULL)")
-        .execute(pool)
-        .await?;
     loop {
         let mut tx = super::begin_write(pool, postgres).await?;
+        if postgres {
+            sqlx::query("SELECT pg_advisory_xact_lock(7515)")
+                .execute(&mut *tx)
+                .await?;
+        }
+        sqlx::query("CREATE TABLE IF NOT EXISTS pw_schema (version BIGINT NOT NULL)")
+            .execute(&mut *tx)
+            .await?;
         let current: i64 = sqlx::query("SELECT COALESCE(MAX(version), 0) FROM pw_schema")
             .fetch_one(&mut *tx)
             .await?

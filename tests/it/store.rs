@@ -384,6 +384,32 @@ async fn schema_too_new(url: &str) {
     );
 }
 
+/// Four processes' worth of stores start at once on a fresh database (replicas, the CLI beside
+/// the server): all open, and each migration ran exactly once.
+async fn concurrent_starts(url: &str) {
+    let opens: Vec<_> = (0..4)
+        .map(|_| {
+            let url = url.to_owned();
+            tokio::spawn(async move { Store::open(&url).await })
+        })
+        .collect();
+    let mut stores = Vec::new();
+    for o in opens {
+        stores.push(o.await.expect("task").expect("open while others open"));
+    }
+    for s in stores {
+        s.close().await;
+    }
+    let mut conn = sqlx::AnyConnection::connect(url).await.unwrap();
+    let rows = sqlx::query("SELECT version FROM pw_schema ORDER BY version")
+        .fetch_all(&mut conn)
+        .await
+        .unwrap();
+    let versions: Vec<i64> = rows.iter().map(|r| sqlx::Row::get(r, 0)).collect();
+    assert_eq!(versions, [1, 2, 3, 4]);
+    conn.close().await.unwrap();
+}
+
 #[tokio::test]
 async fn sqlite_store() {
     sqlx::any::install_default_drivers();
@@ -395,6 +421,7 @@ async fn sqlite_store() {
     batch_suite(&url("c.db")).await;
     writer_purge_suite(&url("d.db")).await;
     writer_purge_failure(&url("e.db")).await;
+    concurrent_starts(&url("f.db")).await;
 }
 
 /// Stores `grants`, every `jti` of which must be new.
@@ -750,6 +777,11 @@ async fn postgres_store() {
         return;
     };
     writer_purge_suite(&url).await;
+    drop_database(&admin, &url).await;
+    let Some((admin, url)) = pg_database().await else {
+        return;
+    };
+    concurrent_starts(&url).await;
     drop_database(&admin, &url).await;
 }
 

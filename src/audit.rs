@@ -7,7 +7,7 @@
 //! **Invariant:** only the writer task appends; `verify` finds a changed, inserted or deleted
 //! record. Missing last records cannot be seen from the chain alone: an [`Anchor`] (a record's
 //! sequence number and hash, kept elsewhere: the server logs the head every minute, `audit
-//! verify` prints it) makes [`check_anchor`] find them, and any rewrite of the chain up to it.
+//! verify` prints it) makes [`ChainVerifier`] find them, and any rewrite of the chain up to it.
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -466,50 +466,6 @@ pub enum ChainReport {
     },
 }
 
-/// Checks the chain: sequence without gaps from 1, each `prev_hash` the previous `hash`, each
-/// hash recomputed from its record, filter columns equal to the record.
-#[must_use]
-pub fn verify(rows: &[AuditRow]) -> ChainReport {
-    let mut prev = GENESIS_HASH.to_owned();
-    for (i, row) in rows.iter().enumerate() {
-        let expected_seq = i as i64 + 1;
-        if row.seq != expected_seq {
-            return ChainReport::Broken {
-                seq: expected_seq,
-                reason: format!(
-                    "record {expected_seq} is missing (next present is {})",
-                    row.seq
-                ),
-            };
-        }
-        if row.prev_hash != prev {
-            return ChainReport::Broken {
-                seq: row.seq,
-                reason: "prev_hash does not match the previous record (a record before it was changed or removed)".into(),
-            };
-        }
-        if chain_hash(&row.prev_hash, &row.record) != row.hash {
-            return ChainReport::Broken {
-                seq: row.seq,
-                reason: "hash does not match the record (the record was changed)".into(),
-            };
-        }
-        let consistent = serde_json::from_str::<AuditRecord>(&row.record)
-            .is_ok_and(|r| r.requester == row.requester && r.bsn == row.bsn);
-        if !consistent {
-            return ChainReport::Broken {
-                seq: row.seq,
-                reason: "the requester or bsn column differs from the record".into(),
-            };
-        }
-        prev = row.hash.clone();
-    }
-    ChainReport::Intact {
-        records: rows.len(),
-        head: prev,
-    }
-}
-
 /// A record's sequence number and hash, kept outside the database (`SEQ:HASH`): the chain must
 /// still hold exactly that record there.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -545,30 +501,116 @@ impl std::fmt::Display for Anchor {
     }
 }
 
-/// Checks an intact chain (`rows` as [`verify`] accepted them) against an anchor taken earlier:
-/// the records up to it must all be there, the anchored one unchanged.
-pub fn check_anchor(rows: &[AuditRow], anchor: &Anchor) -> Result<(), ChainReport> {
-    let at = usize::try_from(anchor.seq - 1)
-        .ok()
-        .and_then(|i| rows.get(i));
-    match at {
-        None => Err(ChainReport::Broken {
-            seq: rows.len() as i64 + 1,
-            reason: format!(
-                "records {} to {} are missing: the anchor names record {}, the log ends at record {}",
-                rows.len() + 1,
-                anchor.seq,
-                anchor.seq,
-                rows.len()
-            ),
-        }),
-        Some(row) if row.hash != anchor.hash => Err(ChainReport::Broken {
-            seq: anchor.seq,
-            reason: "the record is not the one the anchor names (the chain was rewritten up to here)"
-                .into(),
-        }),
-        Some(_) => Ok(()),
+/// Checks the chain one record at a time (the log can hold more records than fit in memory):
+/// sequence without gaps from 1, each `prev_hash` the previous `hash`, each hash recomputed from
+/// its record, filter columns equal to the record, and each [`Anchor`] given still in place.
+#[derive(Debug)]
+pub struct ChainVerifier {
+    records: i64,
+    prev: String,
+    /// Anchors by sequence number, checked as their record passes.
+    anchors: std::collections::BTreeMap<i64, String>,
+}
+
+impl Default for ChainVerifier {
+    fn default() -> Self {
+        Self::new(&[])
     }
+}
+
+impl ChainVerifier {
+    /// A verifier that also checks `anchors` (records seen earlier, kept elsewhere).
+    #[must_use]
+    pub fn new(anchors: &[Anchor]) -> Self {
+        Self {
+            records: 0,
+            prev: GENESIS_HASH.to_owned(),
+            anchors: anchors.iter().map(|a| (a.seq, a.hash.clone())).collect(),
+        }
+    }
+
+    /// The next record in sequence order; `Err` with the first problem (stop there).
+    pub fn push(&mut self, row: &AuditRow) -> Result<(), ChainReport> {
+        let expected_seq = self.records + 1;
+        let broken = |seq: i64, reason: &str| {
+            Err(ChainReport::Broken {
+                seq,
+                reason: reason.to_owned(),
+            })
+        };
+        if row.seq != expected_seq {
+            return broken(
+                expected_seq,
+                &format!(
+                    "record {expected_seq} is missing (next present is {})",
+                    row.seq
+                ),
+            );
+        }
+        if row.prev_hash != self.prev {
+            return broken(row.seq, "prev_hash does not match the previous record (a record before it was changed or removed)");
+        }
+        if chain_hash(&row.prev_hash, &row.record) != row.hash {
+            return broken(
+                row.seq,
+                "hash does not match the record (the record was changed)",
+            );
+        }
+        let consistent = serde_json::from_str::<AuditRecord>(&row.record)
+            .is_ok_and(|r| r.requester == row.requester && r.bsn == row.bsn);
+        if !consistent {
+            return broken(
+                row.seq,
+                "the requester or bsn column differs from the record",
+            );
+        }
+        if self.anchors.get(&row.seq).is_some_and(|h| *h != row.hash) {
+            return broken(
+                row.seq,
+                "the record is not the one the anchor names (the chain was rewritten up to here)",
+            );
+        }
+        self.records = row.seq;
+        self.prev.clone_from(&row.hash);
+        Ok(())
+    }
+
+    /// After the last record: intact, or records missing that an anchor names.
+    #[must_use]
+    pub fn finish(self) -> ChainReport {
+        match self.anchors.range(self.records + 1..).next_back() {
+            Some((&last, _)) => ChainReport::Broken {
+                seq: self.records + 1,
+                reason: format!(
+                    "records {} to {last} are missing: the anchor names record {last}, the log ends at record {}",
+                    self.records + 1,
+                    self.records
+                ),
+            },
+            None => ChainReport::Intact {
+                records: usize::try_from(self.records).unwrap_or(usize::MAX),
+                head: self.prev,
+            },
+        }
+    }
+}
+
+/// [`ChainVerifier`] over records in memory.
+#[must_use]
+pub fn verify_with_anchors(rows: &[AuditRow], anchors: &[Anchor]) -> ChainReport {
+    let mut verifier = ChainVerifier::new(anchors);
+    for row in rows {
+        if let Err(broken) = verifier.push(row) {
+            return broken;
+        }
+    }
+    verifier.finish()
+}
+
+/// [`verify_with_anchors`] without anchors.
+#[must_use]
+pub fn verify(rows: &[AuditRow]) -> ChainReport {
+    verify_with_anchors(rows, &[])
 }
 
 #[cfg(test)]
@@ -635,9 +677,15 @@ mod tests {
         let (rows, (_, head)) = chain(0, GENESIS_HASH, records.iter());
         let anchor: Anchor = format!("5:{head}").parse().unwrap();
         assert_eq!(anchor.to_string(), format!("5:{head}"));
-        assert_eq!(check_anchor(&rows, &anchor), Ok(()));
+        assert_eq!(
+            verify_with_anchors(&rows, std::slice::from_ref(&anchor)),
+            verify(&rows)
+        );
         let third: Anchor = format!("3:{}", rows[2].hash).parse().unwrap();
-        assert_eq!(check_anchor(&rows, &third), Ok(()));
+        assert!(matches!(
+            verify_with_anchors(&rows, &[third.clone(), anchor.clone()]),
+            ChainReport::Intact { records: 5, .. }
+        ));
 
         // The last two records deleted: the chain alone is intact, the anchor finds them.
         let truncated = &rows[..3];
@@ -646,11 +694,11 @@ mod tests {
             ChainReport::Intact { records: 3, .. }
         ));
         assert_eq!(
-            check_anchor(truncated, &anchor),
-            Err(ChainReport::Broken {
+            verify_with_anchors(truncated, &[third.clone(), anchor.clone()]),
+            ChainReport::Broken {
                 seq: 4,
                 reason: "records 4 to 5 are missing: the anchor names record 5, the log ends at record 3".into()
-            })
+            }
         );
 
         // Rebuilt from record 2 on with consistent hashes: intact alone, not to the anchor.
@@ -663,8 +711,8 @@ mod tests {
             ChainReport::Intact { records: 5, .. }
         ));
         assert!(matches!(
-            check_anchor(&rewritten, &third),
-            Err(ChainReport::Broken { seq: 3, .. })
+            verify_with_anchors(&rewritten, &[third]),
+            ChainReport::Broken { seq: 3, .. }
         ));
 
         for bad in [

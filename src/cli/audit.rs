@@ -3,7 +3,10 @@
 use clap::Subcommand;
 
 use super::Context;
-use crate::audit::{check_anchor, verify, Anchor, ChainReport};
+use std::io::Write as _;
+use std::ops::ControlFlow;
+
+use crate::audit::{Anchor, ChainReport, ChainVerifier};
 use crate::store::AuditFilter;
 
 #[derive(Debug, Subcommand)]
@@ -52,15 +55,19 @@ pub(crate) async fn run(ctx: &Context, cmd: AuditCommand) -> anyhow::Result<i32>
     let store = ctx.store().await?;
     match cmd {
         AuditCommand::Verify { anchor } => {
-            let rows = store.audit_rows(&AuditFilter::default()).await?;
-            let report = match verify(&rows) {
-                intact @ ChainReport::Intact { .. } => anchor
-                    .iter()
-                    .try_for_each(|a| check_anchor(&rows, a))
-                    .map_or_else(|broken| broken, |()| intact),
-                broken @ ChainReport::Broken { .. } => broken,
-            };
-            match report {
+            // One record at a time: the log may be far larger than memory.
+            let mut verifier = ChainVerifier::new(&anchor);
+            let mut broken = None;
+            store
+                .for_each_audit_row(&AuditFilter::default(), |row| match verifier.push(&row) {
+                    Ok(()) => ControlFlow::Continue(()),
+                    Err(report) => {
+                        broken = Some(report);
+                        ControlFlow::Break(())
+                    }
+                })
+                .await?;
+            match broken.unwrap_or_else(|| verifier.finish()) {
                 ChainReport::Intact { records, head } => {
                     println!("audit log intact: {records} records, head {head}");
                     if records > 0 {
@@ -99,12 +106,31 @@ pub(crate) async fn run(ctx: &Context, cmd: AuditCommand) -> anyhow::Result<i32>
                 bsn,
                 requester,
             };
-            for row in store.audit_rows(&filter).await? {
-                let mut v: serde_json::Value = serde_json::from_str(&row.record)?;
-                v["seq"] = row.seq.into();
-                v["hash"] = row.hash.into();
-                println!("{v}");
+            // Streamed from the database to stdout: memory stays flat for any period.
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            let mut failed = None;
+            store
+                .for_each_audit_row(&filter, |row| {
+                    let written = serde_json::from_str::<serde_json::Value>(&row.record)
+                        .map_err(anyhow::Error::from)
+                        .and_then(|mut v| {
+                            v["seq"] = row.seq.into();
+                            v["hash"] = row.hash.into();
+                            Ok(writeln!(out, "{v}")?)
+                        });
+                    match written {
+                        Ok(()) => ControlFlow::Continue(()),
+                        Err(e) => {
+                            failed = Some(e);
+                            ControlFlow::Break(())
+                        }
+                    }
+                })
+                .await?;
+            if let Some(e) = failed {
+                return Err(e);
             }
+            out.flush()?;
             Ok(0)
         }
     }

@@ -657,8 +657,25 @@ impl Store {
         Ok(())
     }
 
-    /// Audit rows in sequence order, filtered (all optional).
+    /// Audit rows in sequence order, filtered (all optional), all in memory: see
+    /// [`Store::for_each_audit_row`] for a log of any size.
     pub async fn audit_rows(&self, filter: &AuditFilter) -> Result<Vec<AuditRow>, StoreError> {
+        let mut rows = Vec::new();
+        self.for_each_audit_row(filter, |row| {
+            rows.push(row);
+            std::ops::ControlFlow::Continue(())
+        })
+        .await?;
+        Ok(rows)
+    }
+
+    /// Hands audit rows to `f` in sequence order, filtered (all optional), one at a time as the
+    /// database streams them: memory stays flat however long the log. `f` may stop early.
+    pub async fn for_each_audit_row(
+        &self,
+        filter: &AuditFilter,
+        mut f: impl FnMut(AuditRow) -> std::ops::ControlFlow<()>,
+    ) -> Result<(), StoreError> {
         let mut sql = "SELECT seq, time_unix, requester, bsn, record, prev_hash, hash FROM audit_log WHERE 1 = 1".to_owned();
         let mut n = 0;
         let mut next = || {
@@ -691,20 +708,22 @@ impl Store {
         if let Some(v) = &filter.requester {
             q = q.bind(v);
         }
-        let rows = q.fetch_all(&self.pool).await?;
-        rows.iter()
-            .map(|r| {
-                Ok(AuditRow {
-                    seq: r.try_get(0)?,
-                    time_unix: r.try_get(1)?,
-                    requester: r.try_get(2)?,
-                    bsn: r.try_get(3)?,
-                    record: r.try_get(4)?,
-                    prev_hash: r.try_get(5)?,
-                    hash: r.try_get(6)?,
-                })
-            })
-            .collect()
+        let mut rows = q.fetch(&self.pool);
+        while let Some(r) = futures_util::TryStreamExt::try_next(&mut rows).await? {
+            let row = AuditRow {
+                seq: r.try_get(0)?,
+                time_unix: r.try_get(1)?,
+                requester: r.try_get(2)?,
+                bsn: r.try_get(3)?,
+                record: r.try_get(4)?,
+                prev_hash: r.try_get(5)?,
+                hash: r.try_get(6)?,
+            };
+            if f(row).is_break() {
+                break;
+            }
+        }
+        Ok(())
     }
 
     /// Whether the database answers.

@@ -512,12 +512,6 @@ pub struct ChainVerifier {
     anchors: std::collections::BTreeMap<i64, String>,
 }
 
-impl Default for ChainVerifier {
-    fn default() -> Self {
-        Self::new(&[])
-    }
-}
-
 impl ChainVerifier {
     /// A verifier that also checks `anchors` (records seen earlier, kept elsewhere).
     #[must_use]

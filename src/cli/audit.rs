@@ -1,11 +1,11 @@
 //! `poortwachter audit verify | export`.
 
-use clap::Subcommand;
-
-use super::Context;
 use std::io::Write as _;
 use std::ops::ControlFlow;
 
+use clap::Subcommand;
+
+use super::Context;
 use crate::audit::{Anchor, ChainReport, ChainVerifier};
 use crate::store::AuditFilter;
 

@@ -56,6 +56,11 @@ pub enum JsonLdError {
         "JSON-LD string literal contains a control character (U+{0:04X}), which is not supported"
     )]
     ControlCharacter(u32),
+    /// A string holds a percent-encoded sequence that does not decode to UTF-8: IRIs
+    /// percent-encode UTF-8 only, and the IRI library under json-ld (`pct-str` 2.0) panics on
+    /// anything else when it hashes such an IRI (found by fuzzing `credential_proof`).
+    #[error("JSON-LD string contains a percent-encoded sequence that is not UTF-8")]
+    PercentEncoding,
 }
 
 /// Deepest nesting of arrays and objects a document may have (a credential needs about six;
@@ -160,7 +165,7 @@ impl Contexts {
     /// The URDNA2015 canonical N-Quads of `document` (expanded strictly, no base IRI).
     pub fn canonical_nquads(&self, document: &serde_json::Value) -> Result<String, JsonLdError> {
         refuse_deep_nesting(document, 0)?;
-        refuse_control_characters(document)?;
+        refuse_unsupported_strings(document)?;
         // The top-level `@context` is processed once (cached) and becomes the initial active
         // context; the rest of the document is expanded against it. Contexts nested deeper are
         // processed as usual.
@@ -215,26 +220,80 @@ fn refuse_deep_nesting(value: &serde_json::Value, depth: usize) -> Result<(), Js
 }
 
 /// Refuses control characters (other than none at all) in any string of the document.
-fn refuse_control_characters(value: &serde_json::Value) -> Result<(), JsonLdError> {
+/// Refuses strings (keys too) with a control character or a percent-encoded sequence that is
+/// not UTF-8 (see [`JsonLdError::PercentEncoding`]).
+fn refuse_unsupported_strings(value: &serde_json::Value) -> Result<(), JsonLdError> {
     let check = |s: &str| match s.chars().find(|c| c.is_control()) {
         Some(c) => Err(JsonLdError::ControlCharacter(c as u32)),
+        None if !percent_decodes_to_utf8(s) => Err(JsonLdError::PercentEncoding),
         None => Ok(()),
     };
     match value {
         serde_json::Value::String(s) => check(s),
-        serde_json::Value::Array(items) => items.iter().try_for_each(refuse_control_characters),
+        serde_json::Value::Array(items) => items.iter().try_for_each(refuse_unsupported_strings),
         serde_json::Value::Object(map) => map.iter().try_for_each(|(k, v)| {
             check(k)?;
-            refuse_control_characters(v)
+            refuse_unsupported_strings(v)
         }),
         _ => Ok(()),
     }
+}
+
+/// Whether `s` with its `%XX` sequences decoded is UTF-8 (a `%` without two hex digits after
+/// it stays as it is).
+fn percent_decodes_to_utf8(s: &str) -> bool {
+    if !s.contains('%') {
+        return true;
+    }
+    let bytes = s.as_bytes();
+    let hex = |i: usize| bytes.get(i).and_then(|&b| char::from(b).to_digit(16));
+    let mut decoded = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        match (b, hex(i + 1), hex(i + 2)) {
+            (b'%', Some(high), Some(low)) => {
+                decoded.push(u8::try_from(high * 16 + low).unwrap_or(b'?'));
+                i += 3;
+            }
+            _ => {
+                decoded.push(b);
+                i += 1;
+            }
+        }
+    }
+    std::str::from_utf8(&decoded).is_ok()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn percent_encoding_must_decode_to_utf8() {
+        assert!(percent_decodes_to_utf8("did:web:example.com%3A8443"));
+        assert!(percent_decodes_to_utf8("https://x.example/caf%C3%A9"));
+        assert!(percent_decodes_to_utf8("100% sure, %zz and a trailing %"));
+        assert!(!percent_decodes_to_utf8("did:web:x%CbaE"));
+        assert!(!percent_decodes_to_utf8("https://x.example/%C3"));
+        assert!(!percent_decodes_to_utf8("%FF"));
+    }
+
+    #[test]
+    fn a_non_utf8_percent_encoding_is_refused_before_expansion() {
+        let contexts = Contexts::embedded();
+        let doc = json!({
+            "@context": [W3C_CREDENTIALS_V1, NUTS_V1],
+            "type": ["VerifiableCredential", "NutsAuthorizationCredential"],
+            "credentialSubject": {"id": "did:web:huisarts.example%CbaE"}
+        });
+        let err = contexts.canonical_nquads(&doc).unwrap_err();
+        assert!(matches!(err, JsonLdError::PercentEncoding), "{err:?}");
+        assert_eq!(
+            err.to_string(),
+            "JSON-LD string contains a percent-encoded sequence that is not UTF-8"
+        );
+    }
 
     #[test]
     fn undefined_term_fails_expansion() {

@@ -367,6 +367,7 @@ fn verify_refuses_bad_credentials_with_one_line_reasons() {
         ("no consent type", signed(|c| { c["credentialSubject"].as_object_mut().unwrap().remove("legalBase"); }), "invalid: credentialSubject.legalBase.consentType is missing"),
         ("implied without end date", signed(|c| { c.remove("expirationDate"); }), "invalid: expirationDate is required for implied consent under this policy"),
         ("control character", good.replace("\"implied\"", "\"imp\\tlied\""), "invalid: JSON-LD string literal contains a control character (U+0009), which is not supported"),
+        ("percent-encoding not UTF-8", good.replace("\"implied\"", "\"imp%C3lied\""), "invalid: JSON-LD string contains a percent-encoded sequence that is not UTF-8"),
     ];
     for (name, text, expected) in cases {
         let file = inst.path("case.json");

@@ -340,6 +340,12 @@ async fn every_bad_grant_is_refused_with_its_own_error_and_stores_nothing() {
     let for_other: Value = serde_json::from_str(&for_other).unwrap();
     let mut tampered = s.credential.clone();
     tampered["credentialSubject"]["subject"] = json!("urn:oid:2.16.840.1.113883.2.4.6.3:123456782");
+    // %CB decodes to no UTF-8: the IRI library under json-ld panicked on such an IRI (fuzzing).
+    let mut bad_percent = s.credential.clone();
+    bad_percent["id"] = json!(format!(
+        "{}#x%CBy",
+        s.credential["issuer"].as_str().unwrap()
+    ));
     let expired = s.custodian_signed(|c| {
         c["issuanceDate"] = json!("2024-01-01T00:00:00Z");
         c["expirationDate"] = json!("2025-01-01T00:00:00Z");
@@ -367,6 +373,7 @@ async fn every_bad_grant_is_refused_with_its_own_error_and_stores_nothing() {
         ("credential not in our store", with("vcs", json!([not_stored])), StatusCode::BAD_REQUEST, oauth("invalid_grant", "credential 0: it was not issued by this custodian")),
         ("expired credential", with("vcs", json!([expired])), StatusCode::BAD_REQUEST, oauth("invalid_grant", "credential 0: credential has expired")),
         ("tampered credential", with("vcs", json!([tampered])), StatusCode::BAD_REQUEST, oauth("invalid_grant", "credential 0: invalid proof: signature does not verify with the issuer's key")),
+        ("credential with a percent-encoding that is not UTF-8", with("vcs", json!([bad_percent])), StatusCode::BAD_REQUEST, oauth("invalid_grant", "credential 0: JSON-LD string contains a percent-encoded sequence that is not UTF-8")),
         ("no credential", with("vcs", json!([])), StatusCode::BAD_REQUEST, oauth("invalid_grant", "vcs must hold at least one credential")),
         ("vcs missing", without("vcs"), StatusCode::BAD_REQUEST, oauth("invalid_grant", "vcs is missing: a grant needs an authorization credential")),
         ("credential as a string", with("vcs", json!([s.credential.to_string()])), StatusCode::BAD_REQUEST, oauth("invalid_grant", "vcs must hold credentials as JSON objects")),

@@ -56,6 +56,53 @@ fn only_attribute(e: &BytesStart<'_>, expected: &str) -> Result<String, HubError
     })
 }
 
+/// Whether the content of `<?xml ...?>` follows XML 1.0 §2.8 `XMLDecl`: `version` (`1.` and
+/// digits), then optionally `encoding` and `standalone` (`yes`/`no`), in that order, each quoted,
+/// and nothing else. The XML reader itself only reads the attributes it is asked for.
+fn declaration_is_well_formed(decl: &[u8]) -> bool {
+    let Some(rest) = decl.strip_prefix(b"xml") else {
+        return false;
+    };
+    let Some((version, mut rest)) = pseudo_attribute(rest, b"version") else {
+        return false;
+    };
+    let mut ok = version
+        .strip_prefix(b"1.")
+        .is_some_and(|digits| !digits.is_empty() && digits.iter().all(u8::is_ascii_digit));
+    if let Some((encoding, after)) = pseudo_attribute(rest, b"encoding") {
+        ok &= encoding.first().is_some_and(u8::is_ascii_alphabetic)
+            && encoding
+                .iter()
+                .all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+        rest = after;
+    }
+    if let Some((standalone, after)) = pseudo_attribute(rest, b"standalone") {
+        ok &= standalone == b"yes" || standalone == b"no";
+        rest = after;
+    }
+    ok && rest.trim_ascii().is_empty()
+}
+
+/// `rest` as white space, `name`, `=` and a quoted value: the value and what follows it.
+fn pseudo_attribute<'a>(rest: &'a [u8], name: &[u8]) -> Option<(&'a [u8], &'a [u8])> {
+    let after_space = rest.trim_ascii_start();
+    if after_space.len() == rest.len() {
+        return None;
+    }
+    let value_start = after_space
+        .strip_prefix(name)?
+        .trim_ascii_start()
+        .strip_prefix(b"=")?
+        .trim_ascii_start();
+    let (&quote, value_and_rest) = value_start.split_first()?;
+    if quote != b'"' && quote != b'\'' {
+        return None;
+    }
+    let end = value_and_rest.iter().position(|&b| b == quote)?;
+    let (value, quote_and_rest) = value_and_rest.split_at(end);
+    Some((value, quote_and_rest.get(1..).unwrap_or_default()))
+}
+
 /// Reads a registration document into its properties (name → text). Refuses everything that is
 /// not exactly `<resource type="perinatologie/dossier"><property name="...">text</property>...`.
 pub fn read_resource(body: &[u8]) -> Result<BTreeMap<String, String>, HubError> {
@@ -63,6 +110,12 @@ pub fn read_resource(body: &[u8]) -> Result<BTreeMap<String, String>, HubError> 
         return Err(HubError::TooLarge);
     }
     let text = std::str::from_utf8(body).map_err(|_| malformed("body is not UTF-8"))?;
+    // XML 1.0 §2.2: no control characters other than tab, line feed and carriage return.
+    if text.chars().any(|c| {
+        matches!(c, '\0'..='\u{8}' | '\u{b}' | '\u{c}' | '\u{e}'..='\u{1f}' | '\u{fffe}' | '\u{ffff}')
+    }) {
+        return Err(malformed("a character that XML does not allow"));
+    }
     let mut reader = Reader::from_str(text);
     let config = reader.config_mut();
     config.check_end_names = true;
@@ -88,6 +141,9 @@ pub fn read_resource(body: &[u8]) -> Result<BTreeMap<String, String>, HubError> 
             Event::Decl(decl) => {
                 if at != At::Prolog {
                     return Err(malformed("XML declaration not at the start"));
+                }
+                if !declaration_is_well_formed(&decl) {
+                    return Err(malformed("malformed XML declaration"));
                 }
                 if let Some(Ok(enc)) = decl.encoding() {
                     if !enc.eq_ignore_ascii_case(b"utf-8") {
@@ -372,6 +428,59 @@ mod tests {
             read_resource(&[0xff, 0xfe]).unwrap_err().code(),
             "invalid-xml"
         );
+    }
+
+    /// The XML declaration is read to its grammar (fuzzing found `<!DOCTYPE` inside a malformed
+    /// one being accepted), and characters XML does not allow are refused.
+    #[test]
+    fn declaration_and_characters() {
+        let message = |body: &str| match read_resource(body.as_bytes()).unwrap_err() {
+            HubError::Invalid { code, message } => format!("{code}: {message}"),
+            other => format!("{other:?}"),
+        };
+        let root = r#"<resource type="perinatologie/dossier"></resource>"#;
+        for accepted in [
+            r#"<?xml version="1.0"?>"#,
+            r#"<?xml version='1.0' encoding='utf-8' standalone='yes'?>"#,
+            "<?xml version = \"1.1\"\n standalone=\"no\" ?>",
+        ] {
+            assert!(
+                read_resource(format!("{accepted}{root}").as_bytes()).is_ok(),
+                "{accepted}"
+            );
+        }
+        for refused in [
+            r#"<?xml version="1.0" <!DOCTYPE r [<!ENTITY x "y">]> ?>"#,
+            r#"<?xml version=1.0?>"#,
+            r#"<?xml version="2.0"?>"#,
+            r#"<?xml version="1."?>"#,
+            r#"<?xml encoding="UTF-8"?>"#,
+            r#"<?xml version="1.0" standalone="yes" encoding="UTF-8"?>"#,
+            r#"<?xml version="1.0"encoding="UTF-8"?>"#,
+            r#"<?xml version="1.0" standalone="maybe"?>"#,
+            r#"<?xml version="1.0" encoding="-x"?>"#,
+            r#"<?xml version="1.0" extra="1"?>"#,
+            r#"<?xml version="1.0?>"#,
+        ] {
+            assert_eq!(
+                message(&format!("{refused}{root}")),
+                "invalid-xml: malformed XML declaration",
+                "{refused}"
+            );
+        }
+        for c in ['\0', '\u{8}', '\u{b}', '\u{1f}', '\u{fffe}'] {
+            let body = format!(
+                r#"<resource type="perinatologie/dossier"><property name="reference">a{c}b</property></resource>"#
+            );
+            assert_eq!(
+                message(&body),
+                "invalid-xml: a character that XML does not allow",
+                "U+{:04X}",
+                u32::from(c)
+            );
+        }
+        let tab_and_newlines = "<resource type=\"perinatologie/dossier\">\t\r\n</resource>";
+        assert!(read_resource(tab_and_newlines.as_bytes()).is_ok());
     }
 
     #[test]

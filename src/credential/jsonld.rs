@@ -219,7 +219,6 @@ fn refuse_deep_nesting(value: &serde_json::Value, depth: usize) -> Result<(), Js
         .try_for_each(|v| refuse_deep_nesting(v, depth + 1))
 }
 
-/// Refuses control characters (other than none at all) in any string of the document.
 /// Refuses strings (keys too) with a control character or a percent-encoded sequence that is
 /// not UTF-8 (see [`JsonLdError::PercentEncoding`]).
 fn refuse_unsupported_strings(value: &serde_json::Value) -> Result<(), JsonLdError> {
@@ -242,26 +241,10 @@ fn refuse_unsupported_strings(value: &serde_json::Value) -> Result<(), JsonLdErr
 /// Whether `s` with its `%XX` sequences decoded is UTF-8 (a `%` without two hex digits after
 /// it stays as it is).
 fn percent_decodes_to_utf8(s: &str) -> bool {
-    if !s.contains('%') {
-        return true;
-    }
-    let bytes = s.as_bytes();
-    let hex = |i: usize| bytes.get(i).and_then(|&b| char::from(b).to_digit(16));
-    let mut decoded = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while let Some(&b) = bytes.get(i) {
-        match (b, hex(i + 1), hex(i + 2)) {
-            (b'%', Some(high), Some(low)) => {
-                decoded.push(u8::try_from(high * 16 + low).unwrap_or(b'?'));
-                i += 3;
-            }
-            _ => {
-                decoded.push(b);
-                i += 1;
-            }
-        }
-    }
-    std::str::from_utf8(&decoded).is_ok()
+    !s.contains('%')
+        || percent_encoding::percent_decode_str(s)
+            .decode_utf8()
+            .is_ok()
 }
 
 #[cfg(test)]

@@ -28,6 +28,9 @@
 #        PW_SYNCS=1 bash bench/proxy.sh   # also count commits (fdatasync) and context switches
 #        PW_PG=postgres://postgres@127.0.0.1:5432/test bash bench/proxy.sh   # also the replicas
 #        TMPDIR=/dev/shm bash bench/proxy.sh   # data dir on tmpfs: what the durable audit costs
+#        PW_SEPARATE_UPSTREAM=1 bash bench/proxy.sh   # the upstream in an nginx of its own
+# The "steal" column: the share of CPU time the hypervisor gave to other guests while this one's
+# CPUs wanted to run (on a virtual machine; 0 on bare metal). Compare runs only at a similar steal.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION="${1:-10}"
@@ -43,6 +46,7 @@ W=$(mktemp -d)
 chmod 755 "$W"   # nginx workers read the upstream body from here
 cleanup() {
   [ -f "$W/nginx.pid" ] && kill "$(cat "$W/nginx.pid")" 2>/dev/null || true
+  [ -f "$W/upstream.pid" ] && kill "$(cat "$W/upstream.pid")" 2>/dev/null || true
   [ -n "${PW_PID:-}" ] && kill "$PW_PID" 2>/dev/null || true
   [ -n "${BARE_PID:-}" ] && kill "$BARE_PID" 2>/dev/null || true
   [ -n "${R1_PID:-}" ] && kill "$R1_PID" "$R2_PID" 2>/dev/null || true
@@ -70,6 +74,30 @@ open(f"{w}/patient.json", "w").write(json.dumps(patient))
 PY
 echo "upstream body: $(wc -c < "$W/obs.json") bytes"
 
+UPSTREAM_SERVER="  server {
+    listen 127.0.0.1:$UP;
+    location = /fhir/Observation { default_type application/fhir+json; alias $W/obs.json; }
+    location = /fhir/Patient/_search { default_type application/fhir+json; return 200 '$(cat "$W/patient.json")'; }
+  }"
+# PW_SEPARATE_UPSTREAM=1: the upstream is an nginx instance of its own (another process, as a
+# source system is), rather than a server block in the proxies' nginx worker. In one worker, the
+# nginx proxies reach their upstream without a wake-up of another process; poortwachter and the
+# bare stack never can.
+UPSTREAM_HERE="$UPSTREAM_SERVER"
+if [ -n "${PW_SEPARATE_UPSTREAM:-}" ]; then
+  UPSTREAM_HERE=""
+  cat > "$W/upstream.conf" <<NGINX
+worker_processes 1;
+pid $W/upstream.pid;
+error_log $W/upstream-error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+$UPSTREAM_SERVER
+}
+NGINX
+  nginx -c "$W/upstream.conf" -p "$W"
+fi
 cat > "$W/nginx.conf" <<NGINX
 worker_processes 1;
 pid $W/nginx.pid;
@@ -79,11 +107,7 @@ http {
   access_log off;
   upstream fhir { server 127.0.0.1:$UP; keepalive 64; }
   upstream pw_internal { server 127.0.0.1:$INT; keepalive 64; }
-  server {
-    listen 127.0.0.1:$UP;
-    location = /fhir/Observation { default_type application/fhir+json; alias $W/obs.json; }
-    location = /fhir/Patient/_search { default_type application/fhir+json; return 200 '$(cat "$W/patient.json")'; }
-  }
+$UPSTREAM_HERE
   server {
     listen 127.0.0.1:$NGX;
     location / { proxy_pass http://fhir/fhir/; proxy_http_version 1.1; proxy_set_header Connection ""; }
@@ -146,8 +170,8 @@ check "http://127.0.0.1:$UP/fhir$Q"; check "http://127.0.0.1:$NGX$Q"; check "htt
 
 # poortwachter's (or the bare proxy's) CPU per thread: "name ticks", one line per thread.
 thread_ticks() { for t in /proc/"$1"/task/*; do awk '{ sub(/^[^(]*\(/, ""); n = $0; sub(/\).*$/, "", n); sub(/^[^)]*\) /, ""); print n, $12 + $13 }' "$t/stat"; done; }
-cpu_ticks() { awk '/^cpu / {print $2+$3+$4+$7+$8, $5+$6}' /proc/stat; }   # busy idle (iowait counts as idle)
-run() { # name url [connections threads seconds] -> "rps p50ms p99ms non2xx cpu-busy%"
+cpu_ticks() { awk '/^cpu / {print $2+$3+$4+$7+$8, $5+$6, $9}' /proc/stat; }   # busy idle steal (iowait counts as idle)
+run() { # name url [connections threads seconds] -> "rps p50ms p99ms non2xx cpu-busy% steal%"
   local before after
   before=$(cpu_ticks)
   wrk -t"${4:-2}" -c"${3:-$CONNS}" -d"${5:-$DURATION}s" --latency -H "Authorization: Bearer $TOKEN" "$2" > "$W/$1.wrk"
@@ -155,15 +179,17 @@ run() { # name url [connections threads seconds] -> "rps p50ms p99ms non2xx cpu-
   python3 - "$W/$1.wrk" $before $after <<'PY'
 import re, sys
 t = open(sys.argv[1]).read()
-b0, i0, b1, i1 = (int(x) for x in sys.argv[2:6])
+b0, i0, s0, b1, i1, s1 = (int(x) for x in sys.argv[2:8])
 busy = 100 * (b1 - b0) / max(1, (b1 - b0) + (i1 - i0))
+# Steal: time our virtual CPUs wanted to run while the hypervisor ran someone else's.
+steal = 100 * (s1 - s0) / max(1, (b1 - b0) + (i1 - i0) + (s1 - s0))
 rps = float(re.search(r"Requests/sec:\s+([\d.]+)", t).group(1))
 def ms(p):
     m = re.search(rf"^\s+{p}%\s+([\d.]+)(us|ms|s)\s*$", t, re.M)
     v, u = float(m.group(1)), m.group(2)
     return v / 1000 if u == "us" else v * 1000 if u == "s" else v
 non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", t)
-print(f"{rps:.0f} {ms(50):.3f} {ms(99):.3f} {non2xx.group(1) if non2xx else 0} {busy:.0f}")
+print(f"{rps:.0f} {ms(50):.3f} {ms(99):.3f} {non2xx.group(1) if non2xx else 0} {busy:.0f} {steal:.1f}")
 PY
 }
 # The data dir's file system and its flush latency, measured here before the load.
@@ -187,7 +213,7 @@ lat.sort()
 p = lambda q: lat[min(len(lat) - 1, int(len(lat) * q))]
 print(f"data dir on {fs}: 4 KiB write + fdatasync p50 {p(0.5):.3f} ms  p99 {p(0.99):.3f} ms  max {lat[-1]:.3f} ms")
 PY
-printf '%-10s %10s %9s %9s %8s %9s\n' setup 'req/s' 'p50 ms' 'p99 ms' 'non-2xx' 'cpu busy'
+printf '%-10s %10s %9s %9s %8s %9s %6s\n' setup 'req/s' 'p50 ms' 'p99 ms' 'non-2xx' 'cpu busy' 'steal'
 declare -A R
 for s in direct nginx auth bare pw; do
   case $s in direct) u="http://127.0.0.1:$UP/fhir$Q";; nginx) u="http://127.0.0.1:$NGX$Q";; auth) u="http://127.0.0.1:$AUTH$Q";; bare) u="http://127.0.0.1:$BARE$Q";; pw) u="http://127.0.0.1:$PUB$Q";; esac
@@ -207,8 +233,8 @@ for s in direct nginx auth bare pw; do
   [ -n "$P" ] && thread_ticks "$P" > "$W/$s.threads.before"
   R[$s]=$(run "$s" "$u")
   [ -n "$P" ] && thread_ticks "$P" > "$W/$s.threads.after"
-  read -r rps p50 p99 bad busy <<<"${R[$s]}"
-  printf '%-10s %10s %9s %9s %8s %8s%%\n' "$s" "$rps" "$p50" "$p99" "$bad" "$busy"
+  read -r rps p50 p99 bad busy steal <<<"${R[$s]}"
+  printf '%-10s %10s %9s %9s %8s %8s%% %5s%%\n' "$s" "$rps" "$p50" "$p99" "$bad" "$busy" "$steal"
 done
 RSS=$(awk '/VmHWM/ {print $2}' "/proc/$PW_PID/status")
 python3 - "${R[direct]}" "${R[nginx]}" "${R[auth]}" "${R[pw]}" "${R[bare]}" "$RSS" <<'PY'
@@ -249,7 +275,7 @@ declare -A L
 for s in direct nginx auth bare pw; do
   case $s in direct) u="http://127.0.0.1:$UP/fhir$Q";; nginx) u="http://127.0.0.1:$NGX$Q";; auth) u="http://127.0.0.1:$AUTH$Q";; bare) u="http://127.0.0.1:$BARE$Q";; pw) u="http://127.0.0.1:$PUB$Q";; esac
   L[$s]=$(run "$s-c1" "$u" 1 1 "$DURATION")
-  read -r rps p50 p99 bad busy <<<"${L[$s]}"
+  read -r rps p50 p99 bad _ <<<"${L[$s]}"
   read -r _ d50 d99 _ _ <<<"${L[direct]}"
   python3 -c "import sys; n, r, a, b, c, d = sys.argv[1:7]; print(f'{n:10} {float(r):8.0f} req/s  p50 {float(a):.3f} ms  p99 {float(b):.3f} ms  added p50 {float(a)-float(c):+.3f} ms  p99 {float(b)-float(d):+.3f} ms')" "$s" "$rps" "$p50" "$p99" "$d50" "$d99"
   [ "$bad" = 0 ] || echo "  $bad answers were not 2xx"

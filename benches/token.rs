@@ -430,6 +430,8 @@ struct CpuSample {
     /// The machine's CPUs (all of them, whatever this process's affinity).
     cores: u64,
     busy: u64,
+    /// Ticks the hypervisor gave to other guests while ours wanted to run (in `busy` too).
+    steal: u64,
     total: u64,
     server: u64,
     bench: u64,
@@ -461,6 +463,7 @@ impl CpuSample {
         Some(Self {
             cores,
             busy: total - idle,
+            steal: *fields.get(7)?,
             total,
             server: process(&format!("/proc/{server_pid}/stat"))?,
             bench: process("/proc/self/stat")?,
@@ -472,6 +475,7 @@ impl CpuSample {
         Self {
             cores: after.cores,
             busy: self.busy + after.busy - before.busy,
+            steal: self.steal + after.steal - before.steal,
             total: self.total + after.total - before.total,
             server: self.server + after.server - before.server,
             bench: self.bench + after.bench - before.bench,
@@ -486,6 +490,7 @@ impl CpuSample {
         let per_core = total / cores;
         CpuUse {
             busy: self.busy as f64 / total,
+            steal: self.steal as f64 / total,
             server: self.server as f64 / per_core,
             bench: self.bench as f64 / per_core,
             cores,
@@ -495,6 +500,7 @@ impl CpuSample {
 
 struct CpuUse {
     busy: f64,
+    steal: f64,
     server: f64,
     bench: f64,
     cores: f64,
@@ -504,9 +510,10 @@ impl std::fmt::Display for CpuUse {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "CPU during that phase: the machine's {:.0} cores {:.0}% busy; the server used {:.2} cores, this bench (client) {:.2}",
+            "CPU during that phase: the machine's {:.0} cores {:.0}% busy (of which stolen by the hypervisor {:.1}%); the server used {:.2} cores, this bench (client) {:.2}",
             self.cores,
             self.busy * 100.0,
+            self.steal * 100.0,
             self.server,
             self.bench
         )

@@ -83,28 +83,18 @@ UPSTREAM_SERVER="  server {
 # source system is), rather than a server block in the proxies' nginx worker. In one worker, the
 # nginx proxies reach their upstream without a wake-up of another process; poortwachter and the
 # bare stack never can.
+# One nginx instance (one worker process) named $1, its http block's contents on stdin.
+nginx_instance() {
+  { printf 'worker_processes 1;\npid %s/%s.pid;\nerror_log %s/%s-error.log warn;\n' "$W" "$1" "$W" "$1"
+    printf 'events { worker_connections 4096; }\nhttp {\n  access_log off;\n'; cat; printf '}\n'; } > "$W/$1.conf"
+  nginx -c "$W/$1.conf" -p "$W"
+}
 UPSTREAM_HERE="$UPSTREAM_SERVER"
 if [ -n "${PW_SEPARATE_UPSTREAM:-}" ]; then
   UPSTREAM_HERE=""
-  cat > "$W/upstream.conf" <<NGINX
-worker_processes 1;
-pid $W/upstream.pid;
-error_log $W/upstream-error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-$UPSTREAM_SERVER
-}
-NGINX
-  nginx -c "$W/upstream.conf" -p "$W"
+  nginx_instance upstream <<<"$UPSTREAM_SERVER"
 fi
-cat > "$W/nginx.conf" <<NGINX
-worker_processes 1;
-pid $W/nginx.pid;
-error_log $W/nginx-error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
+nginx_instance nginx <<NGINX
   upstream fhir { server 127.0.0.1:$UP; keepalive 64; }
   upstream pw_internal { server 127.0.0.1:$INT; keepalive 64; }
 $UPSTREAM_HERE
@@ -125,9 +115,7 @@ $UPSTREAM_HERE
       proxy_http_version 1.1; proxy_set_header Connection "";
     }
   }
-}
 NGINX
-nginx -c "$W/nginx.conf" -p "$W"
 
 # poortwachter: custodian with a credential for a requester, and a token. Like for like: one
 # HTTP worker thread, as nginx above runs one worker process (PW_WORKERS=N to change; 0 = one

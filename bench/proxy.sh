@@ -79,16 +79,16 @@ UPSTREAM_SERVER="  server {
     location = /fhir/Observation { default_type application/fhir+json; alias $W/obs.json; }
     location = /fhir/Patient/_search { default_type application/fhir+json; return 200 '$(cat "$W/patient.json")'; }
   }"
-# PW_SEPARATE_UPSTREAM=1: the upstream is an nginx instance of its own (another process, as a
-# source system is), rather than a server block in the proxies' nginx worker. In one worker, the
-# nginx proxies reach their upstream without a wake-up of another process; poortwachter and the
-# bare stack never can.
 # One nginx instance (one worker process) named $1, its http block's contents on stdin.
 nginx_instance() {
   { printf 'worker_processes 1;\npid %s/%s.pid;\nerror_log %s/%s-error.log warn;\n' "$W" "$1" "$W" "$1"
     printf 'events { worker_connections 4096; }\nhttp {\n  access_log off;\n'; cat; printf '}\n'; } > "$W/$1.conf"
   nginx -c "$W/$1.conf" -p "$W"
 }
+# PW_SEPARATE_UPSTREAM=1: the upstream is an nginx instance of its own (another process, as a
+# source system is), rather than a server block in the proxies' nginx worker. In one worker, the
+# nginx proxies reach their upstream without a wake-up of another process; poortwachter and the
+# bare stack never can.
 UPSTREAM_HERE="$UPSTREAM_SERVER"
 if [ -n "${PW_SEPARATE_UPSTREAM:-}" ]; then
   UPSTREAM_HERE=""

@@ -44,7 +44,7 @@ fn bsn(i: u64) -> String {
 
 fn dossier(bsn: String, i: u64) -> Dossier {
     Dossier {
-        client_bsn: bsn,
+        client_bsn: poortwachter::bsn::Bsn::parse(&bsn).expect("a generated BSN"),
         client_displayname: format!("Client {i}"),
         client_birthdate: "19920314".into(),
         reference: format!("ZW-{i}"),

@@ -69,7 +69,11 @@ fn main() -> anyhow::Result<()> {
             listener,
             router,
             stopped,
-            Duration::from_secs(30),
+            poortwachter::server::listen::Limits {
+                client_timeout: Duration::from_secs(30),
+                max_head_bytes: 32 * 1024,
+                max_headers: 100,
+            },
             Some(&workers),
         )
         .await;

@@ -15,7 +15,7 @@ use poortwachter::credential::{proof, verify};
 use poortwachter::did;
 use poortwachter::keys::PublicKey;
 use poortwachter::oauth::grant::{check_claims, Expectations};
-use poortwachter::policy::request::{decide, Decision, RequestShape, TokenScope};
+use poortwachter::policy::request::{decide, BodyShape, Decision, RequestShape, TokenScope, FORM};
 use poortwachter::policy::{Policy, PolicySet};
 
 /// A fuzz entry function.
@@ -86,8 +86,8 @@ pub fn grant(data: &[u8]) {
     });
     let custodians = [CUSTODIAN.to_owned()];
     let check = |assertion: &str| {
-        if let Ok(jws) = poortwachter::jose::parse(assertion) {
-            assert!(poortwachter::jose::ALLOWED_ALGS.contains(&jws.alg.as_str()));
+        if let Ok(jws) = poortwachter::jose::parse(assertion, &poortwachter::jose::GRANT_ALGS) {
+            assert!(poortwachter::jose::GRANT_ALGS.contains(&jws.alg.as_str()));
             assert!(!jws.header.contains_key("crit"));
             let expect = Expectations {
                 audience: AUDIENCE,
@@ -143,14 +143,17 @@ pub fn policy_request(data: &[u8]) {
     let bsn = Bsn::parse("999999990").expect("a valid BSN");
     let allowed: HashSet<String> = ["pat-1".to_owned()].into();
     let scope = TokenScope {
-        bsn: &bsn,
+        bsn: Some(&bsn),
         allowed_patients: &allowed,
     };
     let shape = RequestShape {
         method,
         path,
         query,
-        form: form.map(str::as_bytes),
+        body: form.map(|f| BodyShape {
+            media_type: FORM,
+            bytes: f.as_bytes(),
+        }),
     };
     if let Decision::Permit(permit) = decide(&huisarts().rules, &shape, &scope) {
         assert!(matches!(method, "GET" | "POST"), "permit for {method}");
@@ -216,7 +219,7 @@ pub fn hub_xml(data: &[u8]) {
         let prolog = text.split("<resource").next().unwrap_or_default();
         assert!(!prolog.contains("<!DOCTYPE"), "a DTD was accepted");
         if let Ok(d) = Dossier::from_properties(&props) {
-            assert!(Bsn::parse(&d.client_bsn).is_ok(), "invalid BSN accepted");
+            assert!(Bsn::parse(d.client_bsn.as_str()).is_ok(), "invalid BSN accepted");
             for date in [&d.client_birthdate, &d.edd, &d.start_at] {
                 assert!(date.len() == 8 && date.bytes().all(|b| b.is_ascii_digit()));
             }

@@ -80,6 +80,39 @@ impl fmt::Debug for Bsn {
     }
 }
 
+impl serde::Serialize for Bsn {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Bsn {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Bsn::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+/// Serde for an `Option<Bsn>` written as a string that is empty when there is none (the audit
+/// record's `bsn` field, whose JSON form the hash chain fixes).
+pub mod empty_when_none {
+    use super::Bsn;
+
+    /// Writes the nine digits, or `""`.
+    pub fn serialize<S: serde::Serializer>(v: &Option<Bsn>, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(v.as_ref().map_or("", Bsn::as_str))
+    }
+
+    /// Reads `""` as none, anything else as a BSN (which must pass the 11-check).
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Bsn>, D::Error> {
+        let s = <String as serde::Deserialize>::deserialize(d)?;
+        if s.is_empty() {
+            return Ok(None);
+        }
+        Bsn::parse(&s).map(Some).map_err(serde::de::Error::custom)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -124,5 +157,15 @@ mod tests {
             Bsn::from_urn("urn:oid:2.16.840.1.113883.2.4.6.3:123456780"),
             Err(BsnError::Checksum)
         );
+    }
+
+    #[test]
+    fn serde_keeps_the_digits_and_refuses_bad_ones() {
+        let b = Bsn::parse("999999990").unwrap();
+        assert_eq!(serde_json::to_string(&b).unwrap(), "\"999999990\"");
+        assert_eq!(serde_json::from_str::<Bsn>("\"999999990\"").unwrap(), b);
+        let err = serde_json::from_str::<Bsn>("\"123456780\"").unwrap_err();
+        assert!(err.to_string().starts_with("the BSN fails the 11-check"), "{err}");
+        assert!(!err.to_string().contains("123456780"));
     }
 }

@@ -36,6 +36,54 @@ pub struct ConfigError {
     pub reason: String,
 }
 
+/// A number in the file, with where it was written (for the error that names its line).
+type Num<T> = Option<toml::Spanned<T>>;
+
+/// The file's text, to name the line of a key in an error.
+struct Lines<'a> {
+    origin: &'a str,
+    text: &'a str,
+}
+
+impl Lines<'_> {
+    /// `file:line` of a span of the text.
+    fn at(&self, span: std::ops::Range<usize>) -> String {
+        let line = self.text[..span.start.min(self.text.len())].matches('\n').count() + 1;
+        format!("{}:{line}", self.origin)
+    }
+
+    /// The value of a numeric key: its default when absent, else it must lie in `range`; an
+    /// error names the file and line, the key and the allowed range.
+    fn ranged<T>(
+        &self,
+        key: &str,
+        value: &Num<T>,
+        default: T,
+        range: std::ops::RangeInclusive<T>,
+        why: &str,
+    ) -> Result<T, ConfigError>
+    where
+        T: PartialOrd + Copy + std::fmt::Display,
+    {
+        let Some(v) = value else {
+            return Ok(default);
+        };
+        let n = *v.get_ref();
+        if range.contains(&n) {
+            return Ok(n);
+        }
+        Err(ConfigError {
+            origin: self.at(v.span()),
+            key: key.to_owned(),
+            reason: format!(
+                "must be between {} and {}{why} (got {n})",
+                range.start(),
+                range.end()
+            ),
+        })
+    }
+}
+
 /// `config.toml` as written.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -48,17 +96,19 @@ struct FileConfig {
     internal_addr: Option<String>,
     public_url: Option<String>,
     upstream: Option<String>,
-    revocation_poll_ms: Option<u64>,
-    max_body_bytes: Option<usize>,
+    revocation_poll_ms: Num<u64>,
+    max_body_bytes: Num<usize>,
     log_format: Option<LogFormat>,
     dangerous_allow_public_internal: Option<bool>,
-    rate_limit_per_second: Option<u32>,
-    rate_limit_burst: Option<u32>,
-    upstream_timeout_ms: Option<u64>,
-    client_timeout_ms: Option<u64>,
-    max_upstream_body_bytes: Option<usize>,
-    http_workers: Option<usize>,
-    sqlite_wal_max_mib: Option<u32>,
+    rate_limit_per_second: Num<u32>,
+    rate_limit_burst: Num<u32>,
+    upstream_timeout_ms: Num<u64>,
+    client_timeout_ms: Num<u64>,
+    max_upstream_body_bytes: Num<usize>,
+    max_request_head_bytes: Num<usize>,
+    max_request_headers: Num<usize>,
+    http_workers: Num<usize>,
+    sqlite_wal_max_mib: Num<u32>,
     #[serde(default)]
     did_web: DidWebFile,
     hub_source: Option<HubSourceFile>,
@@ -67,12 +117,13 @@ struct FileConfig {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct HubSourceFile {
+    path_prefix: Option<String>,
     jwks: String,
     issuer: String,
     audience: String,
     policy: String,
-    leeway_seconds: Option<i64>,
-    refresh_seconds: Option<u64>,
+    leeway_seconds: Num<i64>,
+    refresh_seconds: Num<u64>,
 }
 
 /// Where the Hub's public keys come from.
@@ -87,6 +138,10 @@ pub enum JwksSource {
 /// `[hub_source]`: accept Hub API v3 source tokens in front of a dossier API.
 #[derive(Debug, Clone)]
 pub struct HubSourceSettings {
+    /// Where on the public listener the dossier API is: `/` (the default) gives the whole
+    /// listener to Hub source tokens; another prefix is stripped before forwarding and leaves
+    /// `/` to our access tokens.
+    pub path_prefix: String,
     /// The Hub's JWKS.
     pub jwks: JwksSource,
     /// The Hub's `iss`.
@@ -105,8 +160,8 @@ pub struct HubSourceSettings {
 #[serde(deny_unknown_fields)]
 struct DidWebFile {
     cache_ttl_seconds: Option<u64>,
-    timeout_ms: Option<u64>,
-    max_document_bytes: Option<usize>,
+    timeout_ms: Num<u64>,
+    max_document_bytes: Num<usize>,
     dangerous_allow_http_loopback: Option<bool>,
 }
 
@@ -165,6 +220,10 @@ pub struct Config {
     pub client_timeout: Duration,
     /// Largest answer accepted from the source system (larger: 502).
     pub max_upstream_body_bytes: usize,
+    /// Largest request head (request line and headers; HTTP/2: header list) on every listener.
+    pub max_request_head_bytes: usize,
+    /// Most header lines in one request on every listener.
+    pub max_request_headers: usize,
     /// Threads serving HTTP connections (each a single-threaded runtime).
     pub http_workers: usize,
     /// WAL size (MiB) past which a SQLite database's WAL is started over (see
@@ -206,6 +265,14 @@ impl Config {
         );
         check("log_format", self.log_format == other.log_format);
         check("http_workers", self.http_workers == other.http_workers);
+        check(
+            "max_request_head_bytes",
+            self.max_request_head_bytes == other.max_request_head_bytes,
+        );
+        check(
+            "max_request_headers",
+            self.max_request_headers == other.max_request_headers,
+        );
         check(
             "sqlite_wal_max_mib",
             self.sqlite_wal_max_mib == other.sqlite_wal_max_mib,
@@ -250,11 +317,16 @@ impl Config {
         explicit: bool,
         overrides: &HashMap<&'static str, Override>,
     ) -> Result<Self, ConfigError> {
-        let (file, origin) = match config_path {
+        let (file, origin, text) = match config_path {
             Some(path) if explicit || path.exists() => {
-                (read_file(path)?, path.display().to_string())
+                let (file, text) = read_file(path)?;
+                (file, path.display().to_string(), text)
             }
-            _ => (FileConfig::default(), "defaults".to_owned()),
+            _ => (FileConfig::default(), "defaults".to_owned(), String::new()),
+        };
+        let lines = Lines {
+            origin: &origin,
+            text: &text,
         };
         let pick = |key: &'static str, from_file: &Option<String>| -> Option<(String, String)> {
             if let Some(o) = overrides.get(key) {
@@ -347,51 +419,98 @@ impl Config {
                 data_dir.join("poortwachter.db").display()
             ),
         };
-        let poll = file.revocation_poll_ms.unwrap_or(250);
-        if !(10..=1000).contains(&poll) {
-            return Err(err(
-                &origin,
-                "revocation_poll_ms",
-                "must be between 10 and 1000 (revocations must apply within 1 s)".into(),
-            ));
-        }
-        let sqlite_wal_max_mib = file
-            .sqlite_wal_max_mib
-            .unwrap_or(crate::store::sqlite::DEFAULT_WAL_MAX_MIB);
-        if !(16..=65_536).contains(&sqlite_wal_max_mib) {
-            return Err(err(
-                &origin,
-                "sqlite_wal_max_mib",
-                "must be between 16 and 65536".into(),
-            ));
-        }
-        let max_body_bytes = file.max_body_bytes.unwrap_or(1024 * 1024);
-        if !(1024..=64 * 1024 * 1024).contains(&max_body_bytes) {
-            return Err(err(
-                &origin,
-                "max_body_bytes",
-                "must be between 1024 and 67108864".into(),
-            ));
-        }
-        let rate_limit_per_second = file.rate_limit_per_second.unwrap_or(20);
-        let rate_limit_burst = file.rate_limit_burst.unwrap_or(40);
-        if rate_limit_per_second == 0 || rate_limit_burst == 0 {
-            return Err(err(
-                &origin,
-                "rate_limit_per_second",
-                "rate limits must be at least 1".into(),
-            ));
-        }
+        let poll = lines.ranged(
+            "revocation_poll_ms",
+            &file.revocation_poll_ms,
+            250,
+            10..=1000,
+            " (revocations must apply within 1 s)",
+        )?;
+        let sqlite_wal_max_mib = lines.ranged(
+            "sqlite_wal_max_mib",
+            &file.sqlite_wal_max_mib,
+            crate::store::sqlite::DEFAULT_WAL_MAX_MIB,
+            16..=65_536,
+            "",
+        )?;
+        let max_body_bytes = lines.ranged(
+            "max_body_bytes",
+            &file.max_body_bytes,
+            1024 * 1024,
+            1024..=64 * 1024 * 1024,
+            "",
+        )?;
+        let rate_limit_per_second = lines.ranged(
+            "rate_limit_per_second",
+            &file.rate_limit_per_second,
+            20,
+            1..=1_000_000,
+            "",
+        )?;
+        let rate_limit_burst = lines.ranged(
+            "rate_limit_burst",
+            &file.rate_limit_burst,
+            40,
+            1..=1_000_000,
+            "",
+        )?;
+        let client_timeout_ms = lines.ranged(
+            "client_timeout_ms",
+            &file.client_timeout_ms,
+            30_000,
+            100..=600_000,
+            "",
+        )?;
+        let upstream_timeout_ms = lines.ranged(
+            "upstream_timeout_ms",
+            &file.upstream_timeout_ms,
+            30_000,
+            100..=600_000,
+            "",
+        )?;
+        let max_upstream_body_bytes = lines.ranged(
+            "max_upstream_body_bytes",
+            &file.max_upstream_body_bytes,
+            16 * 1024 * 1024,
+            1024..=512 * 1024 * 1024,
+            "",
+        )?;
+        let max_request_head_bytes = lines.ranged(
+            "max_request_head_bytes",
+            &file.max_request_head_bytes,
+            32 * 1024,
+            8192..=1024 * 1024,
+            "",
+        )?;
+        let max_request_headers = lines.ranged(
+            "max_request_headers",
+            &file.max_request_headers,
+            100,
+            10..=1000,
+            "",
+        )?;
+        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+        let http_workers =
+            lines.ranged("http_workers", &file.http_workers, cores, 1..=256, "")?;
         let w = &file.did_web;
         let resolver = ResolverSettings {
             did_dir,
             cache_ttl: Duration::from_secs(w.cache_ttl_seconds.unwrap_or(300)),
             web: WebSettings {
-                timeout: Duration::from_millis(w.timeout_ms.unwrap_or(5000).clamp(100, 60_000)),
-                max_bytes: w
-                    .max_document_bytes
-                    .unwrap_or(64 * 1024)
-                    .clamp(1024, 1024 * 1024),
+                timeout: Duration::from_millis(lines.ranged(
+                    "did_web.timeout_ms",
+                    &w.timeout_ms,
+                    5000,
+                    100..=60_000,
+                    "",
+                )?),
+                max_bytes: lines.ranged(
+                    "did_web.max_document_bytes",
+                    &w.max_document_bytes,
+                    64 * 1024,
+                    1024..=1024 * 1024,
+                    "",
+                )?,
                 dangerous_allow_http_loopback: w.dangerous_allow_http_loopback.unwrap_or(false),
             },
         };
@@ -434,13 +553,34 @@ impl Config {
                         "must name a policy file (without .toml)".into(),
                     ));
                 }
+                let path_prefix = h.path_prefix.unwrap_or_else(|| "/".into());
+                if !crate::authn::valid_prefix(&path_prefix) {
+                    return Err(err(
+                        &origin,
+                        &key("path_prefix"),
+                        "must be / or a path like /dossier-api (no trailing slash)".into(),
+                    ));
+                }
                 Some(HubSourceSettings {
+                    path_prefix,
                     jwks,
                     issuer: h.issuer,
                     audience: h.audience,
                     policy: h.policy,
-                    leeway_seconds: h.leeway_seconds.unwrap_or(5).clamp(0, 300),
-                    refresh: Duration::from_secs(h.refresh_seconds.unwrap_or(300).clamp(1, 86_400)),
+                    leeway_seconds: lines.ranged(
+                        "hub_source.leeway_seconds",
+                        &h.leeway_seconds,
+                        5,
+                        0..=300,
+                        "",
+                    )?,
+                    refresh: Duration::from_secs(lines.ranged(
+                        "hub_source.refresh_seconds",
+                        &h.refresh_seconds,
+                        300,
+                        1..=86_400,
+                        "",
+                    )?),
                 })
             }
         };
@@ -463,36 +603,88 @@ impl Config {
             resolver,
             rate_limit_per_second,
             rate_limit_burst,
-            client_timeout: Duration::from_millis(
-                file.client_timeout_ms.unwrap_or(30_000).clamp(100, 600_000),
-            ),
-            upstream_timeout: Duration::from_millis(
-                file.upstream_timeout_ms
-                    .unwrap_or(30_000)
-                    .clamp(100, 600_000),
-            ),
-            max_upstream_body_bytes: file
-                .max_upstream_body_bytes
-                .unwrap_or(16 * 1024 * 1024)
-                .clamp(1024, 512 * 1024 * 1024),
-            http_workers: match file.http_workers {
-                Some(n) if n > 0 => n.min(256),
-                _ => std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get),
-            },
+            client_timeout: Duration::from_millis(client_timeout_ms),
+            upstream_timeout: Duration::from_millis(upstream_timeout_ms),
+            max_upstream_body_bytes,
+            max_request_head_bytes,
+            max_request_headers,
+            http_workers,
             sqlite_wal_max_mib,
             hub_source,
         })
     }
 }
 
-fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
+/// The settings a configuration reload (SIGHUP) changes while running.
+#[derive(Debug, Clone)]
+pub struct LiveSettings {
+    /// Largest request body.
+    pub max_body_bytes: usize,
+    /// Time a client has to send its body.
+    pub client_timeout: Duration,
+    /// Time limit for one source-system request.
+    pub upstream_timeout: Duration,
+    /// Largest source-system answer.
+    pub max_upstream_body_bytes: usize,
+    /// The source system.
+    pub upstream: Option<url::Url>,
+}
+
+impl LiveSettings {
+    /// The live part of `config`.
+    #[must_use]
+    pub fn of(config: &Config) -> Self {
+        Self {
+            max_body_bytes: config.max_body_bytes,
+            client_timeout: config.client_timeout,
+            upstream_timeout: config.upstream_timeout,
+            max_upstream_body_bytes: config.max_upstream_body_bytes,
+            upstream: config.upstream.clone(),
+        }
+    }
+}
+
+/// The current [`LiveSettings`], shared by everything that reads them; a reload replaces them as
+/// a whole, and a request reads them once per use.
+#[derive(Debug, Clone)]
+pub struct Live(std::sync::Arc<std::sync::RwLock<std::sync::Arc<LiveSettings>>>);
+
+impl Live {
+    /// Starts with `settings`.
+    #[must_use]
+    pub fn new(settings: LiveSettings) -> Self {
+        Self(std::sync::Arc::new(std::sync::RwLock::new(std::sync::Arc::new(
+            settings,
+        ))))
+    }
+
+    /// The current settings.
+    #[must_use]
+    pub fn get(&self) -> std::sync::Arc<LiveSettings> {
+        self.0
+            .read()
+            .map(|l| l.clone())
+            .unwrap_or_else(|e| e.into_inner().clone())
+    }
+
+    /// Replaces the settings.
+    pub fn set(&self, settings: LiveSettings) {
+        let settings = std::sync::Arc::new(settings);
+        match self.0.write() {
+            Ok(mut l) => *l = settings,
+            Err(e) => *e.into_inner() = settings,
+        }
+    }
+}
+
+fn read_file(path: &Path) -> Result<(FileConfig, String), ConfigError> {
     let origin = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
         origin: origin.clone(),
         key: "(file)".into(),
         reason: e.to_string(),
     })?;
-    toml::from_str(&text).map_err(|e| {
+    let file = toml::from_str(&text).map_err(|e| {
         let line = e.span().map_or(0, |s| {
             text[..s.start.min(text.len())].matches('\n').count() + 1
         });
@@ -506,7 +698,8 @@ fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
             key,
             reason: e.message().to_owned(),
         }
-    })
+    })?;
+    Ok((file, text))
 }
 
 #[cfg(test)]
@@ -600,7 +793,7 @@ mod tests {
             assert_eq!(
                 e,
                 format!(
-                    "{}: sqlite_wal_max_mib: must be between 16 and 65536",
+                    "{}:1: sqlite_wal_max_mib: must be between 16 and 65536 (got {bad})",
                     p.display()
                 )
             );
@@ -616,5 +809,40 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(e.origin, "/nonexistent/config.toml");
+    }
+
+    /// Every bounded number stops start-up when out of range, naming file:line, key and the
+    /// allowed range: none is silently clamped.
+    #[test]
+    fn numbers_out_of_range_are_errors_with_file_line_key_and_range() {
+        let cases = [
+            ("client_timeout_ms = 50", "client_timeout_ms: must be between 100 and 600000 (got 50)"),
+            ("upstream_timeout_ms = 600001", "upstream_timeout_ms: must be between 100 and 600000 (got 600001)"),
+            ("max_upstream_body_bytes = 10", "max_upstream_body_bytes: must be between 1024 and 536870912 (got 10)"),
+            ("http_workers = 0", "http_workers: must be between 1 and 256 (got 0)"),
+            ("http_workers = 1000", "http_workers: must be between 1 and 256 (got 1000)"),
+            ("max_request_head_bytes = 100", "max_request_head_bytes: must be between 8192 and 1048576 (got 100)"),
+            ("max_request_headers = 5", "max_request_headers: must be between 10 and 1000 (got 5)"),
+            ("revocation_poll_ms = 5000", "revocation_poll_ms: must be between 10 and 1000 (revocations must apply within 1 s) (got 5000)"),
+            ("max_body_bytes = 1", "max_body_bytes: must be between 1024 and 67108864 (got 1)"),
+            ("rate_limit_burst = 0", "rate_limit_burst: must be between 1 and 1000000 (got 0)"),
+            ("[did_web]\ntimeout_ms = 99", "did_web.timeout_ms: must be between 100 and 60000 (got 99)"),
+            ("[did_web]\nmax_document_bytes = 2000000", "did_web.max_document_bytes: must be between 1024 and 1048576 (got 2000000)"),
+            ("[hub_source]\njwks = \"j.json\"\nissuer = \"i\"\naudience = \"provider-a\"\npolicy = \"p\"\nleeway_seconds = 301", "hub_source.leeway_seconds: must be between 0 and 300 (got 301)"),
+            ("[hub_source]\njwks = \"j.json\"\nissuer = \"i\"\naudience = \"provider-a\"\npolicy = \"p\"\nrefresh_seconds = 0", "hub_source.refresh_seconds: must be between 1 and 86400 (got 0)"),
+        ];
+        for (text, want) in cases {
+            // The key sits on the last line of the file, after a comment line.
+            let (_d, p) = write(&format!("# a comment\n{text}\n"));
+            let line = text.matches('\n').count() + 2;
+            let e = Config::load(Some(&p), true, &HashMap::new())
+                .unwrap_err()
+                .to_string();
+            assert_eq!(e, format!("{}:{line}: {want}", p.display()), "{text}");
+        }
+        let (_d, p) = write("client_timeout_ms = 100\nhttp_workers = 3\nmax_request_head_bytes = 8192\n");
+        let c = Config::load(Some(&p), true, &HashMap::new()).unwrap();
+        assert_eq!(c.client_timeout, Duration::from_millis(100));
+        assert_eq!((c.http_workers, c.max_request_head_bytes, c.max_request_headers), (3, 8192, 100));
     }
 }

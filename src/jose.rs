@@ -1,5 +1,7 @@
-//! Compact JWS / JWT (RFC 7515 / 7519) for the grant: parse with limits, verify with aws-lc-rs,
-//! sign with our own key. Only asymmetric algorithms are accepted; `none` and HMAC never are.
+//! Compact JWS / JWT (RFC 7515 / 7519): the one parser of the crate (grants, Hub source tokens,
+//! and every other signed token), with limits, an algorithm allow-list fixed by the caller,
+//! `crit` refused and repeated member names refused at any depth; and signing with our own key.
+//! Only asymmetric algorithms are ever allowed; `none` and HMAC never are.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
@@ -8,9 +10,13 @@ use serde_json::{Map, Value};
 use crate::keys::SigningKey;
 
 /// The JWS algorithms a grant may use.
-pub const ALLOWED_ALGS: [&str; 7] = [
+pub const GRANT_ALGS: [&str; 7] = [
     "ES256", "ES384", "ES512", "PS256", "PS384", "PS512", "EdDSA",
 ];
+
+/// Algorithms no caller may allow: `none` and the HMAC family (with a public key as the HMAC
+/// secret, the classic key-confusion attack).
+const NEVER: [&str; 4] = ["none", "HS256", "HS384", "HS512"];
 
 /// Largest compact JWT accepted (credentials ride inside it).
 pub const MAX_JWT_BYTES: usize = 512 * 1024;
@@ -21,9 +27,9 @@ pub enum JoseError {
     /// Not three base64url parts with JSON objects.
     #[error("assertion is not a well-formed JWT: {0}")]
     Malformed(&'static str),
-    /// `alg` is `none`, HMAC or unknown.
-    #[error("JWT alg \"{0}\" is not allowed (ES256, ES384, ES512, PS256, PS384, PS512 or EdDSA)")]
-    AlgNotAllowed(String),
+    /// `alg` is `none`, HMAC, unknown, or not one the caller allows (listed).
+    #[error("JWT alg \"{0}\" is not allowed ({1})")]
+    AlgNotAllowed(String, String),
     /// A `crit` header names an extension we do not implement.
     #[error("JWT header has a crit parameter, which is not supported")]
     Crit,
@@ -36,7 +42,7 @@ pub struct Jws {
     pub header: Map<String, Value>,
     /// The payload (claims).
     pub claims: Map<String, Value>,
-    /// `alg`, one of [`ALLOWED_ALGS`].
+    /// `alg`, one of the caller's allowed algorithms.
     pub alg: String,
     /// `kid`, if present.
     pub kid: Option<String>,
@@ -141,8 +147,9 @@ pub fn parse_json_unique(bytes: &[u8]) -> Result<Value, JsonError> {
     }
 }
 
-/// Parses a compact JWS. The signature is not checked here.
-pub fn parse(token: &str) -> Result<Jws, JoseError> {
+/// Parses a compact JWS whose `alg` is one of `allowed` (never `none` or HMAC, whatever the
+/// caller says). The signature is not checked here.
+pub fn parse(token: &str, allowed: &[&str]) -> Result<Jws, JoseError> {
     if token.len() > MAX_JWT_BYTES {
         return Err(JoseError::Malformed("too large"));
     }
@@ -161,13 +168,13 @@ pub fn parse(token: &str) -> Result<Jws, JoseError> {
         .get("alg")
         .and_then(Value::as_str)
         .ok_or(JoseError::Malformed("header has no alg"))?;
-    if !ALLOWED_ALGS.contains(&alg) {
+    if !allowed.contains(&alg) || NEVER.contains(&alg) {
         let shown = if alg.len() <= 16 && alg.bytes().all(|b| b.is_ascii_alphanumeric()) {
             alg.to_owned()
         } else {
             "(unprintable)".to_owned()
         };
-        return Err(JoseError::AlgNotAllowed(shown));
+        return Err(JoseError::AlgNotAllowed(shown, list(allowed)));
     }
     if header.contains_key("crit") {
         return Err(JoseError::Crit);
@@ -192,6 +199,15 @@ pub fn parse(token: &str) -> Result<Jws, JoseError> {
     })
 }
 
+/// `"A, B or C"`.
+fn list(algs: &[&str]) -> String {
+    match algs {
+        [] => String::new(),
+        [one] => (*one).to_owned(),
+        [init @ .., last] => format!("{} or {last}", init.join(", ")),
+    }
+}
+
 /// Signs `claims` with `key` as a compact JWS with header `{"alg", "typ": "JWT", "kid"}`.
 pub fn sign(claims: &Value, key: &SigningKey, kid: &str) -> Result<String, crate::keys::KeyError> {
     let header = serde_json::json!({"alg": key.key_type().jws_alg(), "typ": "JWT", "kid": kid});
@@ -213,7 +229,7 @@ mod tests {
     fn roundtrip_and_refusals() {
         let (key, _) = SigningKey::generate(KeyType::P256).unwrap();
         let jwt = sign(&serde_json::json!({"iss": "did:x:y"}), &key, "did:x:y#1").unwrap();
-        let jws = parse(&jwt).unwrap();
+        let jws = parse(&jwt, &GRANT_ALGS).unwrap();
         assert_eq!(jws.alg, "ES256");
         assert_eq!(jws.kid.as_deref(), Some("did:x:y#1"));
         assert!(key
@@ -223,27 +239,27 @@ mod tests {
         let enc = |v: &str| URL_SAFE_NO_PAD.encode(v);
         let none = format!("{}.{}.", enc(r#"{"alg":"none"}"#), enc("{}"));
         assert_eq!(
-            parse(&none).unwrap_err(),
-            JoseError::AlgNotAllowed("none".into())
+            parse(&none, &GRANT_ALGS).unwrap_err(),
+            JoseError::AlgNotAllowed("none".into(), "ES256, ES384, ES512, PS256, PS384, PS512 or EdDSA".into())
         );
         let hs = format!("{}.{}.c2ln", enc(r#"{"alg":"HS256"}"#), enc("{}"));
         assert_eq!(
-            parse(&hs).unwrap_err(),
-            JoseError::AlgNotAllowed("HS256".into())
+            parse(&hs, &GRANT_ALGS).unwrap_err(),
+            JoseError::AlgNotAllowed("HS256".into(), "ES256, ES384, ES512, PS256, PS384, PS512 or EdDSA".into())
         );
         let crit = format!(
             "{}.{}.c2ln",
             enc(r#"{"alg":"ES256","crit":["x"]}"#),
             enc("{}")
         );
-        assert_eq!(parse(&crit).unwrap_err(), JoseError::Crit);
+        assert_eq!(parse(&crit, &GRANT_ALGS).unwrap_err(), JoseError::Crit);
         let dup = format!(
             "{}.{}.c2ln",
             enc(r#"{"alg":"none","alg":"ES256"}"#),
             enc("{}")
         );
         assert_eq!(
-            parse(&dup).unwrap_err(),
+            parse(&dup, &GRANT_ALGS).unwrap_err(),
             JoseError::Malformed("header has a duplicate member name")
         );
         let dup = format!(
@@ -252,7 +268,7 @@ mod tests {
             enc(r#"{"vcs":[{"a":{"b":1,"b":2}}]}"#)
         );
         assert_eq!(
-            parse(&dup).unwrap_err(),
+            parse(&dup, &GRANT_ALGS).unwrap_err(),
             JoseError::Malformed("payload has a duplicate member name")
         );
         assert_eq!(
@@ -270,7 +286,25 @@ mod tests {
             "!!.e30.",
             &format!("{}.bm90anNvbg.", enc(r#"{"alg":"ES256"}"#)),
         ] {
-            assert!(matches!(parse(bad), Err(JoseError::Malformed(_))), "{bad}");
+            assert!(matches!(parse(bad, &GRANT_ALGS), Err(JoseError::Malformed(_))), "{bad}");
+        }
+    }
+
+    #[test]
+    fn callers_choose_the_algorithms_but_never_none_or_hmac() {
+        let enc = |v: &str| URL_SAFE_NO_PAD.encode(v);
+        let rs = format!("{}.{}.c2ln", enc(r#"{"alg":"RS512"}"#), enc("{}"));
+        assert_eq!(parse(&rs, &["RS512"]).unwrap().alg, "RS512");
+        assert_eq!(
+            parse(&rs, &["RS256", "PS256"]).unwrap_err().to_string(),
+            "JWT alg \"RS512\" is not allowed (RS256 or PS256)"
+        );
+        for never in ["none", "HS256", "HS384", "HS512"] {
+            let t = format!("{}.{}.c2ln", enc(&format!(r#"{{"alg":"{never}"}}"#)), enc("{}"));
+            assert!(
+                matches!(parse(&t, &[never]), Err(JoseError::AlgNotAllowed(..))),
+                "{never} allowed"
+            );
         }
     }
 }

@@ -4,7 +4,9 @@
 #![forbid(unsafe_code)]
 
 pub mod admin;
+pub mod app;
 pub mod audit;
+pub mod authn;
 pub mod bsn;
 pub mod cli;
 pub mod clock;
@@ -12,6 +14,7 @@ pub mod config;
 pub mod credential;
 pub mod demo;
 pub mod did;
+pub mod http;
 pub mod hub;
 pub mod identity;
 pub mod inbox;

@@ -166,7 +166,7 @@ pub(crate) async fn run(ctx: &Context, cmd: CredentialCommand) -> anyhow::Result
                         .expires_at
                         .and_then(|e| time::OffsetDateTime::from_unix_timestamp(e).ok())
                         .map_or_else(|| "-".to_owned(), |e| e.date().to_string());
-                    let masked = format!("******{}", r.bsn.get(6..).unwrap_or(""));
+                    let masked = format!("******{}", r.bsn.as_str().get(6..).unwrap_or(""));
                     println!(
                         "{:<8} {:<9} {:<10} {:<44} {:<11} {}",
                         format!("{:?}", r.status(now)).to_lowercase(),

@@ -61,7 +61,7 @@ pub(crate) async fn run(ctx: &Context, args: &DemoArgs) -> anyhow::Result<i32> {
     config.upstream = Some(url::Url::parse(&upstream)?);
     crate::identity::create_private_dir(&root)?;
     let custodian = identity(&config.data_dir)?;
-    let state = crate::server::build_state(config).await?;
+    let state = crate::app::build_state(config).await?;
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(crate::server::run_on(
         state.clone(),

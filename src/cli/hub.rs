@@ -190,9 +190,9 @@ async fn serve(ctx: &Context, args: ServeArgs) -> anyhow::Result<i32> {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let server = crate::server::listen::serve(
         listener,
-        hub::api::router(hub.clone()),
+        crate::server::hub_api::router(hub.clone(), ctx.config.client_timeout),
         stop_rx,
-        ctx.config.client_timeout,
+        crate::server::listen::Limits::of(&ctx.config),
         None,
     );
     let signals = async move {

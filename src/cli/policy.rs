@@ -7,7 +7,7 @@ use serde_json::json;
 
 use super::Context;
 use crate::bsn::Bsn;
-use crate::policy::request::{decide, Decision, RequestShape, TokenScope};
+use crate::policy::request::{decide, BodyShape, Decision, RequestShape, TokenScope, FORM};
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum PolicyCommand {
@@ -55,7 +55,7 @@ pub(crate) fn run(ctx: &Context, cmd: PolicyCommand) -> anyhow::Result<i32> {
         return Ok(0);
     };
     // A purposeOfUse policy, or a hub-source policy by its name.
-    let rules = match (policies.get(&purpose), policies.source(&purpose)) {
+    let rules = match (policies.get(&purpose), policies.request_policy(&purpose)) {
         (Some(p), _) => &p.rules,
         (None, Some(p)) => &p.rules,
         (None, None) => anyhow::bail!(
@@ -81,19 +81,23 @@ pub(crate) fn run(ctx: &Context, cmd: PolicyCommand) -> anyhow::Result<i32> {
         method,
         path,
         query: query.as_deref(),
-        form: form.as_deref().map(str::as_bytes),
+        body: form.as_deref().map(|f| BodyShape {
+            media_type: FORM,
+            bytes: f.as_bytes(),
+        }),
     };
     let decision = decide(
         rules,
         &shape,
         &TokenScope {
-            bsn: &bsn,
+            bsn: Some(&bsn),
             allowed_patients: &patients,
         },
     );
     let (verdict, rule, code) = match &decision {
         Decision::Permit(p) => ("permit", p.rule().to_owned(), 0),
         Decision::Deny(r) => ("deny", r.clone(), 1),
+        Decision::Malformed(m) => ("malformed", (*m).to_owned(), 1),
     };
     if json {
         println!("{}", json!({"decision": verdict, "rule": rule}));

@@ -31,7 +31,7 @@ const MAX_TEXT: usize = 200;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Dossier {
     /// The client's BSN (passes the 11-check).
-    pub client_bsn: String,
+    pub client_bsn: Bsn,
     /// The client's full name.
     pub client_displayname: String,
     /// Birth date, `YYYYMMDD`.
@@ -99,10 +99,8 @@ pub fn count(name: &str, value: &str) -> Result<i64, HubError> {
 }
 
 /// A BSN that passes the 11-check.
-pub fn bsn(value: &str) -> Result<String, HubError> {
-    Bsn::parse(value)
-        .map(|b| b.as_str().to_owned())
-        .map_err(|_| {
+pub fn bsn(value: &str) -> Result<Bsn, HubError> {
+    Bsn::parse(value).map_err(|_| {
             invalid(
                 "invalid-bsn",
                 "client_bsn is not a valid BSN (9 digits, 11-check)".into(),
@@ -164,7 +162,7 @@ impl Dossier {
     #[must_use]
     pub fn properties(&self) -> Vec<(&'static str, String)> {
         let mut out = vec![
-            ("client_bsn", self.client_bsn.clone()),
+            ("client_bsn", self.client_bsn.as_str().to_owned()),
             ("client_displayname", self.client_displayname.clone()),
             ("client_birthdate", self.client_birthdate.clone()),
             ("reference", self.reference.clone()),
@@ -187,6 +185,8 @@ pub enum Condition {
     Text(&'static str, String),
     /// An integer column equals.
     Number(&'static str, i64),
+    /// `client_bsn` equals.
+    Bsn(Bsn),
 }
 
 /// A search: at least one condition, each property at most once.
@@ -211,7 +211,7 @@ impl Filter {
             }
             let value = value.trim();
             let condition = match name.as_ref() {
-                "client_bsn" => Condition::Text("client_bsn", bsn(value)?),
+                "client_bsn" => Condition::Bsn(bsn(value)?),
                 "client_birthdate" | "edd" | "start_at" | "end_at" => {
                     let column = PROPERTIES
                         .iter()
@@ -322,7 +322,7 @@ mod tests {
         assert_eq!(
             f.conditions,
             vec![
-                Condition::Text("client_bsn", "999999990".into()),
+                Condition::Bsn(Bsn::parse("999999990").unwrap()),
                 Condition::Number("gravida", 2)
             ]
         );

@@ -8,7 +8,6 @@
 //! the store (`store::hub`, SQL). Errors are one enum, [`HubError`], answered as the documented
 //! `<error>` XML in one place ([`api`]).
 
-pub mod api;
 pub mod auth;
 pub mod dossier;
 pub mod token;
@@ -39,6 +38,9 @@ pub enum HubError {
     /// The body is over the limit.
     #[error("request body too large (limit {} bytes)", xml::MAX_BODY)]
     TooLarge,
+    /// The body was not received within the client time limit.
+    #[error("request body not received in time")]
+    ClientTimeout,
     /// The body is not XML.
     #[error("Content-Type must be application/xml or text/xml")]
     UnsupportedMediaType,
@@ -70,6 +72,7 @@ impl HubError {
             HubError::Unauthorized => "unauthorized",
             HubError::Invalid { code, .. } => code,
             HubError::TooLarge => "too-large",
+            HubError::ClientTimeout => "timeout",
             HubError::UnsupportedMediaType => "unsupported-media-type",
             HubError::NotFound => "not-found",
             HubError::Forbidden => "forbidden",
@@ -77,22 +80,6 @@ impl HubError {
             HubError::MethodNotAllowed => "method-not-allowed",
             HubError::Unavailable(_) => "unavailable",
             HubError::Internal(_) => "internal",
-        }
-    }
-
-    /// The HTTP status.
-    #[must_use]
-    pub fn status(&self) -> u16 {
-        match self {
-            HubError::Unauthorized => 401,
-            HubError::Invalid { .. } => 400,
-            HubError::TooLarge => 413,
-            HubError::UnsupportedMediaType => 415,
-            HubError::NotFound | HubError::UnknownAccount => 404,
-            HubError::Forbidden => 403,
-            HubError::MethodNotAllowed => 405,
-            HubError::Unavailable(_) => 503,
-            HubError::Internal(_) => 500,
         }
     }
 }
@@ -401,7 +388,7 @@ impl Hub {
         let claims = SourceClaims {
             iss: self.issuer.clone(),
             aud: provider.name.clone(),
-            sub: record.dossier.client_bsn.clone(),
+            sub: record.dossier.client_bsn.as_str().to_owned(),
             iat: now,
             nbf: now,
             exp: now + self.token_lifetime,

@@ -274,33 +274,14 @@ impl SourceVerifier {
         if token.len() > MAX_JWT {
             return Err(SourceError::Malformed);
         }
-        let mut parts = token.split('.');
-        let (Some(h), Some(p), Some(s), None) =
-            (parts.next(), parts.next(), parts.next(), parts.next())
-        else {
-            return Err(SourceError::Malformed);
-        };
-        let json = |part: &str| -> Result<serde_json::Map<String, Value>, SourceError> {
-            let bytes = URL_SAFE_NO_PAD
-                .decode(part)
-                .map_err(|_| SourceError::Malformed)?;
-            match serde_json::from_slice(&bytes) {
-                Ok(Value::Object(m)) => Ok(m),
-                _ => Err(SourceError::Malformed),
-            }
-        };
-        let header = json(h)?;
-        if header.get("alg").and_then(Value::as_str) != Some("RS512") {
-            return Err(SourceError::Alg);
-        }
-        if header.contains_key("crit") {
-            return Err(SourceError::Crit);
-        }
-        let kid = header.get("kid").and_then(Value::as_str);
-        let sig = URL_SAFE_NO_PAD
-            .decode(s)
-            .map_err(|_| SourceError::Malformed)?;
-        let input = &token.as_bytes()[..h.len() + 1 + p.len()];
+        // The crate's one JOSE parser: RS512 only, no crit, no repeated member names.
+        let jws = crate::jose::parse(token, &["RS512"]).map_err(|e| match e {
+            crate::jose::JoseError::AlgNotAllowed(..) => SourceError::Alg,
+            crate::jose::JoseError::Crit => SourceError::Crit,
+            crate::jose::JoseError::Malformed(_) => SourceError::Malformed,
+        })?;
+        let kid = jws.kid.as_deref();
+        let (input, sig) = (&jws.signing_input[..], &jws.signature[..]);
         {
             let keys = self.keys.read().map_err(|_| SourceError::UnknownKey)?;
             let candidates: Vec<&RsaKey> = keys
@@ -315,7 +296,7 @@ impl SourceVerifier {
                     n: &k.n[..],
                     e: &k.e[..],
                 }
-                .verify(&signature::RSA_PKCS1_2048_8192_SHA512, input, &sig)
+                .verify(&signature::RSA_PKCS1_2048_8192_SHA512, input, sig)
                 .is_ok()
             });
             if !ok {
@@ -323,7 +304,7 @@ impl SourceVerifier {
             }
         }
         let claims: SourceClaims =
-            serde_json::from_value(Value::Object(json(p)?)).map_err(|_| SourceError::Claims)?;
+            serde_json::from_value(Value::Object(jws.claims)).map_err(|_| SourceError::Claims)?;
         if claims.iss != self.issuer {
             return Err(SourceError::Issuer);
         }

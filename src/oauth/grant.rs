@@ -1,6 +1,6 @@
 //! The JWT-bearer grant (RFC 7523 as profiled by Nuts RFC003): the pure checks on header and
-//! claims, and [`GrantError`], the token endpoint's error boundary, mapped to RFC 6749 §5.2 codes
-//! in [`GrantError::oauth`].
+//! claims, and [`GrantError`], the token endpoint's error boundary (mapped to RFC 6749 §5.2 codes
+//! and HTTP statuses in `server::error`).
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -58,23 +58,6 @@ pub enum GrantError {
 }
 
 impl GrantError {
-    /// HTTP status and RFC 6749 error code.
-    #[must_use]
-    pub fn oauth(&self) -> (u16, &'static str) {
-        match self {
-            GrantError::InvalidRequest(_) => (400, "invalid_request"),
-            GrantError::UnsupportedGrantType => (400, "unsupported_grant_type"),
-            GrantError::Jose(_)
-            | GrantError::Claim(_)
-            | GrantError::Credential { .. }
-            | GrantError::Replay => (400, "invalid_grant"),
-            GrantError::Client(_) => (401, "invalid_client"),
-            GrantError::UnknownPurpose(_) => (400, "invalid_scope"),
-            GrantError::RateLimited(_) => (429, "slow_down"),
-            GrantError::Unavailable(_) => (503, "temporarily_unavailable"),
-        }
-    }
-
     pub(crate) fn credential(index: usize, e: &CredentialError) -> Self {
         GrantError::Credential {
             index,

@@ -77,13 +77,6 @@ impl TokenContext {
         }
     }
 
-    /// The context of a request authenticated by something else than our own access token (a
-    /// Hub source token): no patients are bound to it.
-    #[must_use]
-    pub fn external(record: TokenRecord, user: Option<UserIdentity>) -> Self {
-        Self::new(record, user, Vec::new())
-    }
-
     /// The allowed patient ids, read-locked (no copy per request): drop the guard before
     /// binding patients to the token on the same thread.
     pub fn allowed_patients(
@@ -117,6 +110,15 @@ pub struct TokenService {
     pub limiter: ratelimit::RateLimiter,
     tokens: moka::sync::Cache<String, Arc<TokenContext>>,
     known_credentials: moka::sync::Cache<String, String>,
+}
+
+impl std::fmt::Debug for TokenService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenService")
+            .field("audience", &self.audience)
+            .field("custodians", &self.custodians)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Everything the token service is built from.
@@ -165,11 +167,11 @@ impl TokenService {
 
     /// Handles one grant.
     /// Checks a grant and mints its token. Nothing is stored yet: the caller commits the `jti`,
-    /// the token and the audit record together ([`crate::audit::AuditLog::write_grant`]) and then
+    /// the token and the audit record together ([`crate::store::writer::Writer::write_grant`]) and then
     /// [`TokenService::activate`]s it.
     pub async fn issue(&self, assertion: &str) -> Result<Issued, GrantError> {
         let now = self.clock.now().unix_timestamp();
-        let jws = crate::jose::parse(assertion)?;
+        let jws = crate::jose::parse(assertion, &crate::jose::GRANT_ALGS)?;
         let claims = grant::check_claims(
             &jws,
             &Expectations {
@@ -200,7 +202,7 @@ impl TokenService {
             ));
         }
         let mut credential_ids = Vec::with_capacity(claims.vcs.len());
-        let mut bsn: Option<String> = None;
+        let mut bsn: Option<crate::bsn::Bsn> = None;
         for (index, vc) in claims.vcs.iter().enumerate() {
             let refuse = |reason: &str| GrantError::Credential {
                 index,
@@ -228,9 +230,8 @@ impl TokenService {
             }
             let this_bsn = verified
                 .bsn
-                .as_ref()
-                .map(|b| b.as_str().to_owned())
-                .unwrap_or_default();
+                .clone()
+                .ok_or_else(|| refuse("it names no patient (subject)"))?;
             match &bsn {
                 Some(b) if *b != this_bsn => {
                     return Err(GrantError::Claim(
@@ -248,7 +249,7 @@ impl TokenService {
             custodian: claims.sub.clone(),
             purpose: claims.purpose.clone(),
             credential_ids,
-            bsn: bsn.unwrap_or_default(),
+            bsn: bsn.ok_or_else(|| GrantError::Claim("vcs is empty".into()))?,
             user_identity: claims
                 .usi
                 .as_ref()

@@ -78,17 +78,30 @@ struct PolicyFile {
     response: ResponsePolicy,
 }
 
-/// Who vouches for the requests a policy allows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+/// Who vouches for the requests a policy allows: the authenticator that turns a request into
+/// the principal this policy decides for (see [`crate::authn`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Deserialize, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Authenticator {
     /// Access tokens from our token endpoint (Nuts authorization credentials); the file name is
-    /// the purposeOfUse.
+    /// the purposeOfUse. The default; `"nuts"` is accepted as an older name.
     #[default]
-    Nuts,
+    #[serde(alias = "nuts")]
+    NutsToken,
     /// Source tokens signed by a Hub (Hub API v3, `[hub_source]` in the config); the file name is
     /// the policy name `[hub_source] policy` refers to. No `[token]` or `[credential]` section.
     HubSource,
+}
+
+impl Authenticator {
+    /// The name policy files use.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::NutsToken => "nuts-token",
+            Self::HubSource => "hub-source",
+        }
+    }
 }
 
 /// The format of the source system's answers.
@@ -115,11 +128,14 @@ pub struct ResponsePolicy {
     pub non_patient_resources: Vec<String>,
 }
 
-/// A compiled policy for requests that carry a Hub source token.
+/// A compiled policy for requests that another authenticator than our access tokens vouches for
+/// (a Hub source token, ...): request rules only, no token or credential rules.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct SourcePolicy {
+pub struct RequestPolicy {
     /// The policy name (the file name without `.toml`).
     pub name: String,
+    /// The authenticator whose principals this policy decides for.
+    pub authenticator: Authenticator,
     /// Free text.
     pub description: String,
     /// Allowed request shapes (everything else is denied).
@@ -133,8 +149,38 @@ pub struct SourcePolicy {
 pub enum Compiled {
     /// A purposeOfUse policy (Nuts tokens).
     Nuts(Policy),
-    /// A Hub source-token policy.
-    HubSource(SourcePolicy),
+    /// A policy for another authenticator.
+    Requests(RequestPolicy),
+}
+
+/// The request rules and response checks of one policy of either kind (shared, never copied per
+/// request).
+#[derive(Debug, Clone)]
+pub enum PolicyRef {
+    /// A purposeOfUse policy.
+    Nuts(Arc<Policy>),
+    /// A policy for another authenticator.
+    Requests(Arc<RequestPolicy>),
+}
+
+impl PolicyRef {
+    /// The allowed request shapes.
+    #[must_use]
+    pub fn rules(&self) -> &[request::Rule] {
+        match self {
+            Self::Nuts(p) => &p.rules,
+            Self::Requests(p) => &p.rules,
+        }
+    }
+
+    /// The response checks.
+    #[must_use]
+    pub fn response(&self) -> &ResponsePolicy {
+        match self {
+            Self::Nuts(p) => &p.response,
+            Self::Requests(p) => &p.response,
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -223,7 +269,7 @@ pub enum PolicyError {
 #[derive(Debug, Clone, Default)]
 pub struct PolicySet {
     by_purpose: BTreeMap<String, Arc<Policy>>,
-    sources: BTreeMap<String, Arc<SourcePolicy>>,
+    others: BTreeMap<String, Arc<RequestPolicy>>,
 }
 
 /// A purposeOfUse is a short identifier: lowercase letters, digits, `-`, `_`, `.`.
@@ -283,8 +329,8 @@ impl PolicySet {
                 Compiled::Nuts(policy) => {
                     set.by_purpose.insert(purpose, Arc::new(policy));
                 }
-                Compiled::HubSource(policy) => {
-                    set.sources.insert(purpose, Arc::new(policy));
+                Compiled::Requests(policy) => {
+                    set.others.insert(purpose, Arc::new(policy));
                 }
             }
         }
@@ -295,10 +341,13 @@ impl PolicySet {
     pub fn compile(file: &str, purpose: &str, text: &str) -> Result<Policy, PolicyError> {
         match Self::compile_any(file, purpose, text)? {
             Compiled::Nuts(p) => Ok(p),
-            Compiled::HubSource(_) => Err(PolicyError::File {
+            Compiled::Requests(p) => Err(PolicyError::File {
                 file: file.to_owned(),
                 line: 0,
-                reason: "a hub-source policy is not a purposeOfUse policy".into(),
+                reason: format!(
+                    "a {} policy is not a purposeOfUse policy",
+                    p.authenticator.as_str()
+                ),
             }),
         }
     }
@@ -328,11 +377,12 @@ impl PolicySet {
                 .map_or(0, |i| i + 1)
         };
         request::validate(&parsed.rules).map_err(|reason| err(line_of("[[rule]]"), reason))?;
-        if parsed.authenticator == Authenticator::HubSource {
+        if parsed.authenticator != Authenticator::NutsToken {
+            let kind = parsed.authenticator.as_str();
             if parsed.token.is_some() || parsed.credential.is_some() {
                 return Err(err(
                     line_of("authenticator"),
-                    "a hub-source policy has no [token] or [credential] section".into(),
+                    format!("a {kind} policy has no [token] or [credential] section"),
                 ));
             }
             if let Some(r) = parsed.rules.iter().find(|r| {
@@ -345,11 +395,12 @@ impl PolicySet {
             }) {
                 return Err(err(
                     line_of("[[rule]]"),
-                    format!("rule \"{}\": patient binding needs Nuts access tokens, not Hub source tokens", r.name),
+                    format!("rule \"{}\": patient binding needs Nuts access tokens, not a {kind} principal", r.name),
                 ));
             }
-            return Ok(Compiled::HubSource(SourcePolicy {
+            return Ok(Compiled::Requests(RequestPolicy {
                 name: purpose.to_owned(),
+                authenticator: parsed.authenticator,
                 description: parsed.description,
                 rules: parsed.rules,
                 response: parsed.response,
@@ -408,10 +459,25 @@ impl PolicySet {
         self.by_purpose.get(purpose)
     }
 
-    /// The Hub source-token policy with this name.
+    /// The policy named `name` for principals of `authenticator`: a purposeOfUse policy for our
+    /// access tokens, else a request policy that names that authenticator.
     #[must_use]
-    pub fn source(&self, name: &str) -> Option<&Arc<SourcePolicy>> {
-        self.sources.get(name)
+    pub fn for_requests(&self, name: &str, authenticator: Authenticator) -> Option<PolicyRef> {
+        match authenticator {
+            Authenticator::NutsToken => self.by_purpose.get(name).cloned().map(PolicyRef::Nuts),
+            other => self
+                .others
+                .get(name)
+                .filter(|p| p.authenticator == other)
+                .cloned()
+                .map(PolicyRef::Requests),
+        }
+    }
+
+    /// The request policy with this name, if it is one (not a purposeOfUse policy).
+    #[must_use]
+    pub fn request_policy(&self, name: &str) -> Option<&Arc<RequestPolicy>> {
+        self.others.get(name)
     }
 
     /// The loaded purposes.
@@ -427,7 +493,7 @@ impl PolicySet {
                 .into_iter()
                 .map(|p| (p.purpose.clone(), Arc::new(p)))
                 .collect(),
-            sources: BTreeMap::new(),
+            others: BTreeMap::new(),
         }
     }
 }

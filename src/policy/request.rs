@@ -137,6 +137,18 @@ pub fn validate(rules: &[Rule]) -> Result<(), String> {
     Ok(())
 }
 
+/// A request body as the policy sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct BodyShape<'a> {
+    /// The media type of `Content-Type`, lower-case, without parameters (`""` when absent).
+    pub media_type: &'a str,
+    /// The bytes.
+    pub bytes: &'a [u8],
+}
+
+/// The media type of a form body.
+pub const FORM: &str = "application/x-www-form-urlencoded";
+
 /// A request as the policy sees it.
 #[derive(Debug, Clone)]
 pub struct RequestShape<'a> {
@@ -146,25 +158,57 @@ pub struct RequestShape<'a> {
     pub path: &'a str,
     /// The raw query string, if any.
     pub query: Option<&'a str>,
-    /// The form body, if the request has one.
-    pub form: Option<&'a [u8]>,
+    /// The body, if the request has a non-empty one.
+    pub body: Option<BodyShape<'a>>,
 }
 
-/// What the token brings to the decision.
+/// What the authenticated principal brings to the decision.
 #[derive(Debug, Clone, Copy)]
 pub struct TokenScope<'a> {
-    /// The patient.
-    pub bsn: &'a Bsn,
+    /// The patient, when the principal is scoped to one.
+    pub bsn: Option<&'a Bsn>,
     /// Patient ids learned for this token.
     pub allowed_patients: &'a HashSet<String>,
 }
 
-/// Proof that a rule allowed the request. Only this module makes one.
+/// A request to decide on, owned: when it is permitted it moves into the [`Permit`], which is
+/// then all that forwarding reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    /// Method.
+    pub method: String,
+    /// The path the source system would receive (percent-encoded as sent).
+    pub path: String,
+    /// The query as sent (credentials such as `jwt=` already removed), if any.
+    pub query: Option<String>,
+    /// The media type of the body (lower-case, no parameters; `""` when absent).
+    pub media_type: String,
+    /// The body (empty when there is none).
+    pub body: bytes::Bytes,
+}
+
+impl Request {
+    fn shape(&self) -> RequestShape<'_> {
+        RequestShape {
+            method: &self.method,
+            path: &self.path,
+            query: self.query.as_deref(),
+            body: (!self.body.is_empty()).then_some(BodyShape {
+                media_type: &self.media_type,
+                bytes: &self.body,
+            }),
+        }
+    }
+}
+
+/// Proof that a rule allowed the request, and the request it allowed. Only this module makes
+/// one, so the source system can only receive what a rule allowed: the method, path, query and
+/// body here and nothing else.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Permit {
     rule: String,
     binds_patients: bool,
-    strip_query: Vec<String>,
+    request: Request,
 }
 
 impl Permit {
@@ -178,10 +222,105 @@ impl Permit {
     pub fn binds_patients(&self) -> bool {
         self.binds_patients
     }
-    /// Query parameters checked against the token and not forwarded (`token_bsn`).
+    /// The method to forward.
     #[must_use]
-    pub fn strip_query(&self) -> &[String] {
-        &self.strip_query
+    pub fn method(&self) -> &str {
+        &self.request.method
+    }
+    /// The path to forward.
+    #[must_use]
+    pub fn path(&self) -> &str {
+        &self.request.path
+    }
+    /// The query to forward: as sent, minus the parameters checked against the token and not
+    /// forwarded (`token_bsn`: a BSN never travels in a URL we send).
+    #[must_use]
+    pub fn query(&self) -> Option<&str> {
+        self.request.query.as_deref()
+    }
+    /// The body to forward, byte for byte as received.
+    #[must_use]
+    pub fn body(&self) -> &bytes::Bytes {
+        &self.request.body
+    }
+}
+
+/// A refused request: why (for the audit log only), and the request, to decide again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// The reason.
+    pub reason: String,
+    /// Whether the request is malformed (see [`Decision::Malformed`]) rather than refused.
+    pub malformed: Option<&'static str>,
+    /// The request.
+    pub request: Request,
+}
+
+/// Decides `request`; a permit carries it on.
+pub fn authorize(rules: &[Rule], request: Request, scope: &TokenScope<'_>) -> Result<Permit, Refusal> {
+    match decide(rules, &request.shape(), scope) {
+        Decision::Deny(reason) => Err(Refusal {
+            reason,
+            malformed: None,
+            request,
+        }),
+        Decision::Malformed(m) => Err(Refusal {
+            reason: format!("malformed: {m}"),
+            malformed: Some(m),
+            request,
+        }),
+        Decision::Permit(permit) => {
+            let mut request = request;
+            let strip: Vec<&String> = rules
+                .iter()
+                .find(|r| r.name == permit.rule)
+                .map(|r| r.query.iter().filter(|(_, p)| p.token_bsn).map(|(n, _)| n).collect())
+                .unwrap_or_default();
+            if let Some(q) = &request.query {
+                let mut q = q.clone();
+                for name in strip {
+                    q = without_param(&q, name);
+                }
+                request.query = (!q.is_empty()).then_some(q);
+            }
+            Ok(Permit {
+                rule: permit.rule,
+                binds_patients: permit.binds_patients,
+                request,
+            })
+        }
+    }
+}
+
+/// `query` minus every `name=` parameter, the others as sent.
+#[must_use]
+pub fn without_param(query: &str, name: &str) -> String {
+    query
+        .split('&')
+        .filter(|pair| {
+            let key = pair.split('=').next().unwrap_or_default();
+            url::form_urlencoded::parse(key.as_bytes())
+                .next()
+                .map_or(key != name, |(k, _)| k != name)
+        })
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+/// What [`decide`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decided {
+    /// The rule that allowed it.
+    pub rule: String,
+    /// Whether the answer's Patients become the token's patients.
+    pub binds_patients: bool,
+}
+
+impl Decided {
+    /// The rule that allowed it.
+    #[must_use]
+    pub fn rule(&self) -> &str {
+        &self.rule
     }
 }
 
@@ -189,9 +328,12 @@ impl Permit {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {
     /// Allowed by a rule.
-    Permit(Permit),
+    Permit(Decided),
     /// Refused; the reason is for the audit log only.
     Deny(String),
+    /// A rule for this method and path exists, but the request cannot be read the way it says
+    /// (a body that is not the form it names): a malformed request rather than a refusal.
+    Malformed(&'static str),
 }
 
 fn fhir_id(s: &str) -> bool {
@@ -219,13 +361,13 @@ fn value_ok(rule: &ParamRule, value: &str, scope: &TokenScope<'_>) -> bool {
         return scope.allowed_patients.contains(value);
     }
     if rule.token_bsn {
-        return value == scope.bsn.as_str();
+        return scope.bsn.is_some_and(|b| value == b.as_str());
     }
     if rule.token_bsn_identifier {
         return value
             .strip_prefix(BSN_SYSTEM)
             .and_then(|r| r.strip_prefix('|'))
-            .is_some_and(|b| b == scope.bsn.as_str());
+            .is_some_and(|v| scope.bsn.is_some_and(|b| v == b.as_str()));
     }
     if rule.fhir_id {
         return fhir_id(value);
@@ -305,7 +447,8 @@ fn path_matches(pattern: &str, path: &str, scope: &TokenScope<'_>) -> bool {
 }
 
 /// Decides one request. The first rule whose method and path match decides; its parameters must
-/// then match completely.
+/// then match completely, and a body is allowed only where the rule names it (a form body's
+/// parameters).
 #[must_use]
 pub fn decide(rules: &[Rule], req: &RequestShape<'_>, scope: &TokenScope<'_>) -> Decision {
     if !canonical_path(req.path) {
@@ -315,10 +458,6 @@ pub fn decide(rules: &[Rule], req: &RequestShape<'_>, scope: &TokenScope<'_>) ->
         Ok(q) => q,
         Err(reason) => return Decision::Deny(reason),
     };
-    let form = match req.form.map(params).transpose() {
-        Ok(f) => f,
-        Err(reason) => return Decision::Deny(reason),
-    };
     let candidates: Vec<&Rule> = rules
         .iter()
         .filter(|r| r.method == req.method && path_matches(&r.path, req.path, scope))
@@ -326,25 +465,30 @@ pub fn decide(rules: &[Rule], req: &RequestShape<'_>, scope: &TokenScope<'_>) ->
     if candidates.is_empty() {
         return Decision::Deny("no-rule-for-method-and-path".into());
     }
+    let form = match req.body {
+        Some(b) if b.media_type == FORM => match params(b.bytes) {
+            Ok(f) => Some(f),
+            Err(reason) => return Decision::Deny(reason),
+        },
+        _ => None,
+    };
     let mut last = "";
     for rule in candidates {
         let q = params_match(&rule.query, &query, scope);
-        let f = match (&form, rule.form.is_empty()) {
-            (None, true) => Ok(()),
-            (None, false) => Err("missing-form-body"),
-            (Some(f), _) => params_match(&rule.form, f, scope),
+        let b = match (req.body, &form, rule.form.is_empty()) {
+            (None, _, true) => Ok(()),
+            (None, _, false) => Err("missing-form-body"),
+            (Some(_), Some(f), false) => params_match(&rule.form, f, scope),
+            (Some(_), None, false) => {
+                return Decision::Malformed("only form-encoded request bodies are accepted")
+            }
+            (Some(_), _, true) => Err("request-body-not-allowed"),
         };
-        match q.and(f) {
+        match q.and(b) {
             Ok(()) => {
-                return Decision::Permit(Permit {
+                return Decision::Permit(Decided {
                     rule: rule.name.clone(),
                     binds_patients: rule.binds_patients,
-                    strip_query: rule
-                        .query
-                        .iter()
-                        .filter(|(_, p)| p.token_bsn)
-                        .map(|(n, _)| n.clone())
-                        .collect(),
                 })
             }
             Err(reason) => last = reason,
@@ -385,7 +529,7 @@ mod tests {
         let bsn = Bsn::parse("999999990").unwrap();
         let patients: HashSet<String> = ["pat-1".to_owned()].into();
         let scope = TokenScope {
-            bsn: &bsn,
+            bsn: Some(&bsn),
             allowed_patients: &patients,
         };
         let obs =
@@ -441,11 +585,15 @@ mod tests {
                 method,
                 path,
                 query,
-                form: form.map(str::as_bytes),
+                body: form.map(|f| BodyShape {
+                    media_type: FORM,
+                    bytes: f.as_bytes(),
+                }),
             };
             let got = match decide(&rules, &req, &scope) {
                 Decision::Permit(p) => Ok(p.rule().to_owned()),
                 Decision::Deny(r) => Err(r),
+                Decision::Malformed(m) => Err(m.to_owned()),
             };
             let want = expected.map(str::to_owned).map_err(str::to_owned);
             assert_eq!(got, want, "{method} {target}");

@@ -22,7 +22,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::error::ApiError;
-use super::AppState;
+use crate::app::AppState;
 use crate::admin::{self, IssueInput, RecordView};
 use crate::credential::verify::Mode;
 use crate::store::RevokeOutcome;
@@ -51,35 +51,23 @@ pub fn router(state: Arc<AppState>) -> Router {
 }
 
 /// Reads a body up to `limit` bytes, within the client time limit.
-pub async fn read_body(
+pub(super) async fn read_body(
     state: &AppState,
     body: Body,
     limit: usize,
 ) -> Result<axum::body::Bytes, ApiError> {
-    match tokio::time::timeout(
-        state.live().client_timeout,
-        axum::body::to_bytes(body, limit),
-    )
-    .await
-    {
-        Ok(Ok(bytes)) => Ok(bytes),
-        Ok(Err(_)) => Err(ApiError::TooLarge(limit)),
-        Err(_) => Err(ApiError::ClientTimeout),
-    }
+    Ok(crate::http::read_body(body, limit, state.live.get().client_timeout).await?)
 }
 
 fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
-    let ok = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|v| {
-            let v = v.trim();
-            v.eq_ignore_ascii_case("application/json")
-                || v.eq_ignore_ascii_case("application/ld+json")
-                || v.eq_ignore_ascii_case("application/vc+ld+json")
-        });
-    if ok {
+    if crate::http::is_media_type(
+        headers,
+        &[
+            "application/json",
+            "application/ld+json",
+            "application/vc+ld+json",
+        ],
+    ) {
         Ok(())
     } else {
         Err(ApiError::UnsupportedMediaType("application/json"))
@@ -143,7 +131,7 @@ async fn issue(
     body: Body,
 ) -> Result<Response, ApiError> {
     require_json(&headers)?;
-    let bytes = read_body(&state, body, state.live().max_body_bytes.min(64 * 1024)).await?;
+    let bytes = read_body(&state, body, state.live.get().max_body_bytes.min(64 * 1024)).await?;
     let input: IssueInput = parse_json(&bytes)?;
     let policies = state.policies.borrow().clone();
     let (credential, record) = state.custodian.issue(&input, &policies).await?;

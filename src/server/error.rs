@@ -1,16 +1,22 @@
-//! The one place where errors of every boundary become HTTP answers. Clients get a status, a
-//! stable code and a one-line description without personal data; details go to the log.
+//! The one place where errors become HTTP answers: the status of every boundary's error enum
+//! ([`ApiError`] of the admin API and token endpoint, [`GrantError`], [`ProxyError`],
+//! [`HubError`]) and the three body formats (OAuth JSON, FHIR `OperationOutcome`, the Hub API's
+//! `<error>` XML). Clients get a status, a stable code and a one-line description without
+//! personal data; details go to the log.
 
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use crate::admin::AdminError;
+use crate::authn::ErrorFormat;
 use crate::credential::CredentialError;
+use crate::hub::HubError;
 use crate::oauth::grant::GrantError;
+use crate::proxy::ProxyError;
 use crate::store::StoreError;
 
-/// An error answered over HTTP.
+/// An error answered over HTTP as OAuth-style JSON.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     /// Credential administration failed.
@@ -42,6 +48,32 @@ pub enum ApiError {
     Grant(#[from] GrantError),
 }
 
+impl From<crate::http::BodyError> for ApiError {
+    fn from(e: crate::http::BodyError) -> Self {
+        match e {
+            crate::http::BodyError::TooLarge(limit) => ApiError::TooLarge(limit),
+            crate::http::BodyError::Timeout => ApiError::ClientTimeout,
+        }
+    }
+}
+
+/// The token endpoint's status and RFC 6749 §5.2 error code.
+#[must_use]
+pub fn grant_status(e: &GrantError) -> (StatusCode, &'static str) {
+    match e {
+        GrantError::InvalidRequest(_) => (StatusCode::BAD_REQUEST, "invalid_request"),
+        GrantError::UnsupportedGrantType => (StatusCode::BAD_REQUEST, "unsupported_grant_type"),
+        GrantError::Jose(_)
+        | GrantError::Claim(_)
+        | GrantError::Credential { .. }
+        | GrantError::Replay => (StatusCode::BAD_REQUEST, "invalid_grant"),
+        GrantError::Client(_) => (StatusCode::UNAUTHORIZED, "invalid_client"),
+        GrantError::UnknownPurpose(_) => (StatusCode::BAD_REQUEST, "invalid_scope"),
+        GrantError::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "slow_down"),
+        GrantError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable"),
+    }
+}
+
 impl ApiError {
     fn status_and_code(&self) -> (StatusCode, &'static str) {
         match self {
@@ -67,13 +99,7 @@ impl ApiError {
             }
             ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "invalid_request"),
             ApiError::ClientTimeout => (StatusCode::REQUEST_TIMEOUT, "invalid_request"),
-            ApiError::Grant(g) => {
-                let (status, code) = g.oauth();
-                (
-                    StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST),
-                    code,
-                )
-            }
+            ApiError::Grant(g) => grant_status(g),
         }
     }
 }
@@ -103,165 +129,66 @@ impl IntoResponse for ApiError {
             axum::Json(json!({"error": code, "error_description": description})),
         )
             .into_response();
-        if let Some(Ok(value)) = retry_after.map(|s| header::HeaderValue::from_str(&s)) {
+        if let Some(Ok(value)) = retry_after.map(|s| HeaderValue::from_str(&s)) {
             response.headers_mut().insert(header::RETRY_AFTER, value);
         }
         response
     }
 }
 
-/// Why the proxy did not pass a request or its answer. Answered as a FHIR `OperationOutcome`
-/// that says what kind of failure, never which rule (the rule goes to the audit log).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ProxyError {
-    /// Missing, unknown, expired or revoked token.
-    InvalidToken,
-    /// A Hub source token that does not verify (why, for the audit log).
-    InvalidSourceToken(String),
-    /// The policy refused the request (reason for the audit log).
-    Denied(String),
-    /// Refused for another reason (no policy, answer of another patient).
-    Refused,
-    /// The request is malformed.
-    Malformed(&'static str),
-    /// The request body is over the limit.
-    TooLarge,
-    /// The client did not send its body in time.
-    ClientTimeout,
-    /// The source system cannot be reached.
-    UpstreamDown,
-    /// The source system did not answer in time.
-    UpstreamTimeout,
-    /// The source system's answer is unusable.
-    UpstreamInvalid(&'static str),
-    /// The source system answered with an error status.
-    UpstreamStatus(u16),
-    /// The store or the audit log is unavailable: fail closed.
-    Unavailable,
-}
-
-impl ProxyError {
-    /// The reason recorded in the audit log.
-    #[must_use]
-    pub fn audit_reason(&self) -> String {
-        match self {
-            ProxyError::InvalidToken => "invalid-token".into(),
-            ProxyError::InvalidSourceToken(why) => format!("invalid-source-token: {why}"),
-            ProxyError::Denied(r) => r.clone(),
-            ProxyError::Refused => "refused".into(),
-            ProxyError::Malformed(m) => format!("malformed: {m}"),
-            ProxyError::TooLarge => "request-too-large".into(),
-            ProxyError::ClientTimeout => "client-timeout".into(),
-            ProxyError::UpstreamDown => "upstream-unreachable".into(),
-            ProxyError::UpstreamTimeout => "upstream-timeout".into(),
-            ProxyError::UpstreamInvalid(m) => (*m).to_owned(),
-            ProxyError::UpstreamStatus(s) => format!("upstream-status-{s}"),
-            ProxyError::Unavailable => "store-unavailable".into(),
+/// Status, FHIR issue code and text of a proxy refusal: what kind of failure, never which rule
+/// (the rule goes to the audit log).
+fn proxy_status(e: &ProxyError) -> (StatusCode, &'static str, &'static str) {
+    match e {
+        ProxyError::ClientTimeout => (
+            StatusCode::REQUEST_TIMEOUT,
+            "timeout",
+            "request not received in time",
+        ),
+        ProxyError::Unauthenticated(_) => (
+            StatusCode::UNAUTHORIZED,
+            "login",
+            "a valid access token is required",
+        ),
+        ProxyError::Denied(_) | ProxyError::Refused => {
+            (StatusCode::FORBIDDEN, "forbidden", "access refused")
         }
-    }
-
-    /// Whether this is a failure (not a refusal).
-    #[must_use]
-    pub fn is_error(&self) -> bool {
-        matches!(
-            self,
-            ProxyError::UpstreamDown
-                | ProxyError::UpstreamTimeout
-                | ProxyError::UpstreamInvalid(_)
-                | ProxyError::UpstreamStatus(_)
-                | ProxyError::Unavailable
-        )
+        ProxyError::Malformed(_) => (StatusCode::BAD_REQUEST, "invalid", "malformed request"),
+        ProxyError::TooLarge => (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too-costly",
+            "request too large",
+        ),
+        ProxyError::UpstreamDown | ProxyError::UpstreamInvalid(_) => (
+            StatusCode::BAD_GATEWAY,
+            "exception",
+            "the source system could not be reached",
+        ),
+        ProxyError::UpstreamTimeout => (
+            StatusCode::GATEWAY_TIMEOUT,
+            "timeout",
+            "the source system did not answer in time",
+        ),
+        ProxyError::UpstreamStatus(s) => (
+            StatusCode::from_u16(*s).unwrap_or(StatusCode::BAD_GATEWAY),
+            "exception",
+            "an error occurred",
+        ),
+        ProxyError::Unavailable => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "transient",
+            "service temporarily unavailable",
+        ),
     }
 }
 
-impl ProxyError {
-    /// Status, FHIR issue code and text of the answer.
-    fn parts(&self) -> (StatusCode, &'static str, &'static str) {
-        match self {
-            ProxyError::ClientTimeout => (
-                StatusCode::REQUEST_TIMEOUT,
-                "timeout",
-                "request not received in time",
-            ),
-            ProxyError::InvalidToken | ProxyError::InvalidSourceToken(_) => (
-                StatusCode::UNAUTHORIZED,
-                "login",
-                "a valid access token is required",
-            ),
-            ProxyError::Denied(_) | ProxyError::Refused => {
-                (StatusCode::FORBIDDEN, "forbidden", "access refused")
-            }
-            ProxyError::Malformed(_) => (StatusCode::BAD_REQUEST, "invalid", "malformed request"),
-            ProxyError::TooLarge => (
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "too-costly",
-                "request too large",
-            ),
-            ProxyError::UpstreamDown | ProxyError::UpstreamInvalid(_) => (
-                StatusCode::BAD_GATEWAY,
-                "exception",
-                "the source system could not be reached",
-            ),
-            ProxyError::UpstreamTimeout => (
-                StatusCode::GATEWAY_TIMEOUT,
-                "timeout",
-                "the source system did not answer in time",
-            ),
-            ProxyError::UpstreamStatus(s) => (
-                StatusCode::from_u16(*s).unwrap_or(StatusCode::BAD_GATEWAY),
-                "exception",
-                "an error occurred",
-            ),
-            ProxyError::Unavailable => (
-                StatusCode::SERVICE_UNAVAILABLE,
-                "transient",
-                "service temporarily unavailable",
-            ),
-        }
-    }
-
-    fn www_authenticate(&self, response: &mut Response) {
-        if matches!(
-            self,
-            ProxyError::InvalidToken | ProxyError::InvalidSourceToken(_)
-        ) {
-            response.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                header::HeaderValue::from_static("Bearer error=\"invalid_token\""),
-            );
-        }
-    }
-
-    /// The answer for a request that came with a Hub source token: the Hub API's `<error>`
-    /// XML (status, code, message, details), saying as little as the FHIR answer does.
-    #[must_use]
-    pub fn into_hub_response(self) -> Response {
-        let (status, code, text) = self.parts();
-        let mut w = crate::hub::xml::Writer::new();
-        w.open("error", &[])
-            .element("status", &status.as_u16().to_string())
-            .element("code", code)
-            .element("message", text)
-            .element("details", "")
-            .close("error");
-        let mut response = (
-            status,
-            [
-                (header::CONTENT_TYPE, "application/xml; charset=utf-8"),
-                (header::CACHE_CONTROL, "no-store"),
-            ],
-            w.finish(),
-        )
-            .into_response();
-        self.www_authenticate(&mut response);
-        response
-    }
-}
-
-impl IntoResponse for ProxyError {
-    fn into_response(self) -> Response {
-        let (status, code, text) = self.parts();
-        let mut response = (
+/// The answer to a proxied request that was refused or failed, in the format of the
+/// authenticator its path is mounted under ([`crate::proxy::Render`]).
+#[must_use]
+pub fn proxy_answer(e: &ProxyError, format: ErrorFormat) -> Response {
+    let (status, code, text) = proxy_status(e);
+    let mut response = match format {
+        ErrorFormat::Fhir => (
             status,
             [
                 (header::CONTENT_TYPE, "application/fhir+json"),
@@ -269,8 +196,102 @@ impl IntoResponse for ProxyError {
             ],
             crate::proxy::fhir::operation_outcome(code, text).to_string(),
         )
-            .into_response();
-        self.www_authenticate(&mut response);
+            .into_response(),
+        // The Hub API's clients, saying as little as the FHIR answer does.
+        ErrorFormat::HubXml => hub_error(status, code, text, ""),
+    };
+    if matches!(e, ProxyError::Unauthenticated(_)) {
+        response.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer error=\"invalid_token\""),
+        );
+    }
+    response
+}
+
+/// The Hub API's `<error>` document: status, code, message, details.
+fn hub_error(status: StatusCode, code: &str, message: &str, details: &str) -> Response {
+    let mut w = crate::hub::xml::Writer::new();
+    w.open("error", &[])
+        .element("status", &status.as_u16().to_string())
+        .element("code", code)
+        .element("message", message)
+        .element("details", details)
+        .close("error");
+    (
+        status,
+        [
+            (header::CONTENT_TYPE, "application/xml; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        w.finish(),
+    )
+        .into_response()
+}
+
+/// The HTTP status of a Hub error.
+fn hub_status(e: &HubError) -> StatusCode {
+    match e {
+        HubError::Unauthorized => StatusCode::UNAUTHORIZED,
+        HubError::Invalid { .. } => StatusCode::BAD_REQUEST,
+        HubError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        HubError::ClientTimeout => StatusCode::REQUEST_TIMEOUT,
+        HubError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        HubError::NotFound | HubError::UnknownAccount => StatusCode::NOT_FOUND,
+        HubError::Forbidden => StatusCode::FORBIDDEN,
+        HubError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+        HubError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        HubError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+/// What a Hub client should do about an error.
+fn hub_details(e: &HubError) -> &'static str {
+    match e {
+        HubError::Unauthorized => {
+            "use HTTP Basic authentication with the account's API key and secret"
+        }
+        HubError::Invalid { .. } => "see the Hub API v3 documentation for the resource format",
+        HubError::TooLarge | HubError::UnsupportedMediaType => "send one <resource> XML document",
+        HubError::ClientTimeout => "send the whole request body within the time limit",
+        HubError::NotFound => "the resource does not exist or is not shared with this account",
+        HubError::Forbidden => "ask the registering account",
+        HubError::UnknownAccount => "share with an existing account name or AGB code",
+        HubError::MethodNotAllowed => "see the Hub API v3 documentation for the endpoints",
+        HubError::Unavailable(_) | HubError::Internal(_) => "try again later",
+    }
+}
+
+impl IntoResponse for HubError {
+    fn into_response(self) -> Response {
+        match &self {
+            HubError::Unavailable(reason) => {
+                tracing::error!(reason = %reason, "hub store unavailable");
+            }
+            HubError::Internal(reason) => tracing::error!(reason = %reason, "hub request failed"),
+            _ => {}
+        }
+        let mut response = hub_error(
+            hub_status(&self),
+            self.code(),
+            &self.to_string(),
+            hub_details(&self),
+        );
+        if self == HubError::Unauthorized {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"hub\""),
+            );
+        }
         response
+    }
+}
+
+impl From<crate::http::BodyError> for HubError {
+    fn from(e: crate::http::BodyError) -> Self {
+        match e {
+            crate::http::BodyError::TooLarge(_) => HubError::TooLarge,
+            crate::http::BodyError::Timeout => HubError::ClientTimeout,
+        }
     }
 }

@@ -1,6 +1,7 @@
 //! The accept loop: HTTP/1.1 and HTTP/2 (prior knowledge) on one port, with a time limit on
-//! request headers (slow clients are cut off), and graceful shutdown: when told to stop, no new
-//! connections are accepted and in-flight requests are given up to the client time limit.
+//! request headers (slow clients are cut off), limits on the request head (its size and number of
+//! header lines: over them, 431), and graceful shutdown: when told to stop, no new connections
+//! are accepted and in-flight requests are given up to the client time limit.
 //!
 //! Connections are served by [`Workers`]: threads with a single-threaded runtime each, handed
 //! accepted connections in turn. A connection and every request on it then stay on one thread
@@ -63,27 +64,60 @@ impl Workers {
     }
 }
 
+/// What every listener allows a client: the same on each.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Time to send the request head (and, for the handlers, the body); also the shutdown grace.
+    pub client_timeout: Duration,
+    /// Largest request head (request line and headers together; HTTP/2: the header list).
+    pub max_head_bytes: usize,
+    /// Most header lines in one HTTP/1 request.
+    pub max_headers: usize,
+}
+
+impl Limits {
+    /// The limits of `config`.
+    #[must_use]
+    pub fn of(config: &crate::config::Config) -> Self {
+        Self {
+            client_timeout: config.client_timeout,
+            max_head_bytes: config.max_request_head_bytes,
+            max_headers: config.max_request_headers,
+        }
+    }
+}
+
+/// Concurrent HTTP/2 streams per connection.
+const MAX_CONCURRENT_STREAMS: u32 = 100;
+
 /// Serves `router` on `listener` until `stop` turns true; connections run on `workers`, or as
 /// tasks of the current runtime without them.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
     mut stop: watch::Receiver<bool>,
-    timeout: Duration,
+    limits: Limits,
     workers: Option<&Workers>,
 ) {
+    let timeout = limits.client_timeout;
     let graceful = GracefulShutdown::new();
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(timeout)
+        // hyper answers 431 when the head outgrows its buffer or has too many header lines.
+        .max_buf_size(limits.max_head_bytes.max(8192))
+        .max_headers(limits.max_headers)
         .keep_alive(true);
     builder
         .http2()
         .timer(TokioTimer::new())
         .keep_alive_interval(Some(Duration::from_secs(30)))
-        .keep_alive_timeout(timeout);
+        .keep_alive_timeout(timeout)
+        // h2 answers a header list over this with 431.
+        .max_header_list_size(u32::try_from(limits.max_head_bytes).unwrap_or(u32::MAX))
+        .max_concurrent_streams(MAX_CONCURRENT_STREAMS);
     loop {
         tokio::select! {
             accepted = listener.accept() => {

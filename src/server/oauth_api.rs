@@ -18,21 +18,11 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value};
 
-use super::admin_api::read_body;
 use super::error::ApiError;
-use super::AppState;
-use crate::audit::AuditRecord;
+use crate::app::AppState;
+use crate::audit::{AuditRecord, AuditUser};
 use crate::oauth::grant::GrantError;
 use crate::oauth::{JWT_BEARER, TOKEN_PATH};
-
-fn content_type(headers: &HeaderMap) -> String {
-    headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .map(|v| v.trim().to_ascii_lowercase())
-        .unwrap_or_default()
-}
 
 /// Reads the token request parameters from a form or JSON body (`content_type` lower-case,
 /// without parameters); only `grant_type` and `assertion`, each once. Pure (a fuzz target).
@@ -106,26 +96,46 @@ pub async fn token(State(state): State<Arc<AppState>>, headers: HeaderMap, body:
     response
 }
 
+/// Who a grant claims to be from and for which purpose (unverified: for the audit record of a
+/// refused grant).
+#[derive(Default)]
+struct Claimed {
+    requester: String,
+    purpose: String,
+}
+
 async fn token_audited(state: &Arc<AppState>, headers: HeaderMap, body: Body) -> Response {
     let request_id = uuid::Uuid::new_v4().to_string();
-    let mut record = AuditRecord {
-        time: super::audit_time(state.clock.now()),
-        request_id: request_id.clone(),
-        kind: "token".into(),
-        requester: String::new(),
-        user: None,
-        purpose: String::new(),
-        bsn: String::new(),
-        method: "POST".into(),
-        path: TOKEN_PATH.into(),
-        decision: "deny".into(),
-        rule: String::new(),
-        status: 0,
-        upstream_status: None,
+    let time = crate::audit::audit_time(state.clock.now());
+    let live = state.live.get();
+    let mut claimed = Claimed::default();
+    let outcome = match crate::http::read_body(body, live.max_body_bytes, live.client_timeout).await
+    {
+        Ok(bytes) => issue(state, &headers, &bytes, &mut claimed).await,
+        Err(e) => Err(e.into()),
     };
-    let outcome = match read_body(state, body, state.live().max_body_bytes).await {
-        Ok(bytes) => issue(state, &headers, &bytes, &mut record).await,
-        Err(e) => Err(e),
+    // The audit record, built once from the outcome.
+    let record = |decision: &str, rule: String, status: u16, issued: Option<&crate::oauth::Issued>| {
+        let ctx = issued.map(|i| &i.ctx);
+        AuditRecord {
+            time: time.clone(),
+            request_id: request_id.clone(),
+            kind: "token".into(),
+            requester: ctx.map_or_else(|| claimed.requester.clone(), |c| c.record.requester.clone()),
+            user: ctx.and_then(|c| c.user.as_ref()).map(|u| AuditUser {
+                uzi: u.uzi.clone(),
+                name: u.name.clone(),
+                role: u.role.clone(),
+            }),
+            purpose: ctx.map_or_else(|| claimed.purpose.clone(), |c| c.record.purpose.clone()),
+            bsn: ctx.map(|c| c.record.bsn.clone()),
+            method: "POST".into(),
+            path: TOKEN_PATH.into(),
+            decision: decision.into(),
+            rule,
+            status,
+            upstream_status: None,
+        }
     };
     let unavailable = |e: &crate::store::StoreError| {
         tracing::error!(error = %e, request_id, "audit log unavailable: refusing to answer");
@@ -133,13 +143,10 @@ async fn token_audited(state: &Arc<AppState>, headers: HeaderMap, body: Body) ->
     };
     match outcome {
         Ok(issued) => {
-            record.decision = "permit".into();
-            record.rule = "token-issued".into();
-            record.status = 200;
-            record.fill_from_token(&issued.ctx);
+            let record = record("permit", "token-issued".into(), 200, Some(&issued));
             // The jti, the token and this record are committed together (one group commit).
             match state
-                .audit
+                .writer
                 .write_grant(issued.jti, issued.ctx.record.clone(), record)
                 .await
             {
@@ -161,10 +168,10 @@ async fn token_audited(state: &Arc<AppState>, headers: HeaderMap, body: Body) ->
             }
         }
         Err(e) => {
-            record.rule = e.to_string();
+            let rule = e.to_string();
             let response = e.into_response();
-            record.status = response.status().as_u16();
-            match state.audit.write(record).await {
+            let record = record("deny", rule, response.status().as_u16(), None);
+            match state.writer.write(record).await {
                 Ok(()) => response,
                 Err(e) => unavailable(&e),
             }
@@ -176,9 +183,9 @@ async fn issue(
     state: &AppState,
     headers: &HeaderMap,
     bytes: &[u8],
-    record: &mut AuditRecord,
+    claimed: &mut Claimed,
 ) -> Result<crate::oauth::Issued, ApiError> {
-    let params = token_params(&content_type(headers), bytes)?;
+    let params = token_params(&crate::http::media_type(headers), bytes)?;
     match params.get("grant_type").map(String::as_str) {
         None => return Err(GrantError::InvalidRequest("grant_type is missing".into()).into()),
         Some(JWT_BEARER) => {}
@@ -189,7 +196,7 @@ async fn issue(
         .filter(|a| !a.is_empty())
         .ok_or_else(|| GrantError::InvalidRequest("assertion is missing".into()))?;
     // For the audit record of a refused grant: who it claims to be from (unverified).
-    if let Ok(jws) = crate::jose::parse(assertion) {
+    if let Ok(jws) = crate::jose::parse(assertion, &crate::jose::GRANT_ALGS) {
         let claim = |k: &str| {
             jws.claims
                 .get(k)
@@ -199,8 +206,8 @@ async fn issue(
                 .take(256)
                 .collect::<String>()
         };
-        record.requester = claim("iss");
-        record.purpose = claim("purposeOfUse");
+        claimed.requester = claim("iss");
+        claimed.purpose = claim("purposeOfUse");
     }
     Ok(state.tokens.issue(assertion).await?)
 }
@@ -218,7 +225,7 @@ pub async fn metadata(State(state): State<Arc<AppState>>) -> Response {
         "token_endpoint": format!("{issuer}{TOKEN_PATH}"),
         "grant_types_supported": [JWT_BEARER],
         "token_endpoint_auth_methods_supported": ["none"],
-        "token_endpoint_auth_signing_alg_values_supported": crate::jose::ALLOWED_ALGS,
+        "token_endpoint_auth_signing_alg_values_supported": crate::jose::GRANT_ALGS,
         "response_types_supported": [],
         "custodian_dids": state.tokens.custodians,
     }))
@@ -231,12 +238,12 @@ pub async fn introspect(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    if content_type(&headers) != "application/x-www-form-urlencoded" {
+    if crate::http::media_type(&headers) != "application/x-www-form-urlencoded" {
         return Err(ApiError::UnsupportedMediaType(
             "application/x-www-form-urlencoded",
         ));
     }
-    let bytes = read_body(&state, body, 16 * 1024).await?;
+    let bytes = crate::http::read_body(body, 16 * 1024, state.live.get().client_timeout).await?;
     let mut token = None;
     for (k, v) in url::form_urlencoded::parse(&bytes) {
         match k.as_ref() {
@@ -274,7 +281,7 @@ pub async fn introspect(
         "iat": r.issued_at,
         "service": r.purpose,
         "vcs": r.credential_ids,
-        "subject": crate::bsn::Bsn::parse(&r.bsn).map(|b| b.to_urn()).unwrap_or_default(),
+        "subject": r.bsn.to_urn(),
     });
     if let Some(u) = &ctx.user {
         let m = body.as_object_mut().map(|m| {
@@ -298,16 +305,11 @@ pub async fn introspect(
 
 /// `HEAD|GET /internal/auth/v1/accesstoken/verify`: 200 for a live Bearer token, 403 otherwise.
 pub async fn verify(State(state): State<Arc<AppState>>, headers: HeaderMap) -> StatusCode {
-    let token = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
-    match token {
-        Some(t) => match state.tokens.lookup(t).await {
+    match crate::http::bearer(&headers) {
+        Ok(t) => match state.tokens.lookup(t).await {
             Ok(Some(_)) => StatusCode::OK,
             _ => StatusCode::FORBIDDEN,
         },
-        None => StatusCode::FORBIDDEN,
+        Err(_) => StatusCode::FORBIDDEN,
     }
 }

@@ -9,7 +9,7 @@ use axum::routing::{get, post};
 use axum::Router;
 
 use super::error::ApiError;
-use super::AppState;
+use crate::app::AppState;
 use crate::identity::DidMethod;
 
 /// The public router.
@@ -42,7 +42,16 @@ pub fn router(state: Arc<AppState>) -> Router {
     }
     router
         // Everything else is a request for the source system: the proxy decides.
-        .fallback(crate::proxy::handle)
+        .fallback(proxy)
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .with_state(state)
+}
+
+/// A request for the source system: the proxy's path, with refusals answered by
+/// [`super::error::proxy_answer`].
+async fn proxy(
+    axum::extract::State(state): axum::extract::State<Arc<AppState>>,
+    request: axum::http::Request<axum::body::Body>,
+) -> axum::response::Response {
+    crate::proxy::handle(&state.proxy, request, super::error::proxy_answer).await
 }

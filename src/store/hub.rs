@@ -63,7 +63,7 @@ fn dossier(row: &AnyRow) -> Result<DossierRecord, StoreError> {
         key: row.try_get(0)?,
         account: row.try_get(1)?,
         dossier: Dossier {
-            client_bsn: row.try_get(2)?,
+            client_bsn: super::tokens::stored_bsn(&row.try_get::<String, _>(2)?)?,
             client_displayname: row.try_get(3)?,
             client_birthdate: row.try_get(4)?,
             reference: row.try_get(5)?,
@@ -99,7 +99,7 @@ fn bind_dossier<'q>(
 ) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
     q.bind(key)
         .bind(account)
-        .bind(&d.client_bsn)
+        .bind(d.client_bsn.as_str())
         .bind(&d.client_displayname)
         .bind(&d.client_birthdate)
         .bind(&d.reference)
@@ -279,6 +279,7 @@ impl Store {
         for (i, c) in filter.conditions.iter().enumerate() {
             let column = match c {
                 Condition::Text(column, _) | Condition::Number(column, _) => column,
+                Condition::Bsn(_) => "client_bsn",
             };
             sql.push_str(&format!("r.{column} = ${} AND ", i + 1));
         }
@@ -294,6 +295,7 @@ impl Store {
         for c in &filter.conditions {
             q = match c {
                 Condition::Text(_, v) => q.bind(v.clone()),
+                Condition::Bsn(b) => q.bind(b.as_str().to_owned()),
                 Condition::Number(_, v) => q.bind(*v),
             };
         }

@@ -34,7 +34,8 @@ use std::time::Duration;
 
 use rusqlite::{params, Connection, OptionalExtension as _};
 
-use super::{AuditRow, StoreError, TokenRecord, UsedJti, GENESIS_HASH};
+use super::{StoreError, TokenRecord, UsedJti};
+use crate::audit::{AuditRow, GENESIS_HASH};
 
 /// Per-connection settings of every SQLite connection (the pool's and ours): no automatic
 /// checkpoints (see the module docs).
@@ -256,7 +257,7 @@ impl BatchWriter {
                         t.custodian,
                         t.purpose,
                         serde_json::to_string(&t.credential_ids).unwrap_or_default(),
-                        t.bsn,
+                        t.bsn.as_str(),
                         t.user_identity,
                         t.issued_at,
                         t.expires_at

@@ -10,7 +10,7 @@ use poortwachter::demo::sample_fhir::{start as start_backend, Backend, BSN1, BSN
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use super::store::{drop_database, pg_database};
+use super::support::PgDatabase;
 use super::support::{enc, within, Instance};
 
 /// A TCP relay to PostgreSQL that can be cut (closing every relayed connection) and restored.
@@ -68,9 +68,10 @@ impl Relay {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn database_loss_fails_closed_and_recovers() {
-    let Some((admin, url)) = pg_database().await else {
+    let Some(db) = PgDatabase::create().await else {
         return;
     };
+    let url = db.url.clone();
     let relay = Relay::start("127.0.0.1:5432").await;
     let relayed = relay.url_for(&url);
     let upstream_backend = Arc::new(Backend::default());
@@ -197,7 +198,6 @@ async fn database_loss_fails_closed_and_recovers() {
     assert!(out.starts_with("audit log intact"), "{out}");
 
     drop(server);
-    drop_database(&admin, &url).await;
 }
 
 #[test]
@@ -228,9 +228,10 @@ fn an_unusable_database_url_stops_startup_with_a_clear_error() {
 /// revocation made on A afterwards still reaches B within a second.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lost_listen_connection_is_reestablished() {
-    let Some((admin, url)) = pg_database().await else {
+    let Some(db) = PgDatabase::create().await else {
         return;
     };
+    let url = db.url.clone();
     let relay = Relay::start("127.0.0.1:5432").await;
     let relayed = relay.url_for(&url);
     let a = Instance::with_config(&format!("database_url = \"{url}\"\n"));
@@ -285,7 +286,6 @@ async fn a_lost_listen_connection_is_reestablished() {
         "revocation did not reach B after its listen connection was lost"
     );
     drop((sa, sb));
-    drop_database(&admin, &url).await;
 }
 
 /// A wrong password in the database URL stops start-up with PostgreSQL's own reason. Needs the

@@ -14,7 +14,7 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 use time::OffsetDateTime;
 
-use super::store::{drop_database, pg_database};
+use super::support::PgDatabase;
 use super::support::{enc, within, Instance};
 
 const PURPOSE: &str = "zorginzage-thuiszorgdossier-door-huisarts";
@@ -22,9 +22,10 @@ const AUD: &str = "https://zorg.example.nl/n2n/auth/v1/accesstoken";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_replicas_share_tokens_replay_store_patients_audit_and_revocations() {
-    let Some((admin, url)) = pg_database().await else {
+    let Some(db) = PgDatabase::create().await else {
         return;
     };
+    let url = db.url.clone();
     let backend = Arc::new(Backend::default());
     let upstream = start_backend(backend).await;
     let common = format!("database_url = \"{url}\"\npublic_url = \"https://zorg.example.nl\"\nupstream = \"{upstream}\"\n");
@@ -171,16 +172,16 @@ async fn two_replicas_share_tokens_replay_store_patients_audit_and_revocations()
     eprintln!("revocation A → B took {took:?}");
 
     drop((sa, sb));
-    drop_database(&admin, &url).await;
 }
 
 /// With the poll slowed to 1 s, revocations still reach the other replica in milliseconds:
 /// PostgreSQL `NOTIFY` carries them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn revocations_reach_the_other_replica_through_notify() {
-    let Some((admin, url)) = pg_database().await else {
+    let Some(db) = PgDatabase::create().await else {
         return;
     };
+    let url = db.url.clone();
     let common = format!("database_url = \"{url}\"\n");
     let a = Instance::with_config(&common);
     let b = Instance::with_config(&common);
@@ -231,5 +232,4 @@ async fn revocations_reach_the_other_replica_through_notify() {
         "NOTIFY, not the 1 s poll: {took:?}"
     );
     drop((sa, sb));
-    drop_database(&admin, &url).await;
 }

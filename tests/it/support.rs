@@ -257,3 +257,65 @@ pub async fn within(limit: Duration, mut f: impl AsyncFnMut() -> bool) -> Option
 pub fn enc(id: &str) -> String {
     url::form_urlencoded::byte_serialize(id.as_bytes()).collect()
 }
+
+/// A fresh PostgreSQL database on the server at `POORTWACHTER_TEST_PG` (default
+/// `postgres://postgres@127.0.0.1:5432/test`), dropped when this guard is dropped — also when
+/// the test panics, so a failing test leaks no database.
+pub struct PgDatabase {
+    admin: String,
+    /// The database's URL.
+    pub url: String,
+}
+
+impl PgDatabase {
+    /// A new database, or `None` (visibly) where no server runs outside CI.
+    pub async fn create() -> Option<Self> {
+        use sqlx::Connection as _;
+        sqlx::any::install_default_drivers();
+        let admin = std::env::var("POORTWACHTER_TEST_PG")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+        let mut conn = match sqlx::AnyConnection::connect(&admin).await {
+            Ok(c) => c,
+            Err(e) => {
+                assert!(
+                    std::env::var_os("CI").is_none(),
+                    "CI must provide PostgreSQL at {admin}: {e}"
+                );
+                eprintln!("SKIPPED: no PostgreSQL at {admin} ({e}); PostgreSQL tests not run");
+                return None;
+            }
+        };
+        let name = format!("pw_test_{}", uuid::Uuid::new_v4().simple());
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        conn.close().await.unwrap();
+        let (base, _) = admin.rsplit_once('/').expect("a database URL");
+        let url = format!("{base}/{name}");
+        Some(Self { admin, url })
+    }
+}
+
+impl Drop for PgDatabase {
+    fn drop(&mut self) {
+        let (admin, url) = (self.admin.clone(), self.url.clone());
+        // Its own thread and runtime: this may run while a runtime unwinds a panicking test.
+        let dropped = std::thread::spawn(move || {
+            use sqlx::Connection as _;
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            rt.block_on(async {
+                let name = url.rsplit('/').next().unwrap_or_default().to_owned();
+                if let Ok(mut conn) = sqlx::AnyConnection::connect(&admin).await {
+                    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                        .execute(&mut conn)
+                        .await;
+                }
+            });
+        });
+        let _ = dropped.join();
+    }
+}

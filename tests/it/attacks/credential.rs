@@ -51,7 +51,7 @@ async fn stored_expired_explicit(w: &World) -> Value {
             issuer: w.s.custodian_did.clone(),
             subject_did: w.s.requester_did.clone(),
             purpose: PURPOSE.to_owned(),
-            bsn: "999999990".to_owned(),
+            bsn: poortwachter::bsn::Bsn::parse("999999990").unwrap(),
             consent_type: "explicit".to_owned(),
             issued_at: 1_735_689_600,
             expires_at: Some(1_751_327_999),

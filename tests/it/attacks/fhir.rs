@@ -138,11 +138,11 @@ async fn hostile_fhir_searches_are_refused_and_never_forwarded() {
         ("identifier:of-type", "POST", "/Patient/_search".into(), Some((FORM, own.replace("identifier=", "identifier:of-type="))), denied("parameter-modifier")),
         ("extra name parameter", "POST", "/Patient/_search".into(), Some((FORM, format!("{own}&name=Jansen"))), denied("unknown-parameter")),
         ("_has in the body", "POST", "/Patient/_search".into(), Some((FORM, format!("{own}&_has:Observation:patient:code=x"))), denied("parameter-modifier")),
-        ("no body", "POST", "/Patient/_search".into(), None, denied("missing-parameter")),
+        ("no body", "POST", "/Patient/_search".into(), None, denied("missing-form-body")),
         ("JSON body", "POST", "/Patient/_search".into(), Some(("application/fhir+json", r#"{"identifier":"999999990"}"#.into())), malformed("only form-encoded request bodies are accepted")),
         ("form body without a content type", "POST", "/Patient/_search".into(), Some(("", own.clone())), malformed("only form-encoded request bodies are accepted")),
         ("form body as multipart", "POST", "/Patient/_search".into(), Some(("multipart/form-data; boundary=x", format!("--x\r\nContent-Disposition: form-data; name=\"identifier\"\r\n\r\n{BSN_SYSTEM}|999999990\r\n--x--\r\n"))), malformed("only form-encoded request bodies are accepted")),
-        ("form body on a GET search", "GET", obs(""), Some((FORM, "patient=pat-2".into())), malformed("a request body is only accepted with POST")),
+        ("form body on a GET search", "GET", obs(""), Some((FORM, "patient=pat-2".into())), malformed("a request body is only accepted with POST, PUT or PATCH")),
     ];
     assert!(cases.len() >= 70, "{} cases", cases.len());
     let http = reqwest::Client::new();

@@ -114,7 +114,7 @@ async fn hostile_http_is_refused_and_never_forwarded() {
         ("Content-Length with a plus", post(&format!("Content-Length: +{}\r\n", search_body.len()), search_body), Answer::Hyper("HTTP/1.1 400 Bad Request")),
         ("Content-Length negative", post("Content-Length: -1\r\n", search_body), Answer::Hyper("HTTP/1.1 400 Bad Request")),
         ("Content-Length overflowing", post("Content-Length: 18446744073709551616\r\n", search_body), Answer::Hyper("HTTP/1.1 400 Bad Request")),
-        ("body on a GET (CL.0 smuggling)", { let mut r = req("GET /Patient/pat-1 HTTP/1.1", &format!("{form}Content-Length: {}\r\n", search_body.len())); r.extend_from_slice(search_body.as_bytes()); r }, malformed("a request body is only accepted with POST")),
+        ("body on a GET (CL.0 smuggling)", { let mut r = req("GET /Patient/pat-1 HTTP/1.1", &format!("{form}Content-Length: {}\r\n", search_body.len())); r.extend_from_slice(search_body.as_bytes()); r }, malformed("a request body is only accepted with POST, PUT or PATCH")),
         // Host
         ("two Host headers", req("GET /Patient/pat-1 HTTP/1.1", "Host: evil.example\r\n"), Answer::Proxy("HTTP/1.1 400 Bad Request", "invalid", "malformed request", "malformed: exactly one Host header is required".into())),
         ("no Host header", no_host("GET /Patient/pat-1 HTTP/1.1", ""), Answer::Proxy("HTTP/1.1 400 Bad Request", "invalid", "malformed request", "malformed: exactly one Host header is required".into())),

@@ -1,6 +1,5 @@
-//! The Hub's HTTP API (`/v3/...`): Basic auth, XML in and out, and the one place where a
-//! [`HubError`] becomes an answer (the documented `<error>` element with `status`, `code`,
-//! `message` and `details`).
+//! The Hub's HTTP API (`/v3/...`, `hub serve`): Basic auth, XML in and out. A [`HubError`]
+//! becomes the documented `<error>` element in [`super::error`].
 
 use std::sync::Arc;
 
@@ -11,63 +10,12 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 
-use super::dossier::{DossierRecord, RESOURCE_TYPE};
-use super::xml::Writer;
-use super::{Hub, HubError};
+use crate::hub::dossier::{DossierRecord, RESOURCE_TYPE};
+use crate::hub::xml::Writer;
+use crate::hub::{Hub, HubError};
 use crate::store::hub::HubAccount;
 
 const XML: &str = "application/xml; charset=utf-8";
-
-impl IntoResponse for HubError {
-    fn into_response(self) -> Response {
-        let status = StatusCode::from_u16(self.status()).unwrap_or(StatusCode::BAD_REQUEST);
-        match &self {
-            HubError::Unavailable(reason) => {
-                tracing::error!(reason = %reason, "hub store unavailable")
-            }
-            HubError::Internal(reason) => tracing::error!(reason = %reason, "hub request failed"),
-            _ => {}
-        }
-        let mut w = Writer::new();
-        w.open("error", &[])
-            .element("status", &status.as_u16().to_string())
-            .element("code", self.code())
-            .element("message", &self.to_string())
-            .element("details", details(&self))
-            .close("error");
-        let mut response = (
-            status,
-            [
-                (header::CONTENT_TYPE, XML),
-                (header::CACHE_CONTROL, "no-store"),
-            ],
-            w.finish(),
-        )
-            .into_response();
-        if self == HubError::Unauthorized {
-            response.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                header::HeaderValue::from_static("Basic realm=\"hub\""),
-            );
-        }
-        response
-    }
-}
-
-fn details(e: &HubError) -> &'static str {
-    match e {
-        HubError::Unauthorized => {
-            "use HTTP Basic authentication with the account's API key and secret"
-        }
-        HubError::Invalid { .. } => "see the Hub API v3 documentation for the resource format",
-        HubError::TooLarge | HubError::UnsupportedMediaType => "send one <resource> XML document",
-        HubError::NotFound => "the resource does not exist or is not shared with this account",
-        HubError::Forbidden => "ask the registering account",
-        HubError::UnknownAccount => "share with an existing account name or AGB code",
-        HubError::MethodNotAllowed => "see the Hub API v3 documentation for the endpoints",
-        HubError::Unavailable(_) | HubError::Internal(_) => "try again later",
-    }
-}
 
 fn xml_response(status: StatusCode, body: String) -> Response {
     (
@@ -96,7 +44,7 @@ fn write_resource(w: &mut Writer, r: &DossierRecord) {
     }
     w.property(
         "hub_registered_at",
-        &crate::server::audit_time(
+        &crate::audit::audit_time(
             time::OffsetDateTime::from_unix_timestamp(r.registered_at)
                 .unwrap_or(time::OffsetDateTime::UNIX_EPOCH),
         ),
@@ -105,8 +53,22 @@ fn write_resource(w: &mut Writer, r: &DossierRecord) {
     w.close("resource");
 }
 
+/// What the Hub's handlers share: the Hub, and the time a client has to send a body.
+#[derive(Clone)]
+pub struct HubApi {
+    hub: Arc<Hub>,
+    client_timeout: std::time::Duration,
+}
+
+impl std::ops::Deref for HubApi {
+    type Target = Hub;
+    fn deref(&self) -> &Hub {
+        &self.hub
+    }
+}
+
 /// The Hub's router.
-pub fn router(hub: Arc<Hub>) -> Router {
+pub fn router(hub: Arc<Hub>, client_timeout: std::time::Duration) -> Router {
     Router::new()
         .route("/health", get(|| async { "ok" }))
         .route("/v3/jwks", get(jwks))
@@ -126,10 +88,13 @@ pub fn router(hub: Arc<Hub>) -> Router {
         .route("/v3/resources/{key}/source", get(source))
         .method_not_allowed_fallback(|| async { HubError::MethodNotAllowed })
         .fallback(|| async { HubError::NotFound })
-        .with_state(hub)
+        .with_state(HubApi {
+            hub,
+            client_timeout,
+        })
 }
 
-async fn jwks(State(hub): State<Arc<Hub>>) -> Response {
+async fn jwks(State(hub): State<HubApi>) -> Response {
     (
         [(header::CONTENT_TYPE, "application/jwk-set+json")],
         hub.key.jwks().to_string(),
@@ -162,30 +127,23 @@ async fn caller(
 }
 
 async fn register(
-    State(hub): State<Arc<Hub>>,
+    State(hub): State<HubApi>,
     headers: HeaderMap,
     uri: Uri,
     body: Body,
 ) -> Result<Response, HubError> {
     let account = caller(&hub, &headers, &uri, false).await?;
-    let xml = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .map(|t| t.trim().to_ascii_lowercase())
-        .is_some_and(|t| t == "application/xml" || t == "text/xml");
-    if !xml {
+    if !crate::http::is_media_type(&headers, &["application/xml", "text/xml"]) {
         return Err(HubError::UnsupportedMediaType);
     }
-    let body: Bytes = axum::body::to_bytes(body, super::xml::MAX_BODY)
-        .await
-        .map_err(|_| HubError::TooLarge)?;
+    let body: Bytes =
+        crate::http::read_body(body, crate::hub::xml::MAX_BODY, hub.client_timeout).await?;
     let key = hub.register(&account, &body).await?;
     Ok(status_ok(&key))
 }
 
 async fn search(
-    State(hub): State<Arc<Hub>>,
+    State(hub): State<HubApi>,
     headers: HeaderMap,
     uri: Uri,
 ) -> Result<Response, HubError> {
@@ -201,7 +159,7 @@ async fn search(
 }
 
 async fn resource(
-    State(hub): State<Arc<Hub>>,
+    State(hub): State<HubApi>,
     Path(key): Path<String>,
     headers: HeaderMap,
     uri: Uri,
@@ -214,7 +172,7 @@ async fn resource(
 }
 
 async fn shares(
-    State(hub): State<Arc<Hub>>,
+    State(hub): State<HubApi>,
     Path(key): Path<String>,
     headers: HeaderMap,
     uri: Uri,
@@ -236,7 +194,7 @@ async fn shares(
 }
 
 async fn add_share(
-    State(hub): State<Arc<Hub>>,
+    State(hub): State<HubApi>,
     Path((key, target, permission)): Path<(String, String, String)>,
     headers: HeaderMap,
     uri: Uri,
@@ -247,7 +205,7 @@ async fn add_share(
 }
 
 async fn remove_share(
-    State(hub): State<Arc<Hub>>,
+    State(hub): State<HubApi>,
     Path((key, target)): Path<(String, String)>,
     headers: HeaderMap,
     uri: Uri,
@@ -258,7 +216,7 @@ async fn remove_share(
 }
 
 async fn source(
-    State(hub): State<Arc<Hub>>,
+    State(hub): State<HubApi>,
     Path(key): Path<String>,
     headers: HeaderMap,
     uri: Uri,

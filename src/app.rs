@@ -1,0 +1,358 @@
+//! The running instance: everything both listeners share ([`AppState`]), built once at start-up
+//! ([`build_state`]) and partly re-read on SIGHUP ([`reload_config`], [`reload_policies`]), plus
+//! the background tasks (purge of expired tokens, the audit chain's head in the log).
+//!
+//! Start-up order: policies (a bad file stops start-up) → identity (created on first start) →
+//! store (migrated) → resolver → revocation set (loaded, then followed) → writer.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::sync::watch;
+
+use crate::admin::Custodian;
+use crate::clock::{Clock, SystemClock};
+use crate::config::Config;
+use crate::credential::jsonld::Contexts;
+use crate::credential::verify::Verifier;
+use crate::identity::{DidMethod, Identity, InitOutcome};
+use crate::keys::KeyType;
+use crate::authn::hub_source::HubSource;
+use crate::authn::nuts::NutsToken;
+use crate::authn::{Authenticator, Mount, Mounts};
+use crate::config::{Live, LiveSettings};
+use crate::metrics::Metrics;
+use crate::oauth::TokenService;
+use crate::policy::PolicySet;
+use crate::proxy::Proxy;
+use crate::store::revocations::RevocationSet;
+use crate::store::writer::Writer;
+use crate::store::Store;
+
+/// Shared state of both listeners.
+pub struct AppState {
+    /// The configuration as started (the reloadable part is in [`AppState::live`]).
+    pub config: Config,
+    /// Settings that a reload changes (body limits, time limits, upstream).
+    pub live: Live,
+    /// Credential administration.
+    pub custodian: Custodian,
+    /// The current policies (replaced as a whole on reload).
+    pub policies: watch::Receiver<Arc<PolicySet>>,
+    /// Replaces the policies (SIGHUP); the next request sees the new set.
+    pub policy_updates: watch::Sender<Arc<PolicySet>>,
+    /// Credential verification with its caches.
+    pub verifier: Arc<Verifier>,
+    /// The token endpoint and token lookups.
+    pub tokens: Arc<TokenService>,
+    /// The group-commit writer of audit records and grants.
+    pub writer: Writer,
+    /// The proxy with its authenticators.
+    pub proxy: Proxy,
+    /// Revoked credential ids, followed from the store.
+    pub revocations: RevocationSet,
+    /// The store.
+    pub store: Store,
+    /// Time.
+    pub clock: Arc<dyn Clock>,
+    /// Prometheus metrics.
+    pub metrics: Arc<Metrics>,
+}
+
+/// Errors that stop start-up.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// Identity.
+    #[error(transparent)]
+    Identity(#[from] crate::identity::IdentityError),
+    /// Store.
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    /// Policies.
+    #[error(transparent)]
+    Policy(#[from] crate::policy::PolicyError),
+    /// DID resolver.
+    #[error(transparent)]
+    Did(#[from] crate::did::DidError),
+    /// `[hub_source]` cannot be used: its policy or the Hub's keys.
+    #[error("hub_source: {0}")]
+    HubSource(String),
+    /// The authenticators' path prefixes clash.
+    #[error("authenticators: {0}")]
+    Mounts(String),
+    /// Binding a listener.
+    #[error("cannot listen on {addr}: {reason}")]
+    Bind {
+        /// Address.
+        addr: SocketAddr,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Loads the identity, creating a P-256 `did:key` one on first start.
+fn identity(config: &Config) -> Result<Identity, StartError> {
+    if config.data_dir.join("identity.json").exists() {
+        return Ok(Identity::load(&config.data_dir)?);
+    }
+    let outcome = Identity::init(&config.data_dir, KeyType::P256, DidMethod::Key, false)?;
+    let (InitOutcome::Created(identity) | InitOutcome::Existing(identity)) = outcome;
+    tracing::info!(did = %identity.did, data_dir = %config.data_dir.display(), "created identity on first start");
+    Ok(identity)
+}
+
+/// Checks that the policies hold what the configured authenticators need: `[hub_source] policy`
+/// is a hub-source policy.
+fn check_policies(config: &Config, policies: &PolicySet) -> Result<(), (String, String)> {
+    if let Some(h) = &config.hub_source {
+        if policies
+            .for_requests(&h.policy, crate::policy::Authenticator::HubSource)
+            .is_none()
+        {
+            return Err((
+                h.policy.clone(),
+                format!(
+                    "policy \"{}\" is not a hub-source policy in {}",
+                    h.policy,
+                    config.policies_dir.display()
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The authenticators of the public listener by path prefix: `[hub_source]` at its
+/// `path_prefix` (the whole listener when it has none), our access tokens at `/` unless that is
+/// taken.
+async fn mounts(config: &Config, tokens: &Arc<TokenService>) -> Result<Mounts, StartError> {
+    let mut mounts = Vec::new();
+    if let Some(settings) = &config.hub_source {
+        let verifier = crate::authn::hub_source::verifier(settings)
+            .await
+            .map_err(|e| StartError::HubSource(format!("the Hub's keys: {e}")))?;
+        tokio::spawn(crate::authn::hub_source::refresh(
+            verifier.clone(),
+            settings.clone(),
+        ));
+        mounts.push(Mount {
+            prefix: settings.path_prefix.clone(),
+            authenticator: Arc::new(Authenticator::HubSource(HubSource::new(
+                verifier,
+                &settings.policy,
+            ))),
+        });
+    }
+    if !mounts.iter().any(|m| m.prefix == "/") {
+        mounts.push(Mount {
+            prefix: "/".into(),
+            authenticator: Arc::new(Authenticator::NutsToken(NutsToken::new(tokens.clone()))),
+        });
+    }
+    Mounts::new(mounts).map_err(StartError::Mounts)
+}
+
+/// Builds the state (everything except the listeners).
+pub async fn build_state(config: Config) -> Result<Arc<AppState>, StartError> {
+    // Policies first: a bad policy file stops start-up before anything is created.
+    let policies = PolicySet::load_dir(&config.policies_dir)?;
+    check_policies(&config, &policies).map_err(|(_, reason)| StartError::HubSource(reason))?;
+    let identity = identity(&config)?;
+    let store = Store::open(&config.database_url).await?;
+    store
+        .wal_control()
+        .set_restart_frames(crate::store::sqlite::frames_of_mib(
+            config.sqlite_wal_max_mib,
+        ));
+    let purposes: Vec<&str> = policies.purposes().collect();
+    tracing::info!(policies = ?purposes, "policies loaded");
+    let resolver = crate::did::Resolver::new(&config.resolver)?;
+    let revocations = RevocationSet::default();
+    revocations.refresh(&store).await?;
+    tokio::spawn(
+        revocations
+            .clone()
+            .follow(store.clone(), config.revocation_poll),
+    );
+    if let Some(url) = store.postgres_url() {
+        tokio::spawn(revocations.clone().listen(url.to_owned()));
+    }
+    let contexts = Arc::new(Contexts::embedded());
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let (policy_updates, rx) = watch::channel(Arc::new(policies));
+    let verifier = Arc::new(Verifier::new(
+        contexts.clone(),
+        resolver.clone(),
+        clock.clone(),
+        Arc::new(revocations.clone()),
+    ));
+    let tokens = Arc::new(TokenService::new(crate::oauth::TokenServiceParts {
+        audience: config.token_endpoint(),
+        custodians: vec![identity.did.clone()],
+        resolver,
+        verifier: verifier.clone(),
+        store: store.clone(),
+        revocations: Arc::new(revocations.clone()),
+        policies: rx.clone(),
+        clock: clock.clone(),
+        limiter: crate::oauth::ratelimit::RateLimiter::new(
+            config.rate_limit_per_second,
+            config.rate_limit_burst,
+        ),
+    }));
+    let writer = Writer::spawn(store.clone())?;
+    tokio::spawn(purge(writer.clone(), clock.clone()));
+    tokio::spawn(log_audit_head(store.clone()));
+    let live = Live::new(LiveSettings::of(&config));
+    let metrics = Arc::new(Metrics::default());
+    let proxy = Proxy {
+        mounts: mounts(&config, &tokens).await?,
+        policies: rx.clone(),
+        tokens: tokens.clone(),
+        writer: writer.clone(),
+        upstream: crate::proxy::client::UpstreamClient::new(),
+        live: live.clone(),
+        clock: clock.clone(),
+        metrics: metrics.clone(),
+    };
+    Ok(Arc::new(AppState {
+        live,
+        verifier,
+        tokens,
+        writer,
+        proxy,
+        custodian: Custodian {
+            identity: Arc::new(identity),
+            store: store.clone(),
+            contexts,
+            clock: clock.clone(),
+        },
+        policies: rx,
+        policy_updates,
+        metrics,
+        revocations,
+        store,
+        clock,
+        config,
+    }))
+}
+
+/// Re-reads the configuration (file, environment, flags as at start-up) and applies what can
+/// change while running: body and time limits, the upstream, rate limits. A configuration that
+/// does not load is refused (the old one stays). Returns the changed keys that need a restart.
+pub fn reload_config(state: &AppState) -> Result<Vec<&'static str>, crate::config::ConfigError> {
+    let new = state.config.reload()?;
+    let ignored = state.config.restart_only_changes(&new);
+    state
+        .tokens
+        .limiter
+        .set_limits(new.rate_limit_per_second, new.rate_limit_burst);
+    let live = LiveSettings::of(&new);
+    tracing::info!(
+        max_body_bytes = live.max_body_bytes,
+        client_timeout_ms = live.client_timeout.as_millis() as u64,
+        upstream_timeout_ms = live.upstream_timeout.as_millis() as u64,
+        rate_limit_per_second = new.rate_limit_per_second,
+        rate_limit_burst = new.rate_limit_burst,
+        "configuration reloaded"
+    );
+    state.live.set(live);
+    Ok(ignored)
+}
+
+/// Re-reads the policies directory.
+///
+/// A set that does not load is refused: the old one stays and the error is logged with file,
+/// line and reason.
+pub fn reload_policies(state: &AppState) -> Result<(), crate::policy::PolicyError> {
+    let set = PolicySet::load_dir(&state.config.policies_dir)?;
+    check_policies(&state.config, &set).map_err(|(policy, reason)| {
+        crate::policy::PolicyError::File {
+            file: state
+                .config
+                .policies_dir
+                .join(format!("{policy}.toml"))
+                .display()
+                .to_string(),
+            line: 0,
+            reason,
+        }
+    })?;
+    let purposes: Vec<&str> = set.purposes().collect();
+    tracing::info!(policies = ?purposes, "policies reloaded");
+    state.policy_updates.send_replace(Arc::new(set));
+    Ok(())
+}
+
+pub async fn reload_on_sighup(state: Arc<AppState>) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let Ok(mut hup) = signal(SignalKind::hangup()) else {
+            return;
+        };
+        while hup.recv().await.is_some() {
+            match reload_config(&state) {
+                Ok(ignored) if ignored.is_empty() => {}
+                Ok(ignored) => tracing::warn!(
+                    keys = ?ignored,
+                    "configuration reloaded; these changes need a restart and are not applied"
+                ),
+                Err(e) => {
+                    tracing::error!(error = %e, "configuration reload refused; the previous configuration stays in force")
+                }
+            }
+            if let Err(e) = reload_policies(&state) {
+                tracing::error!(error = %e, "policy reload refused; the previous policies stay in force");
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    drop(state);
+}
+
+/// RFC 3339 UTC with milliseconds, as audit records carry it.
+
+/// Forgets `jti`s and tokens a minute after they expired, every 10 seconds (through the audit
+/// writer: see [`crate::store::writer::Writer::purge_expired`]).
+async fn purge(audit: crate::store::writer::Writer, clock: Arc<dyn Clock>) {
+    let mut ticker = tokio::time::interval(std::time::Duration::from_secs(10));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        if let Err(e) = audit.purge_expired(clock.now().unix_timestamp() - 60).await {
+            tracing::warn!(error = %e, "purging expired tokens failed");
+        }
+    }
+}
+
+/// Logs the audit chain's head every minute when it moved (and [`run_on`] once more at
+/// shutdown): `"audit chain head"` with `anchor` = `SEQ:HASH`. Shipped with the logs, it is kept
+/// outside the database, and `audit verify --anchor` finds records deleted after it, which the
+/// chain alone cannot show.
+async fn log_audit_head(store: crate::store::Store) {
+    let mut ticker = tokio::time::interval(std::time::Duration::from_secs(60));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut logged = None;
+    loop {
+        ticker.tick().await;
+        logged = log_audit_head_once(&store, logged).await;
+    }
+}
+
+/// Logs the head unless it is still record `logged`; returns the record now logged.
+pub async fn log_audit_head_once(store: &crate::store::Store, logged: Option<i64>) -> Option<i64> {
+    match store.audit_head().await {
+        Ok((seq, hash)) if seq > 0 && Some(seq) != logged => {
+            let anchor = crate::audit::Anchor { seq, hash };
+            tracing::info!(anchor = %anchor, "audit chain head");
+            Some(seq)
+        }
+        Ok(_) => logged,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the audit chain head");
+            logged
+        }
+    }
+}
+

@@ -1,0 +1,118 @@
+//! The NEN 7513 audit record: what happened, to whom, decided how. Field order is the canonical
+//! JSON order the chain hashes.
+
+use serde::{Deserialize, Serialize};
+
+/// The user, as the requester vouched for it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditUser {
+    /// UZI number.
+    pub uzi: String,
+    /// Name.
+    pub name: String,
+    /// Role code.
+    pub role: String,
+}
+
+/// What happened. Field order is the canonical JSON order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditRecord {
+    /// RFC 3339 UTC with milliseconds.
+    pub time: String,
+    /// Request id (also sent to the source system as `X-Poortwachter-Request-Id`).
+    pub request_id: String,
+    /// `token` or `proxy`.
+    pub kind: String,
+    /// Requester DID (for a refused grant: the claimed `iss`, if any).
+    pub requester: String,
+    /// The user.
+    pub user: Option<AuditUser>,
+    /// purposeOfUse.
+    pub purpose: String,
+    /// The patient's BSN (written as `""` when unknown).
+    #[serde(with = "crate::bsn::empty_when_none")]
+    pub bsn: Option<crate::bsn::Bsn>,
+    /// HTTP method.
+    pub method: String,
+    /// Path with query, BSN-like numbers removed.
+    pub path: String,
+    /// `permit`, `deny` or `error`.
+    pub decision: String,
+    /// The rule that decided, or the reason.
+    pub rule: String,
+    /// Status answered to the client.
+    pub status: u16,
+    /// Status the source system answered, if it was asked.
+    pub upstream_status: Option<u16>,
+}
+
+/// Replaces every run of 8 or 9 digits that passes the BSN 11-check with `***`, so no BSN ends
+/// up in a logged path.
+#[must_use]
+pub fn redact_bsns(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = String::with_capacity(s.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i].is_ascii_digit() {
+            let start = i;
+            while i < bytes.len() && bytes[i].is_ascii_digit() {
+                i += 1;
+            }
+            let run = &s[start..i];
+            if crate::bsn::Bsn::parse(run).is_ok() {
+                out.push_str("***");
+            } else {
+                out.push_str(run);
+            }
+        } else {
+            let ch = s[i..].chars().next().unwrap_or('\u{fffd}');
+            out.push(ch);
+            i += ch.len_utf8();
+        }
+    }
+    out
+}
+
+/// RFC 3339 UTC with milliseconds, as audit records carry it.
+#[must_use]
+pub fn audit_time(t: time::OffsetDateTime) -> String {
+    let t = t.to_offset(time::UtcOffset::UTC);
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second(),
+        t.millisecond()
+    )
+}
+
+/// What a refused replay's record says.
+pub const REPLAY_RULE: &str = "jti has already been used";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bsns_are_redacted_from_paths() {
+        assert_eq!(
+            redact_bsns("/Patient?identifier=http://fhir.nl/fhir/NamingSystem/bsn|999999990"),
+            "/Patient?identifier=http://fhir.nl/fhir/NamingSystem/bsn|***"
+        );
+        assert_eq!(
+            redact_bsns("/Patient/123456780"),
+            "/Patient/123456780",
+            "fails the 11-check: not a BSN"
+        );
+        assert_eq!(
+            redact_bsns("/Observation?_count=5&x=77461848"),
+            "/Observation?_count=5&x=***"
+        );
+        assert_eq!(redact_bsns("/é/1234"), "/é/1234");
+    }
+}
+

@@ -114,5 +114,46 @@ mod tests {
         );
         assert_eq!(redact_bsns("/é/1234"), "/é/1234");
     }
-}
 
+    /// No BSN in a `Debug` of the records that carry one (they reach logs through `?` fields).
+    #[test]
+    fn debug_output_never_shows_a_bsn() {
+        let bsn = crate::bsn::Bsn::parse("999999990").unwrap();
+        let record = AuditRecord {
+            time: "2026-12-04T12:00:00.000Z".into(),
+            request_id: "r".into(),
+            kind: "proxy".into(),
+            requester: "did:web:a".into(),
+            user: None,
+            purpose: "p".into(),
+            bsn: Some(bsn.clone()),
+            method: "GET".into(),
+            path: "/Patient/1".into(),
+            decision: "permit".into(),
+            rule: "r".into(),
+            status: 200,
+            upstream_status: Some(200),
+        };
+        let token = crate::store::TokenRecord {
+            hash: "h".into(),
+            requester: "did:web:a".into(),
+            custodian: "did:web:b".into(),
+            purpose: "p".into(),
+            credential_ids: vec!["c".into()],
+            bsn: bsn.clone(),
+            user_identity: None,
+            issued_at: 1,
+            expires_at: 2,
+        };
+        for text in [format!("{record:?}"), format!("{token:?}")] {
+            assert!(!text.contains("999999990"), "{text}");
+            assert!(text.contains("Bsn(***)"), "{text}");
+        }
+        // The canonical JSON the chain hashes still holds the number (an empty string for none).
+        assert!(serde_json::to_string(&record).unwrap().contains(r#""bsn":"999999990""#));
+        let none = AuditRecord { bsn: None, ..record };
+        let json = serde_json::to_string(&none).unwrap();
+        assert!(json.contains(r#""bsn":"""#), "{json}");
+        assert_eq!(serde_json::from_str::<AuditRecord>(&json).unwrap(), none);
+    }
+}

@@ -59,7 +59,15 @@ pub(crate) async fn run(ctx: &Context, args: &DemoArgs) -> anyhow::Result<i32> {
     );
     config.public_url = url::Url::parse(&public_url)?;
     config.upstream = Some(url::Url::parse(&upstream)?);
+    // The demo carries its own policy: it runs wherever it is started.
+    config.policies_dir = root.join("policies");
+    config.hub_source = None;
     crate::identity::create_private_dir(&root)?;
+    std::fs::create_dir_all(&config.policies_dir)?;
+    std::fs::write(
+        config.policies_dir.join(format!("{PURPOSE}.toml")),
+        crate::policy::shipped::text(PURPOSE).unwrap_or_default(),
+    )?;
     let custodian = identity(&config.data_dir)?;
     let state = crate::app::build_state(config).await?;
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();

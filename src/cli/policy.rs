@@ -37,9 +37,36 @@ pub(crate) enum PolicyCommand {
     },
     /// Load every policy file and report the first problem (exit 0 when all are valid)
     Validate,
+    /// Write the policies shipped with this binary into a directory (existing files are kept)
+    #[command(after_help = "Example:\n  poortwachter policy install --dir ./policies")]
+    Install {
+        /// The directory [default: the configured policies_dir]
+        #[arg(long)]
+        dir: Option<std::path::PathBuf>,
+    },
+}
+
+/// Writes the shipped policies into `dir`, keeping files that exist; prints what it did.
+fn install(dir: &std::path::Path) -> anyhow::Result<i32> {
+    std::fs::create_dir_all(dir)
+        .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))?;
+    for (file, text) in crate::policy::shipped::SHIPPED {
+        let path = dir.join(file);
+        if path.exists() {
+            println!("kept    {}", path.display());
+            continue;
+        }
+        std::fs::write(&path, text)
+            .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+        println!("written {}", path.display());
+    }
+    Ok(0)
 }
 
 pub(crate) fn run(ctx: &Context, cmd: PolicyCommand) -> anyhow::Result<i32> {
+    if let PolicyCommand::Install { dir } = &cmd {
+        return install(dir.as_deref().unwrap_or(&ctx.config.policies_dir));
+    }
     let policies = ctx.policies()?;
     let PolicyCommand::Check {
         purpose,
@@ -50,6 +77,7 @@ pub(crate) fn run(ctx: &Context, cmd: PolicyCommand) -> anyhow::Result<i32> {
         json,
     } = cmd
     else {
+        // Validate (Install returned above).
         let purposes: Vec<&str> = policies.purposes().collect();
         println!("valid: {}", purposes.join(", "));
         return Ok(0);

@@ -336,4 +336,13 @@ mod tests {
         assert_eq!(code("client_bsn=123"), "invalid-bsn");
         assert_eq!(code("edd=tomorrow"), "invalid-date");
     }
+
+    #[test]
+    fn a_dossier_debug_never_shows_the_bsn() {
+        let d = Dossier::from_properties(&props(&GOOD)).unwrap();
+        let text = format!("{d:?}");
+        assert!(!text.contains("999999990") && text.contains("Bsn(***)"), "{text}");
+        let f = Filter::parse(Some("client_bsn=999999990")).unwrap();
+        assert!(!format!("{f:?}").contains("999999990"));
+    }
 }

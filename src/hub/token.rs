@@ -392,4 +392,27 @@ mod tests {
         assert_eq!(v.verify(&hs, 1001), Err(SourceError::Alg));
         assert_eq!(v.verify("a.b", 1001), Err(SourceError::Malformed));
     }
+
+    /// A source token with a repeated member name (in the header or the claims) is refused, the
+    /// same way the grant parser refuses one: two parsers must never read one token differently.
+    #[test]
+    fn repeated_member_names_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let (key, _) = HubKey::load_or_create(dir.path()).unwrap();
+        let v = SourceVerifier::new("https://hub.example", "provider-a", 5);
+        v.set_jwks(&key.jwks().to_string()).unwrap();
+        let enc = |s: &str| URL_SAFE_NO_PAD.encode(s);
+        let claims = r#"{"iss":"https://hub.example","aud":"provider-a","sub":"999999990","sub":"111222333","iat":1000,"nbf":1000,"exp":4600,"acc_name":"b","acc_display_name":"B"}"#;
+        let header = format!(r#"{{"alg":"RS512","kid":"{}"}}"#, key.kid());
+        for token in [
+            format!("{}.{}.c2ln", enc(&header), enc(claims)),
+            format!(
+                "{}.{}.c2ln",
+                enc(r#"{"alg":"HS512","alg":"RS512"}"#),
+                enc("{}")
+            ),
+        ] {
+            assert_eq!(v.verify(&token, 1001), Err(SourceError::Malformed), "{token}");
+        }
+    }
 }

@@ -17,6 +17,7 @@
 //! ```
 
 pub mod request;
+pub mod shipped;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -306,7 +307,16 @@ impl PolicySet {
             reason,
         };
         let mut paths: Vec<_> = std::fs::read_dir(dir)
-            .map_err(|e| dir_err(e.to_string()))?
+            .map_err(|e| {
+                if e.kind() == std::io::ErrorKind::NotFound {
+                    dir_err(format!(
+                        "{e}; write the shipped policies there with `poortwachter policy install --dir {}`, or point policies_dir (--policies-dir, POORTWACHTER_POLICIES_DIR) at your own",
+                        dir.display()
+                    ))
+                } else {
+                    dir_err(e.to_string())
+                }
+            })?
             .filter_map(Result::ok)
             .map(|e| e.path())
             .filter(|p| p.extension().is_some_and(|e| e == "toml"))

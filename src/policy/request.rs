@@ -612,4 +612,72 @@ mod tests {
         r[0].path = "/Patient/{bsn}".into();
         assert!(validate(&r).unwrap_err().contains("placeholder"));
     }
+
+    /// The permit holds exactly the request that was decided on; a `token_bsn` parameter is
+    /// checked, then left out of the query it forwards.
+    #[test]
+    fn the_permit_carries_the_request_it_allowed() {
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/policies/hub-dossier.toml"
+        ))
+        .unwrap();
+        let crate::policy::Compiled::Requests(policy) =
+            crate::policy::PolicySet::compile_any("hub-dossier.toml", "hub-dossier", &text)
+                .unwrap()
+        else {
+            panic!("a request policy")
+        };
+        let bsn = Bsn::parse("999999990").unwrap();
+        let none = HashSet::new();
+        let scope = TokenScope {
+            bsn: Some(&bsn),
+            allowed_patients: &none,
+        };
+        let request = |query: &str| Request {
+            method: "GET".into(),
+            path: "/dossier/ZW-1".into(),
+            query: Some(query.into()),
+            media_type: String::new(),
+            body: bytes::Bytes::new(),
+        };
+        let permit = authorize(&policy.rules, request("client_bsn=999999990"), &scope).unwrap();
+        assert_eq!(
+            (permit.rule(), permit.method(), permit.path(), permit.query()),
+            ("dossier-read", "GET", "/dossier/ZW-1", None)
+        );
+        let refused = authorize(&policy.rules, request("client_bsn=123456782"), &scope).unwrap_err();
+        assert_eq!(refused.reason, "parameter-value");
+        assert_eq!(refused.request, request("client_bsn=123456782"), "handed back unchanged");
+        // Without a patient in scope, a token_bsn parameter never matches.
+        let unscoped = TokenScope {
+            bsn: None,
+            allowed_patients: &none,
+        };
+        assert!(authorize(&policy.rules, request("client_bsn=999999990"), &unscoped).is_err());
+
+        // A body is forwarded byte for byte, and only where a rule reads it.
+        let rules = rules();
+        let body = bytes::Bytes::from_static(
+            b"identifier=http%3A%2F%2Ffhir.nl%2Ffhir%2FNamingSystem%2Fbsn%7C999999990",
+        );
+        let search = Request {
+            method: "POST".into(),
+            path: "/Patient/_search".into(),
+            query: None,
+            media_type: FORM.into(),
+            body: body.clone(),
+        };
+        let permit = authorize(&rules, search.clone(), &scope).unwrap();
+        assert_eq!(permit.body(), &body);
+        let json = Request {
+            media_type: "application/fhir+json".into(),
+            ..search
+        };
+        let malformed = authorize(&rules, json, &scope).unwrap_err();
+        assert_eq!(
+            malformed.malformed,
+            Some("only form-encoded request bodies are accepted")
+        );
+    }
 }

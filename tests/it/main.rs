@@ -19,6 +19,7 @@ mod proxy;
 mod reload;
 mod replicas;
 mod robustness;
+mod seams;
 mod store;
 mod support;
 mod token;

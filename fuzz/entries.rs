@@ -219,7 +219,10 @@ pub fn hub_xml(data: &[u8]) {
         let prolog = text.split("<resource").next().unwrap_or_default();
         assert!(!prolog.contains("<!DOCTYPE"), "a DTD was accepted");
         if let Ok(d) = Dossier::from_properties(&props) {
-            assert!(Bsn::parse(d.client_bsn.as_str()).is_ok(), "invalid BSN accepted");
+            assert!(
+                Bsn::parse(d.client_bsn.as_str()).is_ok(),
+                "invalid BSN accepted"
+            );
             for date in [&d.client_birthdate, &d.edd, &d.start_at] {
                 assert!(date.len() == 8 && date.bytes().all(|b| b.is_ascii_digit()));
             }

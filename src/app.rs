@@ -11,16 +11,16 @@ use std::sync::Arc;
 use tokio::sync::watch;
 
 use crate::admin::Custodian;
+use crate::authn::hub_source::HubSource;
+use crate::authn::nuts::NutsToken;
+use crate::authn::{Authenticator, Mount, Mounts};
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
+use crate::config::{Live, LiveSettings};
 use crate::credential::jsonld::Contexts;
 use crate::credential::verify::Verifier;
 use crate::identity::{DidMethod, Identity, InitOutcome};
 use crate::keys::KeyType;
-use crate::authn::hub_source::HubSource;
-use crate::authn::nuts::NutsToken;
-use crate::authn::{Authenticator, Mount, Mounts};
-use crate::config::{Live, LiveSettings};
 use crate::metrics::Metrics;
 use crate::oauth::TokenService;
 use crate::policy::PolicySet;
@@ -311,8 +311,6 @@ pub async fn reload_on_sighup(state: Arc<AppState>) {
     drop(state);
 }
 
-/// RFC 3339 UTC with milliseconds, as audit records carry it.
-
 /// Forgets `jti`s and tokens a minute after they expired, every 10 seconds (through the audit
 /// writer: see [`crate::store::writer::Writer::purge_expired`]).
 async fn purge(audit: crate::store::writer::Writer, clock: Arc<dyn Clock>) {
@@ -355,4 +353,3 @@ pub async fn log_audit_head_once(store: &crate::store::Store, logged: Option<i64
         }
     }
 }
-

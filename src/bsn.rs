@@ -165,7 +165,10 @@ mod tests {
         assert_eq!(serde_json::to_string(&b).unwrap(), "\"999999990\"");
         assert_eq!(serde_json::from_str::<Bsn>("\"999999990\"").unwrap(), b);
         let err = serde_json::from_str::<Bsn>("\"123456780\"").unwrap_err();
-        assert!(err.to_string().starts_with("the BSN fails the 11-check"), "{err}");
+        assert!(
+            err.to_string().starts_with("the BSN fails the 11-check"),
+            "{err}"
+        );
         assert!(!err.to_string().contains("123456780"));
     }
 }

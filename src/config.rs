@@ -48,7 +48,10 @@ struct Lines<'a> {
 impl Lines<'_> {
     /// `file:line` of a span of the text.
     fn at(&self, span: std::ops::Range<usize>) -> String {
-        let line = self.text[..span.start.min(self.text.len())].matches('\n').count() + 1;
+        let line = self.text[..span.start.min(self.text.len())]
+            .matches('\n')
+            .count()
+            + 1;
         format!("{}:{line}", self.origin)
     }
 
@@ -490,8 +493,7 @@ impl Config {
             "",
         )?;
         let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
-        let http_workers =
-            lines.ranged("http_workers", &file.http_workers, cores, 1..=256, "")?;
+        let http_workers = lines.ranged("http_workers", &file.http_workers, cores, 1..=256, "")?;
         let w = &file.did_web;
         let resolver = ResolverSettings {
             did_dir,
@@ -554,7 +556,7 @@ impl Config {
                     ));
                 }
                 let path_prefix = h.path_prefix.unwrap_or_else(|| "/".into());
-                if !crate::authn::valid_prefix(&path_prefix) {
+                if !valid_path_prefix(&path_prefix) {
                     return Err(err(
                         &origin,
                         &key("path_prefix"),
@@ -615,6 +617,23 @@ impl Config {
     }
 }
 
+/// A valid path prefix: `/`, or `/` followed by segments of unreserved characters, no trailing
+/// slash.
+#[must_use]
+pub fn valid_path_prefix(prefix: &str) -> bool {
+    prefix == "/"
+        || (prefix.starts_with('/')
+            && !prefix.ends_with('/')
+            && prefix.split('/').skip(1).all(|seg| {
+                !seg.is_empty()
+                    && seg != "."
+                    && seg != ".."
+                    && seg
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))
+            }))
+}
+
 /// The settings a configuration reload (SIGHUP) changes while running.
 #[derive(Debug, Clone)]
 pub struct LiveSettings {
@@ -653,9 +672,9 @@ impl Live {
     /// Starts with `settings`.
     #[must_use]
     pub fn new(settings: LiveSettings) -> Self {
-        Self(std::sync::Arc::new(std::sync::RwLock::new(std::sync::Arc::new(
-            settings,
-        ))))
+        Self(std::sync::Arc::new(std::sync::RwLock::new(
+            std::sync::Arc::new(settings),
+        )))
     }
 
     /// The current settings.
@@ -840,9 +859,29 @@ mod tests {
                 .to_string();
             assert_eq!(e, format!("{}:{line}: {want}", p.display()), "{text}");
         }
-        let (_d, p) = write("client_timeout_ms = 100\nhttp_workers = 3\nmax_request_head_bytes = 8192\n");
+        let (_d, p) =
+            write("client_timeout_ms = 100\nhttp_workers = 3\nmax_request_head_bytes = 8192\n");
         let c = Config::load(Some(&p), true, &HashMap::new()).unwrap();
         assert_eq!(c.client_timeout, Duration::from_millis(100));
-        assert_eq!((c.http_workers, c.max_request_head_bytes, c.max_request_headers), (3, 8192, 100));
+        assert_eq!(
+            (
+                c.http_workers,
+                c.max_request_head_bytes,
+                c.max_request_headers
+            ),
+            (3, 8192, 100)
+        );
+    }
+
+    #[test]
+    fn path_prefixes_are_plain_segments() {
+        for ok in ["/", "/zorgdomein", "/medmij/fhir", "/a-b_c.d~e"] {
+            assert!(valid_path_prefix(ok), "{ok}");
+        }
+        for bad in [
+            "", "x", "/x/", "//x", "/x//y", "/./x", "/x/..", "/x%2f", "/x y", "/x?y",
+        ] {
+            assert!(!valid_path_prefix(bad), "{bad}");
+        }
     }
 }

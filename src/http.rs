@@ -107,12 +107,26 @@ mod tests {
 
     #[test]
     fn bearer_is_parsed_one_way() {
-        assert_eq!(bearer(&headers(&["Bearer abc.DEF-_~+/="])), Ok("abc.DEF-_~+/="));
+        assert_eq!(
+            bearer(&headers(&["Bearer abc.DEF-_~+/="])),
+            Ok("abc.DEF-_~+/=")
+        );
         assert_eq!(bearer(&headers(&["bearer abc"])), Ok("abc"));
         assert_eq!(bearer(&headers(&["BEARER  abc "])), Ok("abc"));
         assert_eq!(bearer(&headers(&[])), Err(BearerError::Missing));
-        for bad in ["Bearer", "Bearer ", "Basic abc", "Bearer a b", "Bearerabc", "Bearer a\"b"] {
-            assert_eq!(bearer(&headers(&[bad])), Err(BearerError::Malformed), "{bad}");
+        for bad in [
+            "Bearer",
+            "Bearer ",
+            "Basic abc",
+            "Bearer a b",
+            "Bearerabc",
+            "Bearer a\"b",
+        ] {
+            assert_eq!(
+                bearer(&headers(&[bad])),
+                Err(BearerError::Malformed),
+                "{bad}"
+            );
         }
         assert_eq!(
             bearer(&headers(&["Bearer a", "Bearer b"])),
@@ -129,7 +143,10 @@ mod tests {
             "Application/FHIR+json; charset=UTF-8".parse().unwrap(),
         );
         assert_eq!(media_type(&h), "application/fhir+json");
-        assert!(is_media_type(&h, &["application/json", "application/fhir+json"]));
+        assert!(is_media_type(
+            &h,
+            &["application/json", "application/fhir+json"]
+        ));
         assert!(!is_media_type(&h, &["application/json"]));
     }
 

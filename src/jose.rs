@@ -240,12 +240,18 @@ mod tests {
         let none = format!("{}.{}.", enc(r#"{"alg":"none"}"#), enc("{}"));
         assert_eq!(
             parse(&none, &GRANT_ALGS).unwrap_err(),
-            JoseError::AlgNotAllowed("none".into(), "ES256, ES384, ES512, PS256, PS384, PS512 or EdDSA".into())
+            JoseError::AlgNotAllowed(
+                "none".into(),
+                "ES256, ES384, ES512, PS256, PS384, PS512 or EdDSA".into()
+            )
         );
         let hs = format!("{}.{}.c2ln", enc(r#"{"alg":"HS256"}"#), enc("{}"));
         assert_eq!(
             parse(&hs, &GRANT_ALGS).unwrap_err(),
-            JoseError::AlgNotAllowed("HS256".into(), "ES256, ES384, ES512, PS256, PS384, PS512 or EdDSA".into())
+            JoseError::AlgNotAllowed(
+                "HS256".into(),
+                "ES256, ES384, ES512, PS256, PS384, PS512 or EdDSA".into()
+            )
         );
         let crit = format!(
             "{}.{}.c2ln",
@@ -286,7 +292,10 @@ mod tests {
             "!!.e30.",
             &format!("{}.bm90anNvbg.", enc(r#"{"alg":"ES256"}"#)),
         ] {
-            assert!(matches!(parse(bad, &GRANT_ALGS), Err(JoseError::Malformed(_))), "{bad}");
+            assert!(
+                matches!(parse(bad, &GRANT_ALGS), Err(JoseError::Malformed(_))),
+                "{bad}"
+            );
         }
     }
 
@@ -300,7 +309,11 @@ mod tests {
             "JWT alg \"RS512\" is not allowed (RS256 or PS256)"
         );
         for never in ["none", "HS256", "HS384", "HS512"] {
-            let t = format!("{}.{}.c2ln", enc(&format!(r#"{{"alg":"{never}"}}"#)), enc("{}"));
+            let t = format!(
+                "{}.{}.c2ln",
+                enc(&format!(r#"{{"alg":"{never}"}}"#)),
+                enc("{}")
+            );
             assert!(
                 matches!(parse(&t, &[never]), Err(JoseError::AlgNotAllowed(..))),
                 "{never} allowed"

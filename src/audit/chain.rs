@@ -58,7 +58,11 @@ pub fn chain<'a>(
             seq,
             time_unix,
             requester: r.requester.clone(),
-            bsn: r.bsn.as_ref().map_or("", crate::bsn::Bsn::as_str).to_owned(),
+            bsn: r
+                .bsn
+                .as_ref()
+                .map_or("", crate::bsn::Bsn::as_str)
+                .to_owned(),
             record,
             prev_hash: prev.clone(),
             hash: hash.clone(),
@@ -171,11 +175,10 @@ impl ChainVerifier {
                 "hash does not match the record (the record was changed)",
             );
         }
-        let consistent = serde_json::from_str::<AuditRecord>(&row.record)
-            .is_ok_and(|r| {
-                r.requester == row.requester
-                    && r.bsn.as_ref().map_or("", crate::bsn::Bsn::as_str) == row.bsn
-            });
+        let consistent = serde_json::from_str::<AuditRecord>(&row.record).is_ok_and(|r| {
+            r.requester == row.requester
+                && r.bsn.as_ref().map_or("", crate::bsn::Bsn::as_str) == row.bsn
+        });
         if !consistent {
             return broken(
                 row.seq,

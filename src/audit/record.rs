@@ -150,8 +150,13 @@ mod tests {
             assert!(text.contains("Bsn(***)"), "{text}");
         }
         // The canonical JSON the chain hashes still holds the number (an empty string for none).
-        assert!(serde_json::to_string(&record).unwrap().contains(r#""bsn":"999999990""#));
-        let none = AuditRecord { bsn: None, ..record };
+        assert!(serde_json::to_string(&record)
+            .unwrap()
+            .contains(r#""bsn":"999999990""#));
+        let none = AuditRecord {
+            bsn: None,
+            ..record
+        };
         let json = serde_json::to_string(&none).unwrap();
         assert!(json.contains(r#""bsn":"""#), "{json}");
         assert_eq!(serde_json::from_str::<AuditRecord>(&json).unwrap(), none);

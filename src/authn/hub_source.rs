@@ -118,10 +118,12 @@ impl HubSource {
     /// The one source token of the request (Bearer or `?jwt=`), verified at `now`.
     pub fn authenticate(&self, parts: &Parts, now: i64) -> Result<Principal, AuthError> {
         let from_query: Vec<String> = match parts.uri.query() {
-            Some(q) if super::nuts::has_param(q, "jwt") => url::form_urlencoded::parse(q.as_bytes())
-                .filter(|(k, _)| k == "jwt")
-                .map(|(_, v)| v.into_owned())
-                .collect(),
+            Some(q) if super::nuts::has_param(q, "jwt") => {
+                url::form_urlencoded::parse(q.as_bytes())
+                    .filter(|(k, _)| k == "jwt")
+                    .map(|(_, v)| v.into_owned())
+                    .collect()
+            }
             _ => Vec::new(),
         };
         let bearer = match crate::http::bearer(&parts.headers) {

@@ -7,6 +7,11 @@ use std::collections::BTreeMap;
 use crate::bsn::Bsn;
 
 use super::HubError;
+pub use crate::store::hub::{Condition, Dossier, DossierRecord, Filter};
+
+fn invalid(code: &'static str, message: String) -> HubError {
+    HubError::Invalid { code, message }
+}
 
 /// The resource type attribute of every dossier.
 pub const RESOURCE_TYPE: &str = "perinatologie/dossier";
@@ -26,46 +31,6 @@ pub const PROPERTIES: [&str; 9] = [
 
 /// Longest text property (display name, reference).
 const MAX_TEXT: usize = 200;
-
-/// A validated dossier registration.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Dossier {
-    /// The client's BSN (passes the 11-check).
-    pub client_bsn: Bsn,
-    /// The client's full name.
-    pub client_displayname: String,
-    /// Birth date, `YYYYMMDD`.
-    pub client_birthdate: String,
-    /// The registering provider's own id for the pregnancy.
-    pub reference: String,
-    /// Gravidity.
-    pub gravida: i64,
-    /// Parity.
-    pub para: i64,
-    /// Expected due date, `YYYYMMDD`.
-    pub edd: String,
-    /// Start of care at the provider, `YYYYMMDD`.
-    pub start_at: String,
-    /// End of care at the provider, `YYYYMMDD`, if ended.
-    pub end_at: Option<String>,
-}
-
-/// A registered dossier as the Hub answers it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DossierRecord {
-    /// The Hub's key.
-    pub key: String,
-    /// The registering account.
-    pub account: String,
-    /// Registration time (unix seconds).
-    pub registered_at: i64,
-    /// The properties.
-    pub dossier: Dossier,
-}
-
-fn invalid(code: &'static str, message: String) -> HubError {
-    HubError::Invalid { code, message }
-}
 
 /// A `YYYYMMDD` calendar date.
 pub fn date(name: &str, value: &str) -> Result<String, HubError> {
@@ -101,11 +66,11 @@ pub fn count(name: &str, value: &str) -> Result<i64, HubError> {
 /// A BSN that passes the 11-check.
 pub fn bsn(value: &str) -> Result<Bsn, HubError> {
     Bsn::parse(value).map_err(|_| {
-            invalid(
-                "invalid-bsn",
-                "client_bsn is not a valid BSN (9 digits, 11-check)".into(),
-            )
-        })
+        invalid(
+            "invalid-bsn",
+            "client_bsn is not a valid BSN (9 digits, 11-check)".into(),
+        )
+    })
 }
 
 /// Free text: printable, trimmed, at most [`MAX_TEXT`] characters.
@@ -176,24 +141,6 @@ impl Dossier {
         }
         out
     }
-}
-
-/// One search condition: a column and its (validated) value.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Condition {
-    /// A text column equals.
-    Text(&'static str, String),
-    /// An integer column equals.
-    Number(&'static str, i64),
-    /// `client_bsn` equals.
-    Bsn(Bsn),
-}
-
-/// A search: at least one condition, each property at most once.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Filter {
-    /// The conditions (ANDed).
-    pub conditions: Vec<Condition>,
 }
 
 impl Filter {
@@ -341,7 +288,10 @@ mod tests {
     fn a_dossier_debug_never_shows_the_bsn() {
         let d = Dossier::from_properties(&props(&GOOD)).unwrap();
         let text = format!("{d:?}");
-        assert!(!text.contains("999999990") && text.contains("Bsn(***)"), "{text}");
+        assert!(
+            !text.contains("999999990") && text.contains("Bsn(***)"),
+            "{text}"
+        );
         let f = Filter::parse(Some("client_bsn=999999990")).unwrap();
         assert!(!format!("{f:?}").contains("999999990"));
     }

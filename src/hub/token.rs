@@ -412,7 +412,11 @@ mod tests {
                 enc("{}")
             ),
         ] {
-            assert_eq!(v.verify(&token, 1001), Err(SourceError::Malformed), "{token}");
+            assert_eq!(
+                v.verify(&token, 1001),
+                Err(SourceError::Malformed),
+                "{token}"
+            );
         }
     }
 }

@@ -257,24 +257,34 @@ pub struct Refusal {
 }
 
 /// Decides `request`; a permit carries it on.
-pub fn authorize(rules: &[Rule], request: Request, scope: &TokenScope<'_>) -> Result<Permit, Refusal> {
+pub fn authorize(
+    rules: &[Rule],
+    request: Request,
+    scope: &TokenScope<'_>,
+) -> Result<Permit, Box<Refusal>> {
     match decide(rules, &request.shape(), scope) {
-        Decision::Deny(reason) => Err(Refusal {
+        Decision::Deny(reason) => Err(Box::new(Refusal {
             reason,
             malformed: None,
             request,
-        }),
-        Decision::Malformed(m) => Err(Refusal {
+        })),
+        Decision::Malformed(m) => Err(Box::new(Refusal {
             reason: format!("malformed: {m}"),
             malformed: Some(m),
             request,
-        }),
+        })),
         Decision::Permit(permit) => {
             let mut request = request;
             let strip: Vec<&String> = rules
                 .iter()
                 .find(|r| r.name == permit.rule)
-                .map(|r| r.query.iter().filter(|(_, p)| p.token_bsn).map(|(n, _)| n).collect())
+                .map(|r| {
+                    r.query
+                        .iter()
+                        .filter(|(_, p)| p.token_bsn)
+                        .map(|(n, _)| n)
+                        .collect()
+                })
                 .unwrap_or_default();
             if let Some(q) = &request.query {
                 let mut q = q.clone();
@@ -643,12 +653,22 @@ mod tests {
         };
         let permit = authorize(&policy.rules, request("client_bsn=999999990"), &scope).unwrap();
         assert_eq!(
-            (permit.rule(), permit.method(), permit.path(), permit.query()),
+            (
+                permit.rule(),
+                permit.method(),
+                permit.path(),
+                permit.query()
+            ),
             ("dossier-read", "GET", "/dossier/ZW-1", None)
         );
-        let refused = authorize(&policy.rules, request("client_bsn=123456782"), &scope).unwrap_err();
+        let refused =
+            authorize(&policy.rules, request("client_bsn=123456782"), &scope).unwrap_err();
         assert_eq!(refused.reason, "parameter-value");
-        assert_eq!(refused.request, request("client_bsn=123456782"), "handed back unchanged");
+        assert_eq!(
+            refused.request,
+            request("client_bsn=123456782"),
+            "handed back unchanged"
+        );
         // Without a patient in scope, a token_bsn parameter never matches.
         let unscoped = TokenScope {
             bsn: None,

@@ -32,14 +32,17 @@ mod tests {
             let name = file.strip_suffix(".toml").unwrap();
             crate::policy::PolicySet::compile_any(file, name, text).unwrap();
             let on_disk = std::fs::read_to_string(
-                std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("policies").join(file),
+                std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join("policies")
+                    .join(file),
             )
             .unwrap();
             assert_eq!(on_disk, text, "{file}");
         }
-        let in_repo = std::fs::read_dir(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("policies"))
-            .unwrap()
-            .count();
+        let in_repo =
+            std::fs::read_dir(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("policies"))
+                .unwrap()
+                .count();
         assert_eq!(in_repo, SHIPPED.len(), "every file in policies/ is shipped");
         assert!(text("hub-dossier").is_some());
         assert!(text("nope").is_none());

@@ -63,7 +63,10 @@ pub(super) async fn forward(
         ("x-poortwachter-purpose", principal.policy.as_str()),
         (
             "x-poortwachter-subject",
-            principal.patient.as_ref().map_or("", crate::bsn::Bsn::as_str),
+            principal
+                .patient
+                .as_ref()
+                .map_or("", crate::bsn::Bsn::as_str),
         ),
         (
             "x-poortwachter-user",

@@ -119,7 +119,9 @@ pub async fn handle(proxy: &Proxy, request: Request<Body>, render: Render) -> Re
     let outcome = match mount {
         Some((mount, path)) => {
             let path = path.to_owned();
-            proxy.run(&parts, mount, path, query, body, &request_id).await
+            proxy
+                .run(&parts, mount, path, query, body, &request_id)
+                .await
         }
         None => Outcome::refused(None, ProxyError::Unauthenticated("no-authenticator".into())),
     };
@@ -211,12 +213,13 @@ impl Proxy {
         };
         // limits: the body, read whole up to the configured size and time.
         let live = self.live.get();
-        let bytes = match crate::http::read_body(body, live.max_body_bytes, live.client_timeout).await
+        let bytes =
+            match crate::http::read_body(body, live.max_body_bytes, live.client_timeout).await {
+                Ok(b) => b,
+                Err(e) => return Outcome::refused(Some(principal), e.into()),
+            };
+        if !bytes.is_empty() && !matches!(parts.method, Method::POST | Method::PUT | Method::PATCH)
         {
-            Ok(b) => b,
-            Err(e) => return Outcome::refused(Some(principal), e.into()),
-        };
-        if !bytes.is_empty() && !matches!(parts.method, Method::POST | Method::PUT | Method::PATCH) {
             return Outcome::refused(
                 Some(principal),
                 ProxyError::Malformed("a request body is only accepted with POST, PUT or PATCH"),
@@ -245,25 +248,37 @@ impl Proxy {
             };
         }
         // forward: exactly what the permit holds, with context headers from the principal only.
-        let upstream =
-            match forward::forward(&self.upstream, &live, &permit, &parts.headers, &principal, request_id)
-                .await
-            {
-                Ok(u) => u,
-                Err(e) => {
-                    return Outcome {
-                        principal: Some(principal),
-                        rule: Some(rule),
-                        upstream_status: None,
-                        result: Err(e),
-                    }
+        let upstream = match forward::forward(
+            &self.upstream,
+            &live,
+            &permit,
+            &parts.headers,
+            &principal,
+            request_id,
+        )
+        .await
+        {
+            Ok(u) => u,
+            Err(e) => {
+                return Outcome {
+                    principal: Some(principal),
+                    rule: Some(rule),
+                    upstream_status: None,
+                    result: Err(e),
                 }
-            };
+            }
+        };
         let upstream_status = Some(upstream.status);
         // check response: the policy's response check (for FHIR: every resource of the patient).
-        let (rule, result) = match self.check_response(&permit, &policy, &principal, upstream).await {
+        let (rule, result) = match self
+            .check_response(&permit, &policy, &principal, upstream)
+            .await
+        {
             Ok(answer) => (rule, Ok(answer)),
-            Err((withheld, e)) => (withheld.map_or(rule, |w| format!("{}; withheld: {w}", permit.rule())), Err(e)),
+            Err((withheld, e)) => (
+                withheld.map_or(rule, |w| format!("{}; withheld: {w}", permit.rule())),
+                Err(e),
+            ),
         };
         Outcome {
             principal: Some(principal),
@@ -283,10 +298,10 @@ impl Proxy {
     ) -> Result<Permit, ProxyError> {
         let refusal = match decide(policy, principal, request) {
             Ok(permit) => return Ok(permit),
-            Err(Refusal {
-                malformed: Some(m), ..
-            }) => return Err(ProxyError::Malformed(m)),
-            Err(refusal) => refusal,
+            Err(refusal) => match refusal.malformed {
+                Some(m) => return Err(ProxyError::Malformed(m)),
+                None => refusal,
+            },
         };
         let Some(token) = &principal.token else {
             return Err(ProxyError::Denied(refusal.reason));
@@ -329,7 +344,10 @@ impl Proxy {
             });
         }
         let Some(bsn) = &principal.patient else {
-            return Err((Some("no patient to check the answer against".into()), ProxyError::Refused));
+            return Err((
+                Some("no patient to check the answer against".into()),
+                ProxyError::Refused,
+            ));
         };
         let checked = {
             let empty = HashSet::new();
@@ -372,7 +390,7 @@ fn decide(
     policy: &PolicyRef,
     principal: &Principal,
     request: crate::policy::request::Request,
-) -> Result<Permit, Refusal> {
+) -> Result<Permit, Box<Refusal>> {
     let empty = HashSet::new();
     let guard = principal.token.as_ref().map(|t| t.allowed_patients());
     let scope = TokenScope {

@@ -22,8 +22,8 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::error::ApiError;
-use crate::app::AppState;
 use crate::admin::{self, IssueInput, RecordView};
+use crate::app::AppState;
 use crate::credential::verify::Mode;
 use crate::store::RevokeOutcome;
 

@@ -115,28 +115,30 @@ async fn token_audited(state: &Arc<AppState>, headers: HeaderMap, body: Body) ->
         Err(e) => Err(e.into()),
     };
     // The audit record, built once from the outcome.
-    let record = |decision: &str, rule: String, status: u16, issued: Option<&crate::oauth::Issued>| {
-        let ctx = issued.map(|i| &i.ctx);
-        AuditRecord {
-            time: time.clone(),
-            request_id: request_id.clone(),
-            kind: "token".into(),
-            requester: ctx.map_or_else(|| claimed.requester.clone(), |c| c.record.requester.clone()),
-            user: ctx.and_then(|c| c.user.as_ref()).map(|u| AuditUser {
-                uzi: u.uzi.clone(),
-                name: u.name.clone(),
-                role: u.role.clone(),
-            }),
-            purpose: ctx.map_or_else(|| claimed.purpose.clone(), |c| c.record.purpose.clone()),
-            bsn: ctx.map(|c| c.record.bsn.clone()),
-            method: "POST".into(),
-            path: TOKEN_PATH.into(),
-            decision: decision.into(),
-            rule,
-            status,
-            upstream_status: None,
-        }
-    };
+    let record =
+        |decision: &str, rule: String, status: u16, issued: Option<&crate::oauth::Issued>| {
+            let ctx = issued.map(|i| &i.ctx);
+            AuditRecord {
+                time: time.clone(),
+                request_id: request_id.clone(),
+                kind: "token".into(),
+                requester: ctx
+                    .map_or_else(|| claimed.requester.clone(), |c| c.record.requester.clone()),
+                user: ctx.and_then(|c| c.user.as_ref()).map(|u| AuditUser {
+                    uzi: u.uzi.clone(),
+                    name: u.name.clone(),
+                    role: u.role.clone(),
+                }),
+                purpose: ctx.map_or_else(|| claimed.purpose.clone(), |c| c.record.purpose.clone()),
+                bsn: ctx.map(|c| c.record.bsn.clone()),
+                method: "POST".into(),
+                path: TOKEN_PATH.into(),
+                decision: decision.into(),
+                rule,
+                status,
+                upstream_status: None,
+            }
+        };
     let unavailable = |e: &crate::store::StoreError| {
         tracing::error!(error = %e, request_id, "audit log unavailable: refusing to answer");
         ApiError::Grant(GrantError::Unavailable(e.to_string())).into_response()

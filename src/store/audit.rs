@@ -4,7 +4,9 @@
 use sqlx::Row as _;
 
 use super::tokens::insert_grants;
-use super::{begin_write, placeholders, Store, StoreError, TokenRecord, Tx, UsedJti, ROWS_PER_STATEMENT};
+use super::{
+    begin_write, placeholders, Store, StoreError, TokenRecord, Tx, UsedJti, ROWS_PER_STATEMENT,
+};
 use crate::audit::{AuditRow, GENESIS_HASH};
 
 /// Audit export filters.
@@ -20,9 +22,7 @@ pub struct AuditFilter {
     pub requester: Option<String>,
 }
 
-
 impl Store {
-
     /// One transaction for a group commit: the grants (their `jti`s and tokens), then the
     /// audit rows that `rows` builds from the chain head and the grants' freshness. On
     /// PostgreSQL an advisory lock serialises the writers of all replicas, and the head is read
@@ -130,7 +130,6 @@ impl Store {
         }
         Ok(())
     }
-
 }
 
 /// Appends audit rows, many per statement.
@@ -155,4 +154,3 @@ async fn append_rows(tx: &mut Tx<'_>, rows: &[AuditRow]) -> Result<(), StoreErro
     }
     Ok(())
 }
-

@@ -247,7 +247,6 @@ impl Store {
             .await?;
         Ok(row.try_get(0)?)
     }
-
 }
 
 fn record(row: &sqlx::any::AnyRow) -> Result<CredentialRecord, StoreError> {
@@ -269,4 +268,3 @@ fn record(row: &sqlx::any::AnyRow) -> Result<CredentialRecord, StoreError> {
         },
     })
 }
-

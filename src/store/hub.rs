@@ -6,7 +6,63 @@ use sqlx::any::AnyRow;
 use sqlx::Row as _;
 
 use super::{Store, StoreError};
-use crate::hub::dossier::{Condition, Dossier, DossierRecord, Filter};
+use crate::bsn::Bsn;
+
+/// The row types of the Hub's tables; `hub::dossier` builds them from client input only after
+/// validating every property and filter.
+/// A validated dossier registration (see `hub::dossier`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dossier {
+    /// The client's BSN (passes the 11-check).
+    pub client_bsn: Bsn,
+    /// The client's full name.
+    pub client_displayname: String,
+    /// Birth date, `YYYYMMDD`.
+    pub client_birthdate: String,
+    /// The registering provider's own id for the pregnancy.
+    pub reference: String,
+    /// Gravidity.
+    pub gravida: i64,
+    /// Parity.
+    pub para: i64,
+    /// Expected due date, `YYYYMMDD`.
+    pub edd: String,
+    /// Start of care at the provider, `YYYYMMDD`.
+    pub start_at: String,
+    /// End of care at the provider, `YYYYMMDD`, if ended.
+    pub end_at: Option<String>,
+}
+
+/// A registered dossier as the Hub answers it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DossierRecord {
+    /// The Hub's key.
+    pub key: String,
+    /// The registering account.
+    pub account: String,
+    /// Registration time (unix seconds).
+    pub registered_at: i64,
+    /// The properties.
+    pub dossier: Dossier,
+}
+
+/// One search condition: a column and its (validated) value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Condition {
+    /// A text column equals.
+    Text(&'static str, String),
+    /// An integer column equals.
+    Number(&'static str, i64),
+    /// `client_bsn` equals.
+    Bsn(Bsn),
+}
+
+/// A search: at least one condition, each property at most once.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Filter {
+    /// The conditions (ANDed).
+    pub conditions: Vec<Condition>,
+}
 
 /// A Hub account as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]

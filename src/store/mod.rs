@@ -76,7 +76,6 @@ pub struct Store {
     wal: std::sync::Arc<sqlite::WalControl>,
 }
 
-
 /// The file a `sqlite:` URL names, unless it is an in-memory database.
 fn sqlite_file(url: &str) -> Result<Option<std::path::PathBuf>, StoreError> {
     let options = sqlx::sqlite::SqliteConnectOptions::from_str(url)
@@ -208,4 +207,3 @@ fn placeholders(rows: usize, columns: usize) -> String {
     }
     out
 }
-

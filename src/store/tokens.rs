@@ -40,7 +40,6 @@ pub struct UsedJti {
     pub expires_at: i64,
 }
 
-
 /// Most rows one purge statement removes (see [`Store::purge_expired`]).
 pub const PURGE_CHUNK: usize = 200;
 /// Pause between two purge statements: the audit writer gets the write lock in between.
@@ -50,7 +49,6 @@ pub(crate) const PURGE_JTIS: &str = "DELETE FROM used_jtis WHERE (issuer, jti) I
      (SELECT issuer, jti FROM used_jtis WHERE expires_at < $1 LIMIT $2)";
 /// At most `$2` tokens that expired before `$1`.
 pub(crate) const EXPIRED_TOKENS: &str = "SELECT hash FROM tokens WHERE expires_at < $1 LIMIT $2";
-
 
 impl Store {
     /// A token by the hex SHA-256 of its value.
@@ -176,7 +174,6 @@ impl Store {
             .await?;
         rows.iter().map(|r| Ok(r.try_get(0)?)).collect()
     }
-
 }
 
 /// Inserts grants' `jti`s and tokens, many rows per statement; per item whether it was fresh
@@ -233,7 +230,6 @@ pub(super) async fn insert_grants(
     }
     Ok(stored)
 }
-
 
 /// A BSN read back from a row; one that does not pass the 11-check means the row was not written
 /// by us.

@@ -95,18 +95,39 @@ async fn oversized_request_heads_get_431_on_every_listener() {
     let many: String = (0..101).map(|i| format!("X-H{i}: v\r\n")).collect();
     let few: String = (0..90).map(|i| format!("X-H{i}: v\r\n")).collect();
     for (listener, addr, path, fine) in [
-        ("public", server.public, "/Patient/1", "HTTP/1.1 401 Unauthorized"),
+        (
+            "public",
+            server.public,
+            "/Patient/1",
+            "HTTP/1.1 401 Unauthorized",
+        ),
         ("internal", server.internal, "/health", "HTTP/1.1 200 OK"),
         ("hub serve", hub.addr, "/health", "HTTP/1.1 200 OK"),
     ] {
         for (what, headers, want) in [
-            ("a 40 KiB header", big(40), "HTTP/1.1 431 Request Header Fields Too Large"),
-            ("200 KiB", big(200), "HTTP/1.1 431 Request Header Fields Too Large"),
-            ("101 header lines", many.clone(), "HTTP/1.1 431 Request Header Fields Too Large"),
+            (
+                "a 40 KiB header",
+                big(40),
+                "HTTP/1.1 431 Request Header Fields Too Large",
+            ),
+            (
+                "200 KiB",
+                big(200),
+                "HTTP/1.1 431 Request Header Fields Too Large",
+            ),
+            (
+                "101 header lines",
+                many.clone(),
+                "HTTP/1.1 431 Request Header Fields Too Large",
+            ),
             ("a 20 KiB header", big(20), fine),
             ("90 header lines", few.clone(), fine),
         ] {
-            assert_eq!(raw(addr, &get_with(path, &headers)), want, "{listener}: {what}");
+            assert_eq!(
+                raw(addr, &get_with(path, &headers)),
+                want,
+                "{listener}: {what}"
+            );
         }
     }
     // HTTP/2 (prior knowledge): the header list has the same limit.
@@ -198,7 +219,9 @@ async fn the_bearer_scheme_is_read_one_way_on_every_endpoint() {
     let s = setup("");
     let token = token_for(&s).await;
     let verify = |value: String| {
-        let url = s.server.internal_url("/internal/auth/v1/accesstoken/verify");
+        let url = s
+            .server
+            .internal_url("/internal/auth/v1/accesstoken/verify");
         async move {
             reqwest::Client::new()
                 .head(url)
@@ -272,11 +295,8 @@ async fn authenticators_are_fixed_by_path_prefix_never_tried_in_turn() {
         })
         .unwrap();
     let http = reqwest::Client::new();
-    let send = |path: &str, bearer: &str| {
-        http.get(server.public_url(path))
-            .bearer_auth(bearer)
-            .send()
-    };
+    let send =
+        |path: &str, bearer: &str| http.get(server.public_url(path)).bearer_auth(bearer).send();
 
     // A Hub token under the prefix: forwarded without the prefix.
     let r = send("/dossier-api/dossier/ZW-1", &hub_jwt).await.unwrap();
@@ -293,14 +313,21 @@ async fn authenticators_are_fixed_by_path_prefix_never_tried_in_turn() {
     // Our access token under the prefix: the Hub authenticator refuses it (Hub XML, 401).
     let r = send("/dossier-api/dossier/ZW-1", &token).await.unwrap();
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
-    assert_eq!(r.headers()["content-type"], "application/xml; charset=utf-8");
+    assert_eq!(
+        r.headers()["content-type"],
+        "application/xml; charset=utf-8"
+    );
     assert!(r.text().await.unwrap().contains("<code>login</code>"));
 
     // A Hub token outside the prefix: our access-token authenticator refuses it (FHIR, 401).
     let r = send("/dossier/ZW-1", &hub_jwt).await.unwrap();
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(r.headers()["content-type"], "application/fhir+json");
-    assert_eq!(backend.seen.lock().unwrap().len(), forwarded, "nothing more forwarded");
+    assert_eq!(
+        backend.seen.lock().unwrap().len(),
+        forwarded,
+        "nothing more forwarded"
+    );
 
     // Our token outside the prefix is ours to check: a policy decision (403), not a 401.
     let r = send("/Patient/pat-1", &token).await.unwrap();
@@ -368,10 +395,7 @@ fn the_hub_api_answers_a_stalled_body_with_408() {
     let mut out = Vec::new();
     let _ = s.read_to_end(&mut out);
     let text = String::from_utf8_lossy(&out);
-    assert!(
-        text.starts_with("HTTP/1.1 408 Request Timeout"),
-        "{text}"
-    );
+    assert!(text.starts_with("HTTP/1.1 408 Request Timeout"), "{text}");
     assert!(text.contains("<code>timeout</code>"), "{text}");
     assert!(
         started.elapsed() < Duration::from_secs(5),

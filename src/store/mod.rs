@@ -14,6 +14,8 @@ pub mod revocations;
 pub mod sqlite;
 mod tokens;
 pub mod writer;
+#[cfg(test)]
+mod tests;
 
 use std::str::FromStr as _;
 

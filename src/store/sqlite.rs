@@ -127,7 +127,7 @@ struct Purge {
 }
 
 /// One connection that commits batches synchronously; lives on the audit writer's thread.
-pub struct BatchWriter {
+pub(crate) struct BatchWriter {
     conn: Connection,
     wal: Arc<WalControl>,
     purge: Option<Purge>,

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use super::support::Instance;
+use super::support::{within, Instance};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_under_load_loses_no_audit_record_of_an_answered_request() {
@@ -48,7 +48,16 @@ async fn kill_9_under_load_loses_no_audit_record_of_an_answered_request() {
             }
         }));
     }
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    // Kill once the load is well under way: many answers counted, 16 requests in flight.
+    let loaded = within(Duration::from_secs(30), async || {
+        answered.lock().unwrap().len() >= 1_000
+    })
+    .await;
+    assert!(
+        loaded.is_some(),
+        "only {} answers in 30 s",
+        answered.lock().unwrap().len()
+    );
     server.child.kill().unwrap(); // SIGKILL
     server.child.wait().unwrap();
     for t in tasks {
@@ -56,7 +65,7 @@ async fn kill_9_under_load_loses_no_audit_record_of_an_answered_request() {
     }
     let answered = answered.lock().unwrap().clone();
     assert!(
-        answered.len() > 100,
+        answered.len() >= 1_000,
         "load reached the server: {}",
         answered.len()
     );

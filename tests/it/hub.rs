@@ -8,10 +8,11 @@ use std::io::{BufRead as _, BufReader};
 use std::net::SocketAddr;
 use std::process::{Child, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::http::HeaderMap;
 use poortwachter::demo::sample_fhir::{BSN1, BSN2};
+use poortwachter::hub::token::{key_path, HubKey, SourceClaims};
 use reqwest::StatusCode;
 
 use super::support::Instance;
@@ -149,6 +150,18 @@ fn one(doc: &str, tag: &str) -> String {
     let v = all(doc, tag);
     assert_eq!(v.len(), 1, "one <{tag}> in {doc}");
     v[0].clone()
+}
+
+/// The claims of a JWT (not verified).
+fn claims_of(jwt: &str) -> serde_json::Value {
+    use base64::Engine as _;
+    let payload = jwt.split('.').nth(1).expect("a JWT");
+    serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .expect("base64url"),
+    )
+    .expect("JSON claims")
 }
 
 fn hub_error(doc: &str, status: u16, code: &str) {
@@ -385,16 +398,7 @@ async fn register_share_search_and_read_through_the_source_token() {
     let url = one(&source, "url");
     assert_eq!(url, format!("http://127.0.0.1:{port_a}/dossier/ZW-001"));
     let jwt = one(&source, "jwt");
-    let claims: serde_json::Value = {
-        use base64::Engine as _;
-        let p = jwt.split('.').nth(1).unwrap();
-        serde_json::from_slice(
-            &base64::engine::general_purpose::URL_SAFE_NO_PAD
-                .decode(p)
-                .unwrap(),
-        )
-        .unwrap()
-    };
+    let claims = claims_of(&jwt);
     assert_eq!(claims["aud"], "provider-a");
     assert_eq!(claims["sub"], BSN1);
     assert_eq!(claims["acc_name"], "provider-b");
@@ -513,7 +517,9 @@ async fn register_share_search_and_read_through_the_source_token() {
         "refused requests never arrive"
     );
 
-    // An expired token: a second Hub on the same data dir and store, with 1 s tokens.
+    // An expired token. A second Hub on the same data dir and store mints 1 s tokens; rather
+    // than wait for one to expire, the test signs the same claims with the Hub's key (from its
+    // data dir): still valid they are accepted, expired a second ago they are refused.
     let short = HubServer::start(
         &hub_instance,
         &["--token-lifetime", "1", "--issuer", &hub.url("")],
@@ -521,17 +527,31 @@ async fn register_share_search_and_read_through_the_source_token() {
     let (_, source) = api
         .get(&short.url(&format!("/v3/resources/{key}/source")), &b)
         .await;
-    let short_jwt = one(&source, "jwt");
+    let short_claims: SourceClaims =
+        serde_json::from_value(claims_of(&one(&source, "jwt"))).unwrap();
+    assert_eq!(short_claims.exp - short_claims.iat, 1, "--token-lifetime");
+    let hub_key = HubKey::load(&key_path(&hub_instance.data_dir())).unwrap();
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let signed = |iat: i64, exp: i64| {
+        hub_key
+            .sign(&SourceClaims {
+                iat,
+                nbf: iat,
+                exp,
+                ..short_claims.clone()
+            })
+            .unwrap()
+    };
+    let (valid, expired) = (signed(now, now + 60), signed(now - 61, now - 1));
     assert_eq!(
-        http.get(format!("{url}?jwt={short_jwt}"))
+        http.get(format!("{url}?jwt={valid}"))
             .send()
             .await
             .unwrap()
             .status(),
         StatusCode::OK
     );
-    tokio::time::sleep(Duration::from_millis(2100)).await;
-    refused(401, "login")(get(format!("{url}?jwt={short_jwt}"), None).await);
+    refused(401, "login")(get(format!("{url}?jwt={expired}"), None).await);
     assert_eq!(backend.seen.lock().unwrap().len(), 4);
 
     // The audit log of A: every request, allowed or not, without the token or the BSN in the path.
@@ -569,11 +589,27 @@ async fn register_share_search_and_read_through_the_source_token() {
     drop(server_c);
     drop(server_a);
 
-    // Disabling an account: its key stops working within a second.
+    // Disabling an account: its key stops working within a second (an account is cached for at
+    // most 1 s). Asked every few ms, it works until the first refusal, which must come by then.
     hub_instance.ok(&["hub", "account", "disable", "provider-b"]);
-    tokio::time::sleep(Duration::from_millis(1100)).await;
-    let (status, body) = api.get(&search, &b).await;
-    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let disabled = Instant::now();
+    let refused = loop {
+        let sent = disabled.elapsed();
+        let (status, body) = api.get(&search, &b).await;
+        if status == StatusCode::UNAUTHORIZED {
+            break Some((sent, body));
+        }
+        assert_eq!(status, StatusCode::OK, "{body}");
+        if disabled.elapsed() > Duration::from_secs(5) {
+            break None;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    let (sent, body) = refused.expect("the key still works 5 s after it was disabled");
+    assert!(
+        sent <= Duration::from_millis(1100),
+        "refused only {sent:?} after it was disabled"
+    );
     hub_error(&body, 401, "unauthorized");
 }
 

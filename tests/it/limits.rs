@@ -98,7 +98,7 @@ fn raw(addr: std::net::SocketAddr, request: &[u8]) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_http_is_refused_and_never_forwarded() {
-    use super::token::setup;
+    use super::support::setup;
     let backend = std::sync::Arc::new(poortwachter::demo::sample_fhir::Backend::default());
     let upstream = poortwachter::demo::sample_fhir::start(backend.clone()).await;
     let s = setup(&format!(

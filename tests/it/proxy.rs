@@ -14,8 +14,7 @@ use poortwachter::demo::sample_fhir::{
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use super::support::within;
-use super::token::{setup, Setup, PURPOSE};
+use super::support::{setup, within, Setup, PURPOSE};
 
 async fn token_for(s: &Setup) -> String {
     let (status, body) = s.post_grant(&s.grant(&s.claims())).await;

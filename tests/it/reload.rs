@@ -67,8 +67,18 @@ async fn sighup_reloads_policies_and_refuses_a_broken_set() {
     )
     .unwrap();
     std::fs::remove_file(dir.join("zorginzage-extra.toml")).unwrap();
+    let mark = server.log_mark();
     hup();
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let refused = server
+        .log_after(mark, "policy reload refused", Duration::from_secs(5))
+        .await
+        .expect("the server logs the refused reload");
+    assert!(
+        refused["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("zorginzage-kapot.toml")),
+        "names the broken file: {refused}"
+    );
     assert_eq!(
         issue().await,
         StatusCode::CREATED,
@@ -154,8 +164,18 @@ async fn sighup_reloads_the_configuration() {
         "max_body_bytes = 1024",
         "max_body_bytes = 1024\nsurprise = 1",
     );
+    let mark = server.log_mark();
     hup();
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    let refused = server
+        .log_after(mark, "configuration reload refused", Duration::from_secs(5))
+        .await
+        .expect("the server logs the refused reload");
+    assert!(
+        refused["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("surprise")),
+        "names the unknown key: {refused}"
+    );
     assert_eq!(post().await, StatusCode::PAYLOAD_TOO_LARGE);
     inst.edit_config(
         "max_body_bytes = 1024\nsurprise = 1",

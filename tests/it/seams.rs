@@ -14,8 +14,7 @@ use poortwachter::demo::sample_fhir::{start as start_backend, Backend};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use super::support::Instance;
-use super::token::{setup, Setup};
+use super::support::{setup, Instance, Setup};
 
 async fn token_for(s: &Setup) -> String {
     let (status, body) = s.post_grant(&s.grant(&s.claims())).await;

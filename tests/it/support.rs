@@ -1,10 +1,19 @@
-//! Test fixtures: temporary instances, the binary, the shared reference data.
+//! Test fixtures: temporary instances, the binary, the shared reference data, a fresh PostgreSQL
+//! database, and the token endpoint's custodian and requester ([`setup`]).
 
 use std::io::{BufRead as _, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
+
+use poortwachter::credential::jsonld::Contexts;
+use poortwachter::credential::proof;
+use poortwachter::keys::SigningKey;
+use poortwachter::{did, jose};
+use reqwest::StatusCode;
+use serde_json::{json, Map, Value};
+use time::OffsetDateTime;
 
 /// The nuts-node reference data beside the repository, or `None` (with a visible message) in a
 /// clone without `../shared`.
@@ -226,6 +235,31 @@ impl Server {
         (code, log)
     }
 
+    /// How many lines the server logged so far: a mark for [`Server::log_after`].
+    pub fn log_mark(&self) -> usize {
+        self.log.lock().expect("log").len()
+    }
+
+    /// Waits (at most `limit`, looking every few ms) for a JSON log line after the first `mark`
+    /// lines whose `message` starts with `message`; returns it, or `None` when none came.
+    pub async fn log_after(&self, mark: usize, message: &str, limit: Duration) -> Option<Value> {
+        let start = Instant::now();
+        loop {
+            let found = self.log.lock().expect("log")[mark..]
+                .iter()
+                .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+                .find(|v| {
+                    v["message"]
+                        .as_str()
+                        .is_some_and(|m| m.starts_with(message))
+                });
+            if found.is_some() || start.elapsed() > limit {
+                return found;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
     pub fn internal_url(&self, path: &str) -> String {
         format!("http://{}{path}", self.internal)
     }
@@ -317,5 +351,189 @@ impl Drop for PgDatabase {
             });
         });
         let _ = dropped.join();
+    }
+}
+
+/// The purposeOfUse of [`setup`]'s credential (the shipped huisarts policy).
+pub const PURPOSE: &str = "zorginzage-thuiszorgdossier-door-huisarts";
+/// [`setup`]'s custodian's `public_url`.
+pub const PUBLIC_URL: &str = "https://zorg.example.nl";
+/// The token endpoint under [`PUBLIC_URL`]: the `aud` of every grant.
+pub const AUD: &str = "https://zorg.example.nl/n2n/auth/v1/accesstoken";
+
+fn did_of(inst: &Instance) -> String {
+    let doc: Value = serde_json::from_str(&inst.ok(&["did", "show"])).unwrap();
+    doc["id"].as_str().unwrap().to_owned()
+}
+
+/// A custodian (serving) and a requester (a data dir with its own did:key).
+pub struct Setup {
+    pub custodian: Instance,
+    pub custodian_did: String,
+    pub requester: Instance,
+    pub requester_did: String,
+    pub requester_key: SigningKey,
+    pub requester_kid: String,
+    pub server: Server,
+    pub credential: Value,
+    pub credential_file: std::path::PathBuf,
+}
+
+/// The shipped huisarts policy and `zorginzage-test`, the same without a required user identity.
+fn policies_with_second_purpose(dir: &std::path::Path) -> std::path::PathBuf {
+    let p = dir.join("policies");
+    std::fs::create_dir_all(&p).unwrap();
+    let huisarts =
+        std::fs::read_to_string(repo().join("policies").join(format!("{PURPOSE}.toml"))).unwrap();
+    std::fs::write(p.join(format!("{PURPOSE}.toml")), &huisarts).unwrap();
+    std::fs::write(
+        p.join("zorginzage-test.toml"),
+        huisarts.replace(
+            "require_user_identity = true",
+            "require_user_identity = false",
+        ),
+    )
+    .unwrap();
+    p
+}
+
+/// A custodian serving with `extra_config` added to its config (policies: see
+/// [`policies_with_second_purpose`]), and a requester with its own did:key that holds the
+/// custodian's huisarts credential for BSN 999999990 (also written to `cred.json`).
+pub fn setup(extra_config: &str) -> Setup {
+    let custodian =
+        Instance::with_config(&format!("public_url = \"{PUBLIC_URL}\"\n{extra_config}"));
+    let policies = policies_with_second_purpose(custodian.dir.path());
+    // The generated config names the shipped policies dir; point it at ours.
+    custodian.edit_config(
+        &repo().join("policies").display().to_string(),
+        &policies.display().to_string(),
+    );
+    custodian.ok(&["init"]);
+    let custodian_did = did_of(&custodian);
+    let requester = Instance::new();
+    requester.ok(&["init"]);
+    let requester_did = did_of(&requester);
+    let requester_key =
+        SigningKey::load(&requester.data_dir().join("keys/signing-key.pem")).unwrap();
+    let requester_kid = did::key::verification_method_id(&requester_did);
+    let (_, text) = custodian.issue(&requester_did, "999999990", "implied", Some("2031-06-30"));
+    let credential: Value = serde_json::from_str(&text).unwrap();
+    let credential_file = requester.path("cred.json");
+    std::fs::write(&credential_file, &text).unwrap();
+    let server = custodian.serve();
+    Setup {
+        custodian,
+        custodian_did,
+        requester,
+        requester_did,
+        requester_key,
+        requester_kid,
+        server,
+        credential,
+        credential_file,
+    }
+}
+
+impl Setup {
+    /// Valid grant claims (a fresh `jti`, 5 s lifetime, a user identity).
+    pub fn claims(&self) -> Value {
+        let now = OffsetDateTime::now_utc().unix_timestamp();
+        json!({
+            "iss": self.requester_did, "sub": self.custodian_did, "aud": AUD,
+            "purposeOfUse": PURPOSE, "vcs": [self.credential],
+            "usi": {"uzi": "900012345", "name": "Dr. A. Huisarts", "role": "01.015", "initials": "A.", "family_name": "Huisarts"},
+            "jti": uuid::Uuid::new_v4().to_string(), "iat": now, "exp": now + 5,
+        })
+    }
+
+    /// `claims` signed by the requester.
+    pub fn grant(&self, claims: &Value) -> String {
+        jose::sign(claims, &self.requester_key, &self.requester_kid).unwrap()
+    }
+
+    /// The token endpoint on the running custodian.
+    pub fn endpoint(&self) -> String {
+        self.server.public_url("/n2n/auth/v1/accesstoken")
+    }
+
+    /// Posts a JWT-bearer grant; the status and the JSON answer.
+    pub async fn post_grant(&self, assertion: &str) -> (StatusCode, Value) {
+        let r = reqwest::Client::new()
+            .post(self.endpoint())
+            .form(&[
+                ("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"),
+                ("assertion", assertion),
+            ])
+            .send()
+            .await
+            .unwrap();
+        let status = r.status();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    /// The introspection answer for `token`.
+    pub async fn introspect(&self, token: &str) -> Value {
+        reqwest::Client::new()
+            .post(
+                self.server
+                    .internal_url("/internal/auth/v1/accesstoken/introspect"),
+            )
+            .form(&[("token", token)])
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    /// The status of the internal verify endpoint for `token`.
+    pub async fn verify_status(&self, token: &str) -> StatusCode {
+        reqwest::Client::new()
+            .head(
+                self.server
+                    .internal_url("/internal/auth/v1/accesstoken/verify"),
+            )
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+            .status()
+    }
+
+    /// A credential signed with the custodian's own key, changed by `edit` (not stored).
+    pub fn custodian_signed(&self, edit: impl FnOnce(&mut Map<String, Value>)) -> Value {
+        let key =
+            SigningKey::load(&self.custodian.data_dir().join("keys/signing-key.pem")).unwrap();
+        let mut c = self.credential.as_object().unwrap().clone();
+        c.remove("proof");
+        c["id"] = json!(format!("{}#{}", self.custodian_did, uuid::Uuid::new_v4()));
+        edit(&mut c);
+        let vm = did::key::verification_method_id(&self.custodian_did);
+        proof::sign(
+            &Contexts::embedded(),
+            c,
+            &key,
+            &vm,
+            OffsetDateTime::now_utc(),
+        )
+        .unwrap()
+    }
+
+    /// Tokens in the custodian's store.
+    pub fn token_count(&self) -> i64 {
+        let url = format!(
+            "sqlite://{}?mode=rw",
+            self.custodian.data_dir().join("poortwachter.db").display()
+        );
+        tokio::task::block_in_place(|| {
+            tokio::runtime::Handle::current().block_on(async {
+                let store = poortwachter::store::Store::open(&url).await.unwrap();
+                let n = store.token_count().await.unwrap();
+                store.close().await;
+                n
+            })
+        })
     }
 }

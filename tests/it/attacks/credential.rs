@@ -14,7 +14,7 @@ use reqwest::StatusCode;
 use serde_json::{json, Map, Value};
 use time::OffsetDateTime;
 
-use super::super::token::PURPOSE;
+use super::super::support::PURPOSE;
 use super::{assert_none, b64, oauth, World};
 
 const URN: &str = "urn:oid:2.16.840.1.113883.2.4.6.3:";

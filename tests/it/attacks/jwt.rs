@@ -10,7 +10,7 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 use time::OffsetDateTime;
 
-use super::super::token::AUD;
+use super::super::support::AUD;
 use super::{assert_none, b64, oauth, World};
 
 const ALGS: &str = "(ES256, ES384, ES512, PS256, PS384, PS512 or EdDSA)";

@@ -28,7 +28,7 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 use sqlx::{Connection as _, Row as _};
 
-use super::token::{setup, Setup};
+use super::support::{setup, Setup};
 
 /// What the store and the source system hold at one moment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

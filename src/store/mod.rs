@@ -162,7 +162,8 @@ impl Store {
     }
 
     /// The database file of a SQLite store on disk (its hot writes go through
-    /// [`sqlite::BatchWriter`]); `None` for PostgreSQL and in-memory SQLite.
+    /// the writer's own connection, `sqlite::BatchWriter`); `None` for PostgreSQL and in-memory
+    /// SQLite.
     #[must_use]
     pub fn sqlite_file(&self) -> Option<&std::path::Path> {
         self.sqlite_file.as_deref().map(std::path::PathBuf::as_path)

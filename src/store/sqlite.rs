@@ -3,7 +3,7 @@
 //!
 //! `sqlx` runs every SQLite connection on a worker thread of its own and hands each statement to
 //! it and back: a batch commit (begin, `jti`s, tokens, head, records, commit) costs a dozen thread
-//! hand-offs, which on a busy 2-core machine cost more than the SQL. [`BatchWriter`] is one
+//! hand-offs, which on a busy 2-core machine cost more than the SQL. `BatchWriter` is one
 //! connection owned by the audit writer's thread: a batch is one hand-off in and one out, and its
 //! statements are prepared once.
 //!

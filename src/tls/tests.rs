@@ -659,15 +659,15 @@ async fn required_client_certificates() {
     assert!(cert.uzi().is_none());
     assert!(cert.dns_names().is_empty());
     let stranger = TestCa::new("other").client("huisarts");
-    assert!(
-        connect_and_ping(server.addr, pki.client(Some(&stranger), BOTH))
-            .await
-            .is_err()
-    );
-    assert_eq!(
-        server.next().await.expect_err("stranger").kind(),
-        "client_certificate"
-    );
+    let expired = pki.client_ca.issue(&LeafSpec::client("huisarts").expired());
+    for cert in [&stranger, &expired] {
+        for versions in [TLS13, TLS12] {
+            let client = connect_and_ping(server.addr, pki.client(Some(cert), versions)).await;
+            assert!(client.is_err());
+            let err = server.next().await.expect_err("refused");
+            assert_eq!(err.kind(), "client_certificate");
+        }
+    }
 }
 
 #[tokio::test]
@@ -1283,5 +1283,97 @@ fn subjects_match_openssl_rfc2253() {
     }
 }
 
+/// Fuzz-style sweep: every byte of a real client certificate (with SAN DNS names and a UZI
+/// otherName) replaced by 0x00, 0x80 and its complement, and every truncation, goes through
+/// `ClientCert::from_chain` without a panic; what still parses yields one-line strings.
+#[test]
+fn mangled_certificates_never_panic() {
+    let ca = TestCa::new("ca");
+    let mut spec = LeafSpec::client("huisarts")
+        .uzi("2.16.528.1.1007.99.2110-1-900030787-S-90000380-00.000-00000000");
+    spec.dns_names = vec!["a.example".into()];
+    spec.organization = Some("O, with \"odd\" + chars".into());
+    let der = ca.issue(&spec).der().to_vec();
+    let mut parsed = 0;
+    let mut check = |bytes: Vec<u8>| {
+        if let Ok(cert) = ClientCert::from_chain(vec![bytes.into()]) {
+            parsed += 1;
+            for s in [cert.subject(), cert.issuer()] {
+                assert!(!s.chars().any(char::is_control), "{s:?}");
+            }
+            assert_eq!(cert.fingerprint_sha256().len(), 64);
+        }
+    };
+    for i in 0..der.len() {
+        for b in [0x00, 0x80, !der[i]] {
+            let mut m = der.clone();
+            m[i] = b;
+            check(m);
+        }
+        check(der[..i].to_vec());
+    }
+    assert!(
+        parsed > 0,
+        "some mutations (e.g. in the signature) still parse"
+    );
+}
+
 use base64::Engine as _;
 use sha2::Digest as _;
+
+/// An OpenSSL client that asks to renegotiate a TLS 1.2 connection never gets a ServerHello:
+/// rustls implements no renegotiation (it answers with a `no_renegotiation` warning alert).
+#[tokio::test]
+async fn renegotiation_is_refused() {
+    if !have("openssl") {
+        eprintln!("openssl not installed: skipped");
+        return;
+    }
+    let pki = Pki::new();
+    let handle = TlsAcceptorHandle::load(&pki.settings(ClientAuth::None)).expect("load");
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    // Serve one connection for 1.5 s (reading, so the renegotiation request is processed),
+    // then close it, which ends s_client.
+    let server = tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.expect("accept");
+        let (mut stream, _) = accept(&handle, tcp, TIMEOUT).await.expect("handshake");
+        let mut buf = [0u8; 256];
+        let _ = tokio::time::timeout(Duration::from_millis(1500), async {
+            while let Ok(n) = stream.read(&mut buf).await {
+                if n == 0 {
+                    break;
+                }
+            }
+        })
+        .await;
+    });
+    let out = tokio::task::spawn_blocking(move || {
+        use std::io::Write as _;
+        let mut child = std::process::Command::new("openssl")
+            .args(["s_client", "-connect", &addr.to_string(), "-tls1_2", "-msg"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("openssl");
+        let mut stdin = child.stdin.take().expect("stdin");
+        std::thread::sleep(Duration::from_millis(500));
+        let _ = stdin.write_all(b"R\n");
+        drop(stdin);
+        child.wait_with_output().expect("output")
+    })
+    .await
+    .expect("join");
+    server.await.expect("server");
+    // The message trace: one ClientHello, then the renegotiation's ClientHello, which gets no
+    // ServerHello (OpenSSL then gives up on the connection itself).
+    let text = String::from_utf8_lossy(&out.stdout);
+    let hellos: Vec<usize> = text
+        .match_indices("], ClientHello")
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(hellos.len(), 2, "{text}");
+    assert!(text[..hellos[1]].contains("], ServerHello"), "{text}");
+    assert!(!text[hellos[1]..].contains("], ServerHello"), "{text}");
+}

@@ -91,3 +91,37 @@ pub(crate) fn run(ctx: &Context, cmd: TlsCommand) -> anyhow::Result<i32> {
     println!("Then, with `poortwachter serve` running:\n\n  {curl}");
     Ok(0)
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser as _;
+
+    use super::super::{Cli, Command};
+    use super::TlsCommand;
+
+    #[test]
+    fn dev_ca_arguments() {
+        let cli = Cli::try_parse_from([
+            "poortwachter",
+            "tls",
+            "dev-ca",
+            "--out",
+            "certs",
+            "--server-name",
+            "zorg.example.nl",
+            "--client",
+            "huisarts",
+            "--client",
+            "apotheek",
+        ])
+        .expect("parses");
+        let Command::Tls(TlsCommand::DevCa(args)) = cli.command else {
+            panic!("not tls dev-ca");
+        };
+        assert_eq!(args.out, std::path::PathBuf::from("certs"));
+        assert_eq!(args.server_name, "zorg.example.nl");
+        assert_eq!(args.clients, ["huisarts", "apotheek"]);
+        assert!(!args.force && !args.json);
+        assert!(Cli::try_parse_from(["poortwachter", "tls", "dev-ca"]).is_err());
+    }
+}

@@ -86,10 +86,27 @@ fn read(what: &'static str, path: &Path) -> Result<Vec<u8>, TlsError> {
 }
 
 fn pem_error(what: &'static str, path: &Path, e: &rustls::pki_types::pem::Error) -> TlsError {
+    use rustls::pki_types::pem::Error as E;
+    // Marker lines are quoted (bounded, lossy); nothing of a block's body is.
+    let line = |bytes: &[u8]| {
+        let text = String::from_utf8_lossy(&bytes[..bytes.len().min(80)]).into_owned();
+        text.trim_end().to_owned()
+    };
+    let reason = match e {
+        E::MissingSectionEnd { end_marker } => {
+            format!("the {} block has no END line", line(end_marker))
+        }
+        E::IllegalSectionStart { line: start } => {
+            format!("malformed BEGIN line {:?}", line(start))
+        }
+        E::Base64Decode(_) => "a block's base64 does not decode".to_owned(),
+        E::SectionTooLarge => "a block is larger than 256 MB".to_owned(),
+        other => other.to_string(),
+    };
     TlsError::Pem {
         what,
         path: display(path),
-        reason: format!("{e:?}"),
+        reason,
     }
 }
 

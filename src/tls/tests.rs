@@ -949,6 +949,34 @@ fn start_up_errors_name_the_file_and_the_reason() {
         empty.display()
     )));
 
+    // Broken PEM.
+    std::fs::write(&empty, "-----BEGIN CERTIFICATE-----\nMAMCAQE=\n").expect("write");
+    assert_eq!(
+        expect_err(&TlsSettings {
+            cert: empty.clone(),
+            ..good.clone()
+        }),
+        format!(
+            "TLS certificate file {}: bad PEM: the CERTIFICATE block has no END line",
+            empty.display()
+        )
+    );
+    std::fs::write(
+        &empty,
+        "-----BEGIN CERTIFICATE-----\n!!!!\n-----END CERTIFICATE-----\n",
+    )
+    .expect("write");
+    assert_eq!(
+        expect_err(&TlsSettings {
+            cert: empty.clone(),
+            ..good.clone()
+        }),
+        format!(
+            "TLS certificate file {}: bad PEM: a block's base64 does not decode",
+            empty.display()
+        )
+    );
+
     // Client CA and CRL problems.
     let no_ca = TlsSettings {
         client_ca: vec![],
@@ -1376,4 +1404,42 @@ async fn renegotiation_is_refused() {
     assert_eq!(hellos.len(), 2, "{text}");
     assert!(text[..hellos[1]].contains("], ServerHello"), "{text}");
     assert!(!text[hellos[1]..].contains("], ServerHello"), "{text}");
+}
+
+/// Trust anchors from several files, several per file (with text around the blocks).
+#[tokio::test]
+async fn several_client_cas_in_several_files() {
+    let pki = Pki::new();
+    let (a, b, c) = (TestCa::new("A"), TestCa::new("B"), TestCa::new("C"));
+    let both = pki.path().join("a-and-b.pem");
+    std::fs::write(
+        &both,
+        format!("Network A\n{}\nNetwork B\n{}", a.cert_pem(), b.cert_pem()),
+    )
+    .expect("write");
+    let mut settings = pki.settings(ClientAuth::Required);
+    settings.client_ca = vec![both, c.write(pki.path(), "c")];
+    let handle = TlsAcceptorHandle::load(&settings).expect("load");
+    let mut server = TestServer::start(handle, TIMEOUT).await;
+    for ca in [&a, &b, &c] {
+        let client = ca.client("member");
+        connect_and_ping(server.addr, pki.client(Some(&client), BOTH))
+            .await
+            .expect("trusted");
+        let cert = server
+            .next()
+            .await
+            .expect("accepted")
+            .client
+            .expect("identity");
+        assert!(cert.issuer().starts_with("O=poortwachter tests,CN="));
+    }
+    // The CA of Pki::settings is not among them any more.
+    let outsider = pki.client_ca.client("outsider");
+    assert!(
+        connect_and_ping(server.addr, pki.client(Some(&outsider), BOTH))
+            .await
+            .is_err()
+    );
+    assert!(server.next().await.is_err());
 }

@@ -49,15 +49,13 @@ pub(crate) fn server_config_at(
     settings: &TlsSettings,
     now: UnixTime,
 ) -> Result<ServerConfig, TlsError> {
-    match (settings.client_auth, settings.client_ca.is_empty()) {
-        (ClientAuth::Optional | ClientAuth::Required, true) => {
+    let trust_configured = !settings.client_ca.is_empty() || !settings.crl.is_empty();
+    match settings.client_auth {
+        ClientAuth::None if trust_configured => return Err(TlsError::UnusedClientCa),
+        ClientAuth::Optional | ClientAuth::Required if settings.client_ca.is_empty() => {
             return Err(TlsError::NoClientCa(settings.client_auth))
         }
-        (ClientAuth::None, false) => return Err(TlsError::UnusedClientCa),
         _ => {}
-    }
-    if settings.client_auth == ClientAuth::None && !settings.crl.is_empty() {
-        return Err(TlsError::UnusedClientCa);
     }
     let provider = Arc::new(crypto_provider());
     let Loaded {

@@ -1443,3 +1443,42 @@ async fn several_client_cas_in_several_files() {
     );
     assert!(server.next().await.is_err());
 }
+
+/// Certificates made by OpenSSL (the fuzz seeds): an otherName written as IA5String and as
+/// UTF8String, a multi-valued RDN, serialNumber, DC and UID attributes, escapes.
+#[test]
+fn openssl_made_certificates() {
+    let seeds = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds/client_cert");
+    let read = |name: &str| {
+        let der = std::fs::read(seeds.join(name)).expect("seed");
+        ClientCert::from_chain(vec![der.into()]).expect("parses")
+    };
+    let server = read("uzi-server.der");
+    assert_eq!(
+        server.subject(),
+        "CN=\\#server one\\ ,serialNumber=90000380,O=Zorg\\, bij \\\"jou\\\" B.V.,C=NL"
+    );
+    assert_eq!(
+        server.dns_names(),
+        ["zorg.example.nl", "api.zorg.example.nl"]
+    );
+    let uzi = server.uzi().expect("IA5String otherName");
+    assert_eq!((uzi.pass_type, uzi.ura.as_str()), ('S', "90000380"));
+    let card = read("rsa-card-utf8.der");
+    // Within a multi-valued RDN RFC 4514 leaves the order free: we keep the DER order (a SET
+    // OF, sorted), OpenSSL's RFC2253 printer reverses it.
+    assert_eq!(
+        card.subject(),
+        "O=Praktijk\\+Partners,UID=42+CN=Zorgverlener Ü"
+    );
+    let uzi = card.uzi().expect("UTF8String otherName");
+    assert_eq!(
+        (uzi.pass_type, uzi.ura.as_str(), uzi.uzi_number.as_str()),
+        ('N', "90000382", "900021219")
+    );
+    assert!(!uzi.is_server_certificate());
+    let plain = read("ed25519-plain.der");
+    assert_eq!(plain.subject(), "CN=plain,UID=12345,DC=example,DC=nl");
+    assert_eq!(plain.issuer(), plain.subject());
+    assert!(plain.uzi().is_none() && plain.dns_names().is_empty());
+}

@@ -75,8 +75,11 @@ impl ClientCert {
         if let Ok(Some(san)) = cert.subject_alternative_name() {
             for name in &san.value.general_names {
                 match name {
-                    GeneralName::DNSName(dns) if dns.len() <= MAX_VALUE => {
-                        dns_names.push(escape_value(dns));
+                    // Printable ASCII only (a DNS name has nothing else); others are skipped.
+                    GeneralName::DNSName(dns)
+                        if dns.len() <= 253 && dns.bytes().all(|b| b.is_ascii_graphic()) =>
+                    {
+                        dns_names.push((*dns).to_owned());
                     }
                     GeneralName::OtherName(oid, value)
                         if uzi.is_none() && oid.to_id_string() == UZI_OTHER_NAME_OID =>
@@ -144,7 +147,7 @@ impl ClientCert {
         &self.0.serial
     }
 
-    /// The SAN DNS names, in certificate order.
+    /// The SAN DNS names, in certificate order (those of printable ASCII, up to 253 bytes).
     #[must_use]
     pub fn dns_names(&self) -> &[String] {
         &self.0.dns_names

@@ -22,7 +22,7 @@ use poortwachter::policy::{Policy, PolicySet};
 pub type Entry = fn(&[u8]);
 
 /// Every target, by name (the directory names under `fuzz/seeds/` and `fuzz/regressions/`).
-pub const TARGETS: [(&str, Entry); 7] = [
+pub const TARGETS: [(&str, Entry); 8] = [
     ("credential_proof", credential_proof),
     ("policy_compile", policy_compile),
     ("identifiers", identifiers),
@@ -30,6 +30,7 @@ pub const TARGETS: [(&str, Entry); 7] = [
     ("policy_request", policy_request),
     ("fhir_response", fhir_response),
     ("hub_xml", hub_xml),
+    ("client_cert", client_cert),
 ];
 
 /// Credential bytes → parse → proof preparation (strict JSON-LD + URDNA2015). No IO.
@@ -239,5 +240,34 @@ pub fn hub_xml(data: &[u8]) {
             v.verify(text, 1_700_000_000).is_err(),
             "a token verified without keys"
         );
+    }
+}
+
+/// A client certificate as the TLS acceptor reads it after verification (x509-parser, RFC 4514
+/// subject, SAN DNS names, the UZI otherName), and the same bytes as a UZI otherName string.
+/// Invariants: the strings are one printable line; the fingerprint is 64 hex digits; a parsed
+/// UZI name prints back as its input.
+pub fn client_cert(data: &[u8]) {
+    use poortwachter::tls::{ClientCert, UziName};
+    if let Ok(cert) = ClientCert::from_chain(vec![data.to_vec().into()]) {
+        for s in [cert.subject(), cert.issuer()]
+            .into_iter()
+            .chain(cert.dns_names().iter().map(String::as_str))
+        {
+            assert!(
+                !s.chars().any(char::is_control),
+                "control character in {s:?}"
+            );
+        }
+        assert_eq!(cert.fingerprint_sha256().len(), 64);
+        assert_eq!(cert.x5t_s256().len(), 43);
+        if let Some(uzi) = cert.uzi() {
+            assert!(UziName::parse(&uzi.to_string()).is_ok());
+        }
+    }
+    if let Ok(text) = std::str::from_utf8(data) {
+        if let Ok(name) = UziName::parse(text) {
+            assert_eq!(name.to_string(), text);
+        }
     }
 }

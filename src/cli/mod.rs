@@ -9,6 +9,7 @@ mod hub;
 mod init;
 mod policy;
 mod serve;
+mod tls;
 mod token;
 
 use std::collections::HashMap;
@@ -109,6 +110,12 @@ enum Command {
         after_help = "Examples:\n  poortwachter hub account add --name verloskundigen-a --display-name 'Verloskundigen A'\n  poortwachter hub serve --addr 127.0.0.1:8090"
     )]
     Hub(hub::HubCommand),
+    /// TLS helpers: a development CA for trying TLS and mutual TLS
+    #[command(
+        subcommand,
+        after_help = "Example:\n  poortwachter tls dev-ca --out certs --client huisarts"
+    )]
+    Tls(tls::TlsCommand),
 }
 
 /// Everything a command needs from the global options.
@@ -219,6 +226,7 @@ pub fn run() -> anyhow::Result<i32> {
             Command::Policy(cmd) => policy::run(&ctx, cmd),
             Command::Audit(cmd) => audit::run(&ctx, cmd).await,
             Command::Hub(cmd) => hub::run(&ctx, cmd).await,
+            Command::Tls(cmd) => tls::run(&ctx, cmd),
         }
     })
 }

@@ -31,8 +31,10 @@ fn build() -> Upstream {
     http.enforce_http(false);
     http.set_nodelay(true);
     http.set_connect_timeout(Some(Duration::from_secs(5)));
+    // The provider is named: with both of rustls' providers compiled in (aws-lc-rs serves our
+    // TLS listener), rustls cannot pick a process default by itself.
     let tls = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_native_roots()
+        .with_provider_and_native_roots(rustls::crypto::ring::default_provider())
         .unwrap_or_else(|e| {
             // As reqwest does: without system roots plain HTTP still works, and an HTTPS
             // upstream fails its handshake (502).

@@ -75,6 +75,7 @@ fn main() -> anyhow::Result<()> {
                 max_headers: 100,
             },
             Some(&workers),
+            None,
         )
         .await;
         Ok(())

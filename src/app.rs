@@ -57,6 +57,8 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
     /// Prometheus metrics.
     pub metrics: Arc<Metrics>,
+    /// The listeners' TLS (`[tls]`), re-read on SIGHUP.
+    pub tls: Option<crate::tls::TlsAcceptorHandle>,
 }
 
 /// Errors that stop start-up.
@@ -80,6 +82,9 @@ pub enum StartError {
     /// The authenticators' path prefixes clash.
     #[error("authenticators: {0}")]
     Mounts(String),
+    /// The TLS certificate, key, trust anchors or CRLs do not load.
+    #[error("tls: {0}")]
+    Tls(#[from] crate::tls::TlsError),
     /// Binding a listener.
     #[error("cannot listen on {addr}: {reason}")]
     Bind {
@@ -154,8 +159,12 @@ async fn mounts(config: &Config, tokens: &Arc<TokenService>) -> Result<Mounts, S
 
 /// Builds the state (everything except the listeners).
 pub async fn build_state(config: Config) -> Result<Arc<AppState>, StartError> {
-    // Policies first: a bad policy file stops start-up before anything is created.
+    // Policies and TLS files first: a bad file stops start-up before anything is created.
     let policies = PolicySet::load_dir(&config.policies_dir)?;
+    let tls = match &config.tls {
+        Some(settings) => Some(crate::tls::TlsAcceptorHandle::load(settings)?),
+        None => None,
+    };
     check_policies(&config, &policies).map_err(|(_, reason)| StartError::HubSource(reason))?;
     let identity = identity(&config)?;
     let store = Store::open(&config.database_url).await?;
@@ -234,6 +243,7 @@ pub async fn build_state(config: Config) -> Result<Arc<AppState>, StartError> {
         store,
         clock,
         config,
+        tls,
     }))
 }
 
@@ -258,6 +268,29 @@ pub fn reload_config(state: &AppState) -> Result<Vec<&'static str>, crate::confi
     );
     state.live.set(live);
     Ok(ignored)
+}
+
+/// Re-reads the TLS certificate, key, trust anchors and CRLs (the `[tls]` of the configuration
+/// now in force); a set that does not load is refused and the old one stays. Open connections
+/// keep theirs.
+pub async fn reload_tls(state: &AppState) {
+    let Some(handle) = state.tls.clone() else {
+        return;
+    };
+    let settings = match state.config.reload() {
+        Ok(c) => c.tls,
+        Err(_) => state.config.tls.clone(),
+    };
+    let Some(settings) = settings else {
+        return;
+    };
+    match tokio::task::spawn_blocking(move || handle.reload(&settings)).await {
+        Ok(Ok(())) => tracing::info!("TLS certificates reloaded"),
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "TLS reload refused; the previous certificates stay in force");
+        }
+        Err(e) => tracing::error!(error = %e, "TLS reload failed"),
+    }
 }
 
 /// Re-reads the policies directory.
@@ -305,6 +338,7 @@ pub async fn reload_on_sighup(state: Arc<AppState>) {
             if let Err(e) = reload_policies(&state) {
                 tracing::error!(error = %e, "policy reload refused; the previous policies stay in force");
             }
+            reload_tls(&state).await;
         }
     }
     #[cfg(not(unix))]

@@ -13,7 +13,7 @@ use crate::did::web::WebSettings;
 use crate::did::ResolverSettings;
 
 /// The keys that can come from flags and environment variables as well as the file.
-pub const OVERRIDABLE: [&str; 8] = [
+pub const OVERRIDABLE: [&str; 12] = [
     "data_dir",
     "policies_dir",
     "did_dir",
@@ -22,6 +22,10 @@ pub const OVERRIDABLE: [&str; 8] = [
     "internal_addr",
     "public_url",
     "upstream",
+    "tls_cert",
+    "tls_key",
+    "tls_client_ca",
+    "tls_client_auth",
 ];
 
 /// A configuration problem: where, which key, why.
@@ -115,6 +119,8 @@ struct FileConfig {
     #[serde(default)]
     did_web: DidWebFile,
     hub_source: Option<HubSourceFile>,
+    tls: Option<crate::tls::TlsSettings>,
+    internal_tls: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -234,6 +240,10 @@ pub struct Config {
     pub sqlite_wal_max_mib: u32,
     /// Hub source tokens as a second authenticator, if configured.
     pub hub_source: Option<HubSourceSettings>,
+    /// TLS for the public listener (and `hub serve`'s), if configured.
+    pub tls: Option<crate::tls::TlsSettings>,
+    /// Whether the internal listener speaks TLS too (with the same `[tls]`).
+    pub internal_tls: bool,
 }
 
 impl Config {
@@ -288,6 +298,11 @@ impl Config {
             "[hub_source]",
             format!("{:?}", self.hub_source) == format!("{:?}", other.hub_source),
         );
+        check(
+            "[tls] (present or not)",
+            self.tls.is_some() == other.tls.is_some(),
+        );
+        check("internal_tls", self.internal_tls == other.internal_tls);
         out
     }
 
@@ -396,6 +411,25 @@ impl Config {
             }
             Ok(u)
         };
+        let tls = tls_settings(file.tls.clone(), overrides)?;
+        let internal_tls = file.internal_tls.unwrap_or(false);
+        if internal_tls && tls.is_none() {
+            return Err(err(
+                &origin,
+                "internal_tls",
+                "needs a [tls] section (or --tls-cert and --tls-key)".into(),
+            ));
+        }
+        if !internal_addr.ip().is_loopback() && !internal_tls {
+            let o = overrides
+                .get("internal_addr")
+                .map_or(origin.clone(), |o| o.origin.clone());
+            return Err(err(
+                &o,
+                "internal_addr",
+                format!("{internal_addr} is not a loopback address: the internal listener must then speak TLS (internal_tls = true with [tls])"),
+            ));
+        }
         let (pu, po) = pick("public_url", &file.public_url)
             .unwrap_or_else(|| ("http://localhost:8080".into(), "defaults".into()));
         let public_url = http_url("public_url", &pu, &po)?;
@@ -613,8 +647,71 @@ impl Config {
             http_workers,
             sqlite_wal_max_mib,
             hub_source,
+            tls,
+            internal_tls,
         })
     }
+}
+
+/// `[tls]` from the file, with `--tls-cert`, `--tls-key`, `--tls-client-ca` (comma-separated)
+/// and `--tls-client-auth` (or `POORTWACHTER_TLS_*`) over it; the flags alone make a section
+/// when the file has none (then both the certificate and the key are needed).
+fn tls_settings(
+    file: Option<crate::tls::TlsSettings>,
+    overrides: &HashMap<&'static str, Override>,
+) -> Result<Option<crate::tls::TlsSettings>, ConfigError> {
+    let get = |k: &str| overrides.get(k);
+    let given = ["tls_cert", "tls_key", "tls_client_ca", "tls_client_auth"]
+        .iter()
+        .any(|k| get(k).is_some());
+    if !given {
+        return Ok(file);
+    }
+    let (cert, key) = match (&file, get("tls_cert"), get("tls_key")) {
+        (_, Some(c), Some(k)) => (PathBuf::from(&c.value), PathBuf::from(&k.value)),
+        (Some(f), c, k) => (
+            c.map_or_else(|| f.cert.clone(), |c| PathBuf::from(&c.value)),
+            k.map_or_else(|| f.key.clone(), |k| PathBuf::from(&k.value)),
+        ),
+        (None, c, k) => {
+            let (missing, o) = if c.is_none() {
+                ("tls_cert", k)
+            } else {
+                ("tls_key", c)
+            };
+            return Err(ConfigError {
+                origin: o.map(|o| o.origin.clone()).unwrap_or_default(),
+                key: missing.into(),
+                reason: "TLS needs both a certificate (--tls-cert) and its key (--tls-key)".into(),
+            });
+        }
+    };
+    let mut tls = file.unwrap_or(crate::tls::TlsSettings {
+        cert: cert.clone(),
+        key: key.clone(),
+        client_ca: Vec::new(),
+        client_auth: crate::tls::ClientAuth::default(),
+        crl: Vec::new(),
+    });
+    tls.cert = cert;
+    tls.key = key;
+    if let Some(ca) = get("tls_client_ca") {
+        tls.client_ca = ca
+            .value
+            .split(',')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .map(PathBuf::from)
+            .collect();
+    }
+    if let Some(mode) = get("tls_client_auth") {
+        tls.client_auth = mode.value.parse().map_err(|_| ConfigError {
+            origin: mode.origin.clone(),
+            key: "tls_client_auth".into(),
+            reason: format!("\"{}\" is not none, optional or required", mode.value),
+        })?;
+    }
+    Ok(Some(tls))
 }
 
 /// A valid path prefix: `/`, or `/` followed by segments of unreserved characters, no trailing

@@ -253,6 +253,7 @@ mod tests {
             rule: "patient-read".into(),
             status: 200,
             upstream_status: Some(200),
+            client_cert: None,
         }
     }
 

@@ -44,6 +44,30 @@ pub struct AuditRecord {
     pub status: u16,
     /// Status the source system answered, if it was asked.
     pub upstream_status: Option<u16>,
+    /// The verified client certificate the request came with (mutual TLS), if any. Absent from
+    /// the JSON when there was none, so records from before TLS hash as they did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_cert: Option<AuditCert>,
+}
+
+/// The client certificate as the audit log names it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditCert {
+    /// SHA-256 of the DER, lowercase hex.
+    pub fingerprint: String,
+    /// The subject, RFC 4514.
+    pub subject: String,
+}
+
+impl AuditCert {
+    /// The audit form of a verified client certificate.
+    #[must_use]
+    pub fn of(cert: &crate::tls::ClientCert) -> Self {
+        Self {
+            fingerprint: cert.fingerprint_sha256().to_owned(),
+            subject: cert.subject().to_owned(),
+        }
+    }
 }
 
 /// Replaces every run of 8 or 9 digits that passes the BSN 11-check with `***`, so no BSN ends
@@ -133,6 +157,7 @@ mod tests {
             rule: "r".into(),
             status: 200,
             upstream_status: Some(200),
+            client_cert: None,
         };
         let token = crate::store::TokenRecord {
             hash: "h".into(),

@@ -171,11 +171,19 @@ async fn serve(ctx: &Context, args: ServeArgs) -> anyhow::Result<i32> {
     if created {
         tracing::info!(path = %hub::token::key_path(&ctx.config.data_dir).display(), "created the Hub signing key");
     }
+    // The Hub faces the network too: the same [tls] as the public listener.
+    let tls = match &ctx.config.tls {
+        Some(settings) => Some(crate::tls::TlsAcceptorHandle::load(settings).context("tls")?),
+        None => None,
+    };
     let listener = tokio::net::TcpListener::bind(args.addr)
         .await
         .with_context(|| format!("cannot listen on {}", args.addr))?;
     let addr = listener.local_addr()?;
-    let public_url = args.public_url.unwrap_or_else(|| format!("http://{addr}"));
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let public_url = args
+        .public_url
+        .unwrap_or_else(|| format!("{scheme}://{addr}"));
     let hub = Arc::new(Hub {
         auth: hub::auth::Authenticator::new(store.clone()).map_err(|e| anyhow::anyhow!("{e}"))?,
         registrar: hub::Registrar::spawn(store.clone(), Arc::new(crate::clock::SystemClock)),
@@ -194,6 +202,7 @@ async fn serve(ctx: &Context, args: ServeArgs) -> anyhow::Result<i32> {
         stop_rx,
         crate::server::listen::Limits::of(&ctx.config),
         None,
+        tls,
     );
     let signals = async move {
         crate::server::wait_for_signal().await;

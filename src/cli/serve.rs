@@ -18,6 +18,18 @@ pub(crate) struct ServeArgs {
     /// The source system (FHIR server) behind the proxy
     #[arg(long, env = "POORTWACHTER_UPSTREAM", value_name = "URL")]
     upstream: Option<String>,
+    /// TLS on the public listener: the certificate chain (PEM, leaf first) [config: [tls] cert]
+    #[arg(long, env = "POORTWACHTER_TLS_CERT", value_name = "FILE")]
+    tls_cert: Option<String>,
+    /// The certificate's private key (PKCS#8, SEC1 or PKCS#1 PEM; mode 0600) [config: [tls] key]
+    #[arg(long, env = "POORTWACHTER_TLS_KEY", value_name = "FILE")]
+    tls_key: Option<String>,
+    /// Trust anchors for client certificates (PEM files, comma-separated) [config: [tls] client_ca]
+    #[arg(long, env = "POORTWACHTER_TLS_CLIENT_CA", value_name = "FILES")]
+    tls_client_ca: Option<String>,
+    /// Client certificates: none, optional or required [config: [tls] client_auth]
+    #[arg(long, env = "POORTWACHTER_TLS_CLIENT_AUTH", value_name = "MODE")]
+    tls_client_auth: Option<String>,
 }
 
 pub(crate) async fn run(ctx: Context, _args: ServeArgs) -> anyhow::Result<i32> {

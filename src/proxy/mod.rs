@@ -27,7 +27,7 @@ use axum::http::{header, HeaderMap, HeaderValue, Method, Request};
 use axum::response::Response;
 use tokio::sync::watch;
 
-use crate::audit::{redact_bsns, AuditRecord, AuditUser};
+use crate::audit::{redact_bsns, AuditCert, AuditRecord, AuditUser};
 use crate::authn::{ErrorFormat, Mount, Mounts, Principal};
 use crate::clock::Clock;
 use crate::config::Live;
@@ -163,6 +163,10 @@ pub async fn handle(proxy: &Proxy, request: Request<Body>, render: Render) -> Re
         rule,
         status,
         upstream_status: outcome.upstream_status,
+        client_cert: parts
+            .extensions
+            .get::<crate::tls::ClientCert>()
+            .map(AuditCert::of),
     };
     if let Err(e) = proxy.writer.write(record).await {
         tracing::error!(error = %e, request_id, "audit log unavailable: refusing to answer");

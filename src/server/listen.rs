@@ -3,23 +3,34 @@
 //! header lines: over them, 431), and graceful shutdown: when told to stop, no new connections
 //! are accepted and in-flight requests are given up to the client time limit.
 //!
+//! With TLS (`[tls]`), each connection's handshake runs on its worker under the same time limit
+//! (plain HTTP sent to the port, a bad handshake or a stalled client costs that connection only),
+//! and a verified client certificate ([`crate::tls::ClientCert`]) is put on every request of the
+//! connection as an extension: what the authenticators and the audit log read.
+//!
 //! Connections are served by [`Workers`]: threads with a single-threaded runtime each, handed
 //! accepted connections in turn. A connection and every request on it then stay on one thread
 //! (as nginx's workers do): no work stealing and no cross-thread wake-ups on the request path,
 //! which on a small machine cost more than the request itself.
 
+use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::Router;
+use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use hyper_util::service::TowerToHyperService;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
+use tower_service::Service;
+
+use crate::tls::{ClientCert, TlsAcceptorHandle};
 
 type Connection = Pin<Box<dyn Future<Output = ()> + Send>>;
 
@@ -91,13 +102,14 @@ impl Limits {
 const MAX_CONCURRENT_STREAMS: u32 = 100;
 
 /// Serves `router` on `listener` until `stop` turns true; connections run on `workers`, or as
-/// tasks of the current runtime without them.
+/// tasks of the current runtime without them; with `tls`, every connection is a TLS one.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
     mut stop: watch::Receiver<bool>,
     limits: Limits,
     workers: Option<&Workers>,
+    tls: Option<TlsAcceptorHandle>,
 ) {
     let timeout = limits.client_timeout;
     let graceful = GracefulShutdown::new();
@@ -123,24 +135,23 @@ pub async fn serve(
             accepted = listener.accept() => {
                 let Ok((stream, _)) = accepted else { continue };
                 let _ = stream.set_nodelay(true);
-                let service = TowerToHyperService::new(router.clone());
-                let watcher = graceful.watcher();
-                let builder = builder.clone();
+                let conn = Conn {
+                    router: router.clone(),
+                    builder: builder.clone(),
+                    watcher: graceful.watcher(),
+                    tls: tls.clone(),
+                    handshake_timeout: timeout,
+                };
                 let Some(workers) = workers else {
-                    let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-                    let connection = watcher.watch(connection.into_owned());
-                    tokio::spawn(async move {
-                        let _ = connection.await;
-                    });
+                    tokio::spawn(conn.serve(stream));
                     continue;
                 };
                 // The socket moves to the worker's runtime (it registers with the runtime
                 // that polls it first).
                 let Ok(stream) = stream.into_std() else { continue };
                 workers.run(Box::pin(async move {
-                    let Ok(stream) = tokio::net::TcpStream::from_std(stream) else { return };
-                    let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-                    let _ = watcher.watch(connection.into_owned()).await;
+                    let Ok(stream) = TcpStream::from_std(stream) else { return };
+                    conn.serve(stream).await;
                 }));
             }
             _ = stop.wait_for(|s| *s) => break,
@@ -150,5 +161,75 @@ pub async fn serve(
     tokio::select! {
         () = graceful.shutdown() => {}
         () = tokio::time::sleep(timeout) => tracing::warn!("shutdown: in-flight requests cut off after the grace period"),
+    }
+}
+
+/// One accepted connection and what serving it takes.
+struct Conn {
+    router: Router,
+    builder: auto::Builder<TokioExecutor>,
+    watcher: Watcher,
+    tls: Option<TlsAcceptorHandle>,
+    handshake_timeout: Duration,
+}
+
+impl Conn {
+    /// Serves the connection until it ends (after the TLS handshake, with TLS).
+    async fn serve(self, stream: TcpStream) {
+        let Some(tls) = &self.tls else {
+            let service = TowerToHyperService::new(self.router);
+            let connection = self
+                .builder
+                .serve_connection_with_upgrades(TokioIo::new(stream), service);
+            let _ = self.watcher.watch(connection.into_owned()).await;
+            return;
+        };
+        let (stream, cert) = match crate::tls::accept(tls, stream, self.handshake_timeout).await {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                // One line per refused handshake, at debug: a scan of the port must not flood
+                // the log. Nothing of the peer's input is echoed.
+                tracing::debug!(kind = e.kind(), "TLS handshake refused");
+                return;
+            }
+        };
+        let io = TokioIo::new(stream);
+        match cert {
+            None => {
+                let service = TowerToHyperService::new(self.router);
+                let connection = self.builder.serve_connection_with_upgrades(io, service);
+                let _ = self.watcher.watch(connection.into_owned()).await;
+            }
+            Some(cert) => {
+                let service = TowerToHyperService::new(WithClientCert {
+                    router: self.router,
+                    cert,
+                });
+                let connection = self.builder.serve_connection_with_upgrades(io, service);
+                let _ = self.watcher.watch(connection.into_owned()).await;
+            }
+        }
+    }
+}
+
+/// The router, with the connection's verified client certificate on every request.
+#[derive(Clone)]
+struct WithClientCert {
+    router: Router,
+    cert: ClientCert,
+}
+
+impl Service<axum::http::Request<Incoming>> for WithClientCert {
+    type Response = <Router as Service<axum::http::Request<Incoming>>>::Response;
+    type Error = Infallible;
+    type Future = <Router as Service<axum::http::Request<Incoming>>>::Future;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Service::<axum::http::Request<Incoming>>::poll_ready(&mut self.router, cx)
+    }
+
+    fn call(&mut self, mut request: axum::http::Request<Incoming>) -> Self::Future {
+        request.extensions_mut().insert(self.cert.clone());
+        self.router.call(request)
     }
 }

@@ -68,6 +68,7 @@ pub async fn run_on(
         stop_rx.clone(),
         limits,
         Some(&workers),
+        state.tls.clone(),
     );
     let internal_server = listen::serve(
         internal,
@@ -75,6 +76,7 @@ pub async fn run_on(
         stop_rx,
         limits,
         Some(&workers),
+        state.tls.clone().filter(|_| state.config.internal_tls),
     );
     tokio::spawn(crate::app::reload_on_sighup(state.clone()));
     let signals = async move {

@@ -77,9 +77,14 @@ pub fn token_params(
 
 /// `POST /n2n/auth/v1/accesstoken`. Every request, issued or refused, gets an audit record,
 /// durable before the answer leaves.
-pub async fn token(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
+pub async fn token(
+    State(state): State<Arc<AppState>>,
+    cert: Option<axum::Extension<crate::tls::ClientCert>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     let started = std::time::Instant::now();
-    let response = token_audited(&state, headers, body).await;
+    let response = token_audited(&state, cert.map(|c| c.0), headers, body).await;
     let status = response.status().as_u16();
     let decision = if status == 200 {
         "permit"
@@ -104,11 +109,17 @@ struct Claimed {
     purpose: String,
 }
 
-async fn token_audited(state: &Arc<AppState>, headers: HeaderMap, body: Body) -> Response {
+async fn token_audited(
+    state: &Arc<AppState>,
+    cert: Option<crate::tls::ClientCert>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     let request_id = uuid::Uuid::new_v4().to_string();
     let time = crate::audit::audit_time(state.clock.now());
     let live = state.live.get();
     let mut claimed = Claimed::default();
+    let headers_cert = cert.as_ref().map(crate::audit::AuditCert::of);
     let outcome = match crate::http::read_body(body, live.max_body_bytes, live.client_timeout).await
     {
         Ok(bytes) => issue(state, &headers, &bytes, &mut claimed).await,
@@ -137,6 +148,7 @@ async fn token_audited(state: &Arc<AppState>, headers: HeaderMap, body: Body) ->
                 rule,
                 status,
                 upstream_status: None,
+                client_cert: headers_cert.clone(),
             }
         };
     let unavailable = |e: &crate::store::StoreError| {

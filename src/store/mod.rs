@@ -12,10 +12,10 @@ pub mod hub;
 mod migrations;
 pub mod revocations;
 pub mod sqlite;
-mod tokens;
-pub mod writer;
 #[cfg(test)]
 mod tests;
+mod tokens;
+pub mod writer;
 
 use std::str::FromStr as _;
 

@@ -242,6 +242,7 @@ fn audit_record(n: usize) -> AuditRecord {
         rule: "r".into(),
         status: 200,
         upstream_status: Some(200),
+        client_cert: None,
     }
 }
 

@@ -76,6 +76,7 @@ async fn sqlite_revoke_while_the_writer_commits() {
                         rule: "r".into(),
                         status: 200,
                         upstream_status: Some(200),
+                        client_cert: None,
                     })
                     .await
                     .expect("writer commit");

@@ -306,6 +306,15 @@ impl Config {
         out
     }
 
+    /// Where this configuration was read from, for humans.
+    #[must_use]
+    pub fn source_description(&self) -> String {
+        match &self.source.path {
+            Some(p) if self.source.explicit || p.exists() => format!("{}", p.display()),
+            _ => "defaults (no config.toml)".into(),
+        }
+    }
+
     /// The token endpoint's URL: every grant's `aud`.
     #[must_use]
     pub fn token_endpoint(&self) -> String {

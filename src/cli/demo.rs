@@ -22,6 +22,10 @@ pub(crate) struct DemoArgs {
     /// Run the steps and exit instead of serving on
     #[arg(long)]
     once: bool,
+    /// Serve only the sample FHIR source system on this address (base path /fhir), e.g. for
+    /// docker compose
+    #[arg(long, value_name = "ADDR")]
+    source_only: Option<std::net::SocketAddr>,
 }
 
 fn enc(s: &str) -> String {
@@ -37,6 +41,18 @@ fn identity(dir: &std::path::Path) -> anyhow::Result<Identity> {
 }
 
 pub(crate) async fn run(ctx: &Context, args: &DemoArgs) -> anyhow::Result<i32> {
+    if let Some(addr) = args.source_only {
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        println!(
+            "sample FHIR source system at http://{}/fhir (patients pat-1 BSN {BSN1}, pat-2 BSN {BSN2})",
+            listener.local_addr()?
+        );
+        tokio::select! {
+            () = sample_fhir::serve(Arc::new(Backend::default()), listener) => {}
+            _ = crate::server::wait_for_signal() => {}
+        }
+        return Ok(0);
+    }
     let root = std::env::temp_dir().join(format!("poortwachter-demo-{}", std::process::id()));
     println!("poortwachter demo (data in {})\n", root.display());
 

@@ -7,6 +7,7 @@ mod demo;
 mod did;
 mod hub;
 mod init;
+mod ops;
 mod policy;
 mod serve;
 mod tls;
@@ -24,7 +25,7 @@ use crate::config::{Config, Override, OVERRIDABLE};
 
 /// poortwachter: authorization sidecar for Dutch healthcare data exchange (Nuts).
 #[derive(Debug, Parser)]
-#[command(name = "poortwachter", version, about, long_about = None, after_help = "Example:\n  poortwachter init && poortwachter serve")]
+#[command(name = "poortwachter", version = concat!(env!("CARGO_PKG_VERSION"), " (", env!("POORTWACHTER_GIT_COMMIT"), ")"), about, long_about = None, after_help = "Example:\n  poortwachter init && poortwachter serve")]
 pub struct Cli {
     #[command(flatten)]
     global: GlobalArgs,
@@ -116,6 +117,24 @@ enum Command {
         after_help = "Example:\n  poortwachter tls dev-ca --out certs --client huisarts"
     )]
     Tls(tls::TlsCommand),
+    /// Check the configuration: load everything and report every problem at once
+    #[command(subcommand, after_help = "Example:\n  poortwachter config check")]
+    Config(ops::ConfigCommand),
+    /// Exit 0 when the internal listener's /health answers (for a container HEALTHCHECK)
+    #[command(
+        after_help = "Example:\n  poortwachter healthcheck --url http://127.0.0.1:8081/health"
+    )]
+    Healthcheck(ops::HealthcheckArgs),
+    /// Print shell completions
+    #[command(
+        after_help = "Example:\n  poortwachter completions bash > /etc/bash_completion.d/poortwachter"
+    )]
+    Completions(ops::CompletionsArgs),
+    /// Print the manual page (roff)
+    #[command(
+        after_help = "Example:\n  poortwachter man > poortwachter.1 && man ./poortwachter.1"
+    )]
+    Man,
 }
 
 /// Everything a command needs from the global options.
@@ -226,6 +245,10 @@ pub fn run() -> anyhow::Result<i32> {
             Command::Policy(cmd) => policy::run(&ctx, cmd),
             Command::Audit(cmd) => audit::run(&ctx, cmd).await,
             Command::Hub(cmd) => hub::run(&ctx, cmd).await,
+            Command::Config(cmd) => ops::config(&ctx, &cmd).await,
+            Command::Healthcheck(args) => ops::healthcheck(&ctx, &args).await,
+            Command::Completions(args) => ops::completions(&args),
+            Command::Man => ops::man(),
             Command::Tls(cmd) => tls::run(&ctx, cmd),
         }
     })

@@ -123,6 +123,16 @@ pub fn bundle(resources: Vec<Value>) -> Value {
 /// If it cannot bind a loopback port.
 #[allow(clippy::expect_used)]
 pub async fn start(b: Arc<Backend>) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind a loopback port");
+    let addr = listener.local_addr().expect("local address");
+    tokio::spawn(serve(b, listener));
+    format!("http://{addr}/fhir")
+}
+
+/// Serves the sample source system on `listener` (its FHIR base is `/fhir`) until the task ends.
+pub async fn serve(b: Arc<Backend>, listener: tokio::net::TcpListener) {
     async fn log(b: &Backend, what: String, headers: HeaderMap) {
         if let Ok(mut seen) = b.seen.lock() {
             seen.push((what, headers));
@@ -174,12 +184,5 @@ pub async fn start(b: Arc<Backend>) -> String {
             (AxumStatus::OK, "{\"resourceType\":\"List\",\"id\":\"1\"}")
         })
         .with_state(b);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind a loopback port");
-    let addr = listener.local_addr().expect("local address");
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    format!("http://{addr}/fhir")
+    let _ = axum::serve(listener, app).await;
 }

@@ -210,3 +210,35 @@ fn placeholders(rows: usize, columns: usize) -> String {
     }
     out
 }
+
+/// The schema version of the database at `url` and the version this binary writes, without
+/// migrating anything (for `config check`). A SQLite file that does not exist yet, or a database
+/// without our tables, is version 0.
+pub async fn schema_version(url: &str) -> Result<(i64, i64), StoreError> {
+    use sqlx::{Connection as _, Row as _};
+    sqlx::any::install_default_drivers();
+    if !url.starts_with("sqlite:")
+        && !url.starts_with("postgres://")
+        && !url.starts_with("postgresql://")
+    {
+        return Err(StoreError::BadUrl(
+            "must start with sqlite: or postgres://".into(),
+        ));
+    }
+    if url.starts_with("sqlite:") && sqlite_file(url)?.is_some_and(|f| !f.exists()) {
+        return Ok((0, migrations::LATEST));
+    }
+    let options =
+        AnyConnectOptions::from_str(url).map_err(|e| StoreError::BadUrl(e.to_string()))?;
+    let mut conn = sqlx::AnyConnection::connect_with(&options).await?;
+    let found = match sqlx::query("SELECT MAX(version) FROM pw_schema")
+        .fetch_one(&mut conn)
+        .await
+    {
+        Ok(row) => row.try_get::<Option<i64>, _>(0)?.unwrap_or(0),
+        // No pw_schema table: a database poortwachter has not used yet.
+        Err(_) => 0,
+    };
+    conn.close().await?;
+    Ok((found, migrations::LATEST))
+}

@@ -15,6 +15,7 @@ mod hub;
 mod interop_python;
 mod limits;
 mod nuts_fixtures;
+mod packaging;
 mod proxy;
 mod reload;
 mod replicas;

@@ -53,7 +53,7 @@ fn oidc_dir() -> PathBuf {
 fn unavailable(reason: &str) -> bool {
     assert!(
         std::env::var_os("CI").is_none(),
-        "CI must provide {reason} (.ci/run installs it)"
+        "the OpenID provider cannot run under CI: {reason} (Node.js comes with the machine; .ci/run installs the npm packages)"
     );
     eprintln!("SKIPPED: {reason}; the OpenID provider tests did not run");
     false
@@ -76,7 +76,7 @@ fn node_ready() -> bool {
 fn install() -> bool {
     let node = Command::new("node").arg("--version").output();
     if !node.is_ok_and(|o| o.status.success()) {
-        return unavailable("Node.js (`node`, Debian package nodejs)");
+        return unavailable("Node.js is not installed (`node` on PATH, version 20 or later)");
     }
     let dir = oidc_dir();
     if dir.join("node_modules/oidc-provider/package.json").exists() {
@@ -95,10 +95,10 @@ fn install() -> bool {
     match out {
         Ok(o) if o.status.success() => true,
         Ok(o) => unavailable(&format!(
-            "`npm ci --prefix tests/oidc` (it failed: {})",
+            "`npm ci --prefix tests/oidc` failed: {}",
             String::from_utf8_lossy(&o.stderr).trim()
         )),
-        Err(e) => unavailable(&format!("npm ({e})")),
+        Err(e) => unavailable(&format!("npm did not run: {e}")),
     }
 }
 

@@ -162,9 +162,9 @@ async fn chromium_signs_in_at_the_openid_provider() {
     browser.screenshot("consent").await;
     browser.click_button("Continue").await;
 
-    let back = tokio::time::timeout(Duration::from_secs(15), callbacks.recv())
+    let back = tokio::time::timeout(Duration::from_secs(30), callbacks.recv())
         .await
-        .expect("the redirect within 15 s")
+        .expect("the redirect within 30 s")
         .expect("a callback");
     assert_eq!(back.get("state"), Some(&state));
     assert_eq!(back.get("iss"), Some(&op.issuer));

@@ -99,7 +99,8 @@ pub struct Browser {
     driver: Driver,
 }
 
-const WAIT: Duration = Duration::from_secs(15);
+/// How long a page, a text or chromedriver may take (generous: the whole suite shares two cores).
+const WAIT: Duration = Duration::from_secs(30);
 
 impl Browser {
     /// Starts chromedriver and a Chromium session for `test` (the screenshot directory's name).

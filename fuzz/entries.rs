@@ -22,7 +22,7 @@ use poortwachter::policy::{Policy, PolicySet};
 pub type Entry = fn(&[u8]);
 
 /// Every target, by name (the directory names under `fuzz/seeds/` and `fuzz/regressions/`).
-pub const TARGETS: [(&str, Entry); 8] = [
+pub const TARGETS: [(&str, Entry); 9] = [
     ("credential_proof", credential_proof),
     ("policy_compile", policy_compile),
     ("identifiers", identifiers),
@@ -31,6 +31,7 @@ pub const TARGETS: [(&str, Entry); 8] = [
     ("fhir_response", fhir_response),
     ("hub_xml", hub_xml),
     ("client_cert", client_cert),
+    ("medmij_lists", medmij_lists),
 ];
 
 /// Credential bytes → parse → proof preparation (strict JSON-LD + URDNA2015). No IO.
@@ -268,6 +269,54 @@ pub fn client_cert(data: &[u8]) {
     if let Ok(text) = std::str::from_utf8(data) {
         if let Ok(name) = UziName::parse(text) {
             assert_eq!(name.to_string(), text);
+        }
+    }
+}
+
+/// The four MedMij list readers on the same bytes. Invariants: a list that reads has a
+/// `Volgnummer` of at least 1, lower-case host names with a dot, gegevensdienst ids of 1 to 30
+/// characters, zorgaanbieder names ending in `@medmij` and https endpoints.
+pub fn medmij_lists(data: &[u8]) {
+    use poortwachter::medmij::lists;
+    let host_ok = |h: &str| {
+        h.contains('.')
+            && !h.is_empty()
+            && h.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-.".contains(&b))
+    };
+    let id_ok = |id: &str| (1..=30).contains(&id.chars().count());
+    if let Ok(list) = lists::parse_oauth_client_list(data) {
+        assert!(list.volgnummer >= 1);
+        for c in &list.clients {
+            assert!(host_ok(&c.hostname), "client host {:?}", c.hostname);
+            assert!((3..=50).contains(&c.organisatienaam.chars().count()));
+            assert!(c.gegevensdiensten.iter().flatten().all(|id| id_ok(id)));
+        }
+    }
+    if let Ok(list) = lists::parse_whitelist(data) {
+        assert!(list.volgnummer >= 1);
+        assert!(list.hostnames.iter().all(|h| host_ok(h)));
+    }
+    if let Ok(list) = lists::parse_gegevensdienst_names(data) {
+        assert!(list.volgnummer >= 1);
+        for (id, name) in &list.names {
+            assert!(id_ok(id) && (3..=50).contains(&name.chars().count()));
+        }
+    }
+    if let Ok(list) = lists::parse_zorgaanbiederslijst(data) {
+        assert!(list.volgnummer >= 1);
+        for z in &list.zorgaanbieders {
+            assert!(z.naam.ends_with("@medmij") && !z.aanbiedernaam().is_empty());
+            for g in &z.gegevensdiensten {
+                assert!(id_ok(&g.id) && !g.systeemrollen.is_empty());
+                let endpoints = [&g.authorization_endpoint, &g.token_endpoint];
+                for uri in endpoints.into_iter().flatten() {
+                    assert!(uri.starts_with("https://"), "endpoint {uri:?}");
+                }
+                for r in &g.systeemrollen {
+                    assert!(r.resource_endpoint.starts_with("https://"));
+                }
+            }
         }
     }
 }

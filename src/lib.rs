@@ -20,6 +20,7 @@ pub mod identity;
 pub mod inbox;
 pub mod jose;
 pub mod keys;
+pub mod medmij;
 pub mod metrics;
 pub mod oauth;
 pub mod policy;

@@ -59,7 +59,7 @@ fn only_attribute(e: &BytesStart<'_>, expected: &str) -> Result<String, HubError
 /// Whether the content of `<?xml ...?>` follows XML 1.0 §2.8 `XMLDecl`: `version` (`1.` and
 /// digits), then optionally `encoding` and `standalone` (`yes`/`no`), in that order, each quoted,
 /// and nothing else. The XML reader itself only reads the attributes it is asked for.
-fn declaration_is_well_formed(decl: &[u8]) -> bool {
+pub(crate) fn declaration_is_well_formed(decl: &[u8]) -> bool {
     let Some(rest) = decl.strip_prefix(b"xml") else {
         return false;
     };

@@ -4,6 +4,8 @@
 
 mod admin_api;
 mod attacks;
+mod browser_oidc;
+mod browser_support;
 mod cli;
 mod crash;
 mod demo;
@@ -15,6 +17,7 @@ mod hub;
 mod interop_python;
 mod limits;
 mod nuts_fixtures;
+mod oidc_support;
 mod packaging;
 mod proxy;
 mod reload;

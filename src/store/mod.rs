@@ -12,6 +12,8 @@ pub mod hub;
 mod migrations;
 pub mod revocations;
 pub mod sqlite;
+#[doc(hidden)]
+pub mod testing;
 #[cfg(test)]
 mod tests;
 mod tokens;

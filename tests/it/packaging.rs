@@ -6,7 +6,7 @@
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use super::support::{repo, Instance};
+use super::support::{free_port, repo, Instance};
 
 #[test]
 fn version_names_the_git_commit() {
@@ -237,12 +237,4 @@ fn chown_nobody(path: &std::path::Path) {
 fn owner(path: &std::path::Path) -> u32 {
     use std::os::unix::fs::MetadataExt as _;
     std::fs::metadata(path).unwrap().uid()
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }

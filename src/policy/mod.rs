@@ -16,6 +16,7 @@
 //! no_expiration_allowed_for = ["explicit"]
 //! ```
 
+pub mod json_body;
 pub mod request;
 pub mod shipped;
 

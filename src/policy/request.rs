@@ -687,6 +687,11 @@ fn digits(s: &str, n: usize) -> bool {
     s.len() == n && s.bytes().all(|b| b.is_ascii_digit())
 }
 
+/// Two digits from `lo` to `hi`.
+fn two(s: &str, lo: u8, hi: u8) -> bool {
+    digits(s, 2) && s.parse::<u8>().is_ok_and(|n| (lo..=hi).contains(&n))
+}
+
 /// A FHIR `date` or `dateTime`: `YYYY`, `YYYY-MM`, `YYYY-MM-DD`, or `YYYY-MM-DDThh:mm[:ss[.f+]]`
 /// with `Z` or `±hh:mm`. Only the form is checked, strictly; the source system reads the value.
 fn fhir_date(s: &str) -> bool {
@@ -697,8 +702,8 @@ fn fhir_date(s: &str) -> bool {
     let parts: Vec<&str> = date.split('-').collect();
     let date_ok = match parts.as_slice() {
         [y] => digits(y, 4),
-        [y, m] => digits(y, 4) && digits(m, 2),
-        [y, m, d] => digits(y, 4) && digits(m, 2) && digits(d, 2),
+        [y, m] => digits(y, 4) && two(m, 1, 12),
+        [y, m, d] => digits(y, 4) && two(m, 1, 12) && two(d, 1, 31),
         _ => false,
     };
     let Some(time) = time else {
@@ -717,15 +722,15 @@ fn fhir_date(s: &str) -> bool {
     };
     let zone_ok = zone.is_none_or(|z| {
         z.split_once(':')
-            .is_some_and(|(h, m)| digits(h, 2) && digits(m, 2))
+            .is_some_and(|(h, m)| two(h, 0, 14) && two(m, 0, 59))
     });
     let (hms, fraction) = match clock.split_once('.') {
         Some((h, f)) => (h, Some(f)),
         None => (clock, None),
     };
     let hms_ok = match hms.split(':').collect::<Vec<_>>().as_slice() {
-        [h, m] => digits(h, 2) && digits(m, 2) && fraction.is_none(),
-        [h, m, sec] => digits(h, 2) && digits(m, 2) && digits(sec, 2),
+        [h, m] => two(h, 0, 23) && two(m, 0, 59) && fraction.is_none(),
+        [h, m, sec] => two(h, 0, 23) && two(m, 0, 59) && two(sec, 0, 60),
         _ => false,
     };
     zone_ok
@@ -940,8 +945,9 @@ pub fn decide(rules: &[Rule], req: &RequestShape<'_>, scope: &TokenScope<'_>) ->
     if candidates.is_empty() {
         return Decision::Deny("no-rule-for-method-and-path".into());
     }
+    let reads_form = candidates.iter().any(|r| !r.form.is_empty());
     let form = match req.body {
-        Some(b) if b.media_type == FORM => match params(b.bytes) {
+        Some(b) if b.media_type == FORM && reads_form => match params(b.bytes) {
             Ok(f) => Some(f),
             Err(reason) => return Decision::Deny(reason),
         },
@@ -1175,6 +1181,293 @@ mod tests {
         assert_eq!(
             malformed.malformed,
             Some("only form-encoded request bodies are accepted")
+        );
+    }
+
+    fn zorgdomein_rules() -> Vec<Rule> {
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/policies/zorgdomein.toml"
+        ))
+        .unwrap();
+        let crate::policy::Compiled::Requests(p) =
+            crate::policy::PolicySet::compile_any("zorgdomein.toml", "zorgdomein", &text).unwrap()
+        else {
+            panic!("a request policy")
+        };
+        p.rules
+    }
+
+    /// One ZorgDomein row: method, path?query, body, expected rule or refusal.
+    type ZdRow<'a> = (&'a str, &'a str, Option<&'a str>, Result<&'a str, &'a str>);
+
+    /// The Request module's queries and the Receive module's writes, and their near misses.
+    #[test]
+    fn zorgdomein_policy_table() {
+        let rules = zorgdomein_rules();
+        let none = HashSet::new();
+        let scope = TokenScope {
+            bsn: None,
+            allowed_patients: &none,
+        };
+        let doc = r#"{"resourceType":"Bundle","id":"b-1","type":"document","entry":[{"resource":{"resourceType":"Composition"}},{"resource":{"resourceType":"Patient"}}]}"#;
+        let transaction = doc.replace("\"document\"", "\"transaction\"");
+        let patient_first = r#"{"resourceType":"Bundle","type":"document","entry":[{"resource":{"resourceType":"Patient"}},{"resource":{"resourceType":"Composition"}}]}"#;
+        let no_entries = r#"{"resourceType":"Bundle","type":"document"}"#;
+        let task = r#"{"resourceType":"Task","id":"t-1","status":"cancelled","intent":"order"}"#;
+        let task_other = task.replace("t-1\"", "t-2\"");
+        let task_done = task.replace("cancelled", "completed");
+        let dup = r#"{"resourceType":"Bundle","resourceType":"Bundle","type":"document","entry":[{"resource":{"resourceType":"Composition"}}]}"#;
+        let deep = format!(
+            r#"{{"resourceType":"Bundle","x":{}{}}}"#,
+            "[".repeat(10_000),
+            "]".repeat(10_000)
+        );
+        let cat = "urn:oid:2.16.840.1.113883.2.4.3.11.60.40.4.14.1";
+        let consent_nr = format!("/Consent?patient=p1&category={cat}%7CNR&_sort=-date&_count=1");
+        let consent_all = format!(
+            "/Consent?patient=p1&category={cat}%7CNR,{cat}%7CVOL,{cat}%7CDO&_sort=-date&_count=1"
+        );
+        let consent_other = format!("/Consent?patient=p1&category={cat}%7CXX");
+        let consent_system = "/Consent?patient=p1&category=urn:oid:1.2.3%7CNR".to_owned();
+        let jrt = "http://fhir.nl/fhir/NamingSystem/journaalregeltypen";
+        let obs_code = format!("/Observation?patient=p1&encounter=e1,e2&code={jrt}%7CS,{jrt}%7CO");
+        let table: Vec<ZdRow<'_>> = vec![
+            ("POST", "/Bundle", Some(doc), Ok("receive-document")),
+            ("POST", "/Bundle", Some(&transaction), Err("body-bundle-type")),
+            ("POST", "/Bundle", Some(patient_first), Err("body-first-entry")),
+            ("POST", "/Bundle", Some(no_entries), Err("body-first-entry")),
+            ("POST", "/Bundle", Some(r#"{"resourceType":"Composition"}"#), Err("body-resource-type")),
+            ("POST", "/Bundle", Some(dup), Err("invalid-body: the request body has a duplicate member name")),
+            ("POST", "/Bundle", Some(&deep), Err("invalid-body: the request body is nested too deeply")),
+            ("POST", "/Bundle", Some("{\"resourceType\":"), Err("invalid-body: the request body is not valid JSON")),
+            ("POST", "/Bundle", Some("[1]"), Err("invalid-body: the request body is not a JSON object")),
+            ("POST", "/Bundle", None, Err("missing-request-body")),
+            ("POST", "/Bundle?_format=json", Some(doc), Err("unknown-parameter")),
+            ("POST", "/Bundle/b-1", Some(doc), Err("no-rule-for-method-and-path")),
+            ("PUT", "/Bundle/b-1", Some(doc), Err("no-rule-for-method-and-path")),
+            ("PUT", "/Task/t-1", Some(task), Ok("task-cancel")),
+            ("PUT", "/Task/t-1", Some(&task_other), Err("body-id")),
+            ("PUT", "/Task/t-1", Some(&task_done), Err("body-status")),
+            ("POST", "/Task", Some(task), Err("no-rule-for-method-and-path")),
+            ("DELETE", "/Task/t-1", None, Err("no-rule-for-method-and-path")),
+            ("GET", "/Task/t-1", None, Ok("task-read")),
+            ("GET", "/Task/t-1/_history", None, Err("no-rule-for-method-and-path")),
+            ("GET", "/Patient/p1", None, Ok("patient-read")),
+            ("GET", "/Patient?name=x", None, Err("no-rule-for-method-and-path")),
+            ("GET", "/Coverage?subscriber=p1&_include=Coverage:payor", None, Ok("coverage-search")),
+            ("GET", "/Coverage?subscriber=p1", None, Ok("coverage-search")),
+            ("GET", "/Coverage?subscriber=p1&_include=Coverage:beneficiary", None, Err("parameter-value")),
+            ("GET", "/Coverage?subscriber=p1&_include=*", None, Err("parameter-value")),
+            ("GET", "/Coverage?subscriber=p1&_include:iterate=Coverage:payor", None, Err("parameter-modifier")),
+            ("GET", "/Coverage?subscriber=p1&_include=Coverage:payor&_include=Coverage:payor", None, Err("repeated-parameter")),
+            ("GET", "/Coverage?subscriber=p1&_revinclude=Provenance:target", None, Err("forbidden-parameter:_revinclude")),
+            ("GET", "/Coverage?subscriber.identifier=x", None, Err("chained-parameter")),
+            ("GET", "/Coverage?subscriber:missing=true", None, Err("parameter-modifier")),
+            ("GET", &consent_nr, None, Ok("consent-search")),
+            ("GET", &consent_all, None, Ok("consent-search")),
+            ("GET", &consent_other, None, Err("parameter-value")),
+            ("GET", &consent_system, None, Err("parameter-value")),
+            ("GET", "/Consent?patient=p1&_count=2", None, Err("parameter-value")),
+            ("GET", "/EpisodeOfCare?patient=p1&_sort=-date", None, Ok("episodeofcare-search")),
+            ("GET", "/EpisodeOfCare?patient=p1&_sort=date", None, Err("parameter-value")),
+            ("GET", "/Encounter?patient=p1&episodeofcare=eoc1,eoc2&date=ge2024-01-01&_count=50&_sort=-date", None, Ok("encounter-search")),
+            ("GET", "/Encounter?patient=p1&episodeofcare:missing=true&date=ge2024-01-01T00:00:00%2B01:00", None, Ok("encounter-search")),
+            ("GET", "/Encounter?patient=p1&episodeofcare=eoc1&_summary=count", None, Ok("encounter-search")),
+            ("GET", "/Encounter?patient=p1&episodeofcare:missing=false", None, Err("parameter-value")),
+            ("GET", "/Encounter?patient=p1&episodeofcare:exact=eoc1", None, Err("parameter-modifier")),
+            ("GET", "/Encounter?patient=p1&patient:missing=true", None, Err("parameter-modifier")),
+            ("GET", "/Encounter?patient=p1&date=le2024-01-01", None, Err("parameter-value")),
+            ("GET", "/Encounter?patient=p1&date=ge2024-13", None, Err("parameter-value")),
+            ("GET", "/Encounter?patient=p1&date=ge2024-02-01T23:59:60Z", None, Ok("encounter-search")),
+            ("GET", "/Encounter?patient=p1&date=ge2024-02-01T24:00:00Z", None, Err("parameter-value")),
+            ("GET", "/Encounter?patient=p1&date=ge2024-02-01T10:00:00.123-05:30", None, Ok("encounter-search")),
+            ("GET", "/Encounter?patient=p1&date=ge2024-02-01T10:00:00.-05:30", None, Err("parameter-value")),
+            ("GET", "/Encounter?patient=p1&date=ge2024-1-01", None, Err("parameter-value")),
+            ("GET", "/Encounter?patient=p1&date=ge2024-01-01T10:00", None, Err("parameter-value")),
+            ("GET", "/Encounter?patient=p1&date=ge2024&date=ge2025", None, Err("repeated-parameter")),
+            ("GET", "/Encounter?patient=p1&_summary=true", None, Err("parameter-value")),
+            ("GET", "/Encounter?patient=p1&episodeofcare=a,,b", None, Err("parameter-value")),
+            ("GET", "/Encounter?patient=p1&episodeofcare=a%5C,b", None, Err("parameter-value")),
+            ("GET", "/Encounter?patient=p1&subject:Patient=p1", None, Err("parameter-modifier")),
+            ("GET", "/Encounter?patient=p1&_has:Observation:encounter:code=x", None, Err("parameter-modifier")),
+            ("GET", "/Encounter?patient=p1&_has=x", None, Err("forbidden-parameter:_has")),
+            ("GET", &obs_code, None, Ok("observation-search")),
+            ("GET", "/Observation?patient=p1&context:missing=true", None, Ok("observation-search")),
+            ("GET", "/Observation?patient=p1&code=http://loinc.org%7C1234-5", None, Err("parameter-value")),
+            ("GET", "/Observation?patient=p1&encounter:missing=true", None, Err("parameter-modifier")),
+            ("GET", "/Observation?patient=p1&encounter.subject=x", None, Err("chained-parameter")),
+            ("GET", "/MedicationStatement?patient=p1&effective=ge2024-01-01&effective=lt2025-01-01&_sort=-effective", None, Ok("medicationstatement-search")),
+            ("GET", "/MedicationStatement?patient=p1&effective:missing=true&context:missing=true", None, Ok("medicationstatement-search")),
+            ("GET", "/MedicationStatement?patient=p1&effective=ge2024&effective=lt2025&effective=ge2023", None, Err("repeated-parameter")),
+            ("GET", "/MedicationStatement?patient=p1&effective=gt2024", None, Err("parameter-value")),
+            ("GET", "/Organization?identifier=http://fhir.nl/fhir/NamingSystem/agb-z%7C12345678", None, Ok("organization-search")),
+            ("GET", "/Organization?identifier=http://fhir.nl/fhir/NamingSystem/agb-z%7C1%202", None, Err("parameter-value")),
+            ("GET", "/Organization?identifier=12345678", None, Err("parameter-value")),
+            ("GET", "/Organization", None, Err("missing-parameter")),
+        ];
+        for (method, target, body, expected) in table {
+            let (path, query) = match target.split_once('?') {
+                Some((p, q)) => (p, Some(q)),
+                None => (target, None),
+            };
+            let req = RequestShape {
+                method,
+                path,
+                query,
+                body: body.map(|b| BodyShape {
+                    media_type: "application/fhir+json",
+                    charset: Some("utf-8"),
+                    bytes: b.as_bytes(),
+                }),
+            };
+            let got = match decide(&rules, &req, &scope) {
+                Decision::Permit(p) => Ok(p.rule().to_owned()),
+                Decision::Deny(r) => Err(r),
+                Decision::Malformed(m) => Err(m.to_owned()),
+                Decision::Body(b) => Err(b.to_string()),
+            };
+            let want = expected.map(str::to_owned).map_err(str::to_owned);
+            assert_eq!(
+                got,
+                want,
+                "{method} {}",
+                target.chars().take(120).collect::<String>()
+            );
+        }
+    }
+
+    /// The body's media type and charset, and the rule's size limit, are checked before the body
+    /// is parsed; the permit holds the body byte for byte.
+    #[test]
+    fn json_bodies_media_type_size_and_bytes() {
+        let rules = zorgdomein_rules();
+        let none = HashSet::new();
+        let scope = TokenScope {
+            bsn: None,
+            allowed_patients: &none,
+        };
+        let task = br#"{"resourceType":"Task","id":"t-1","status":"cancelled"}"#;
+        let put = |media: &str, charset: Option<&str>, body: &[u8]| Request {
+            method: "PUT".into(),
+            path: "/Task/t-1".into(),
+            query: None,
+            media_type: media.into(),
+            charset: charset.map(str::to_owned),
+            body: bytes::Bytes::copy_from_slice(body),
+        };
+        let permit = authorize(&rules, put("application/fhir+json", None, task), &scope).unwrap();
+        assert_eq!(permit.body().as_ref(), task);
+        assert_eq!((permit.method(), permit.path()), ("PUT", "/Task/t-1"));
+        for (media, charset) in [
+            ("application/json", None),
+            ("application/fhir+xml", None),
+            ("application/x-www-form-urlencoded", None),
+            ("", None),
+            ("application/fhir+json", Some("iso-8859-1")),
+        ] {
+            let r = authorize(&rules, put(media, charset, task), &scope).unwrap_err();
+            assert_eq!(
+                r.body,
+                Some(BodyRefusal::UnsupportedMediaType),
+                "{media} {charset:?}"
+            );
+        }
+        let mut big = task.to_vec();
+        big.truncate(big.len() - 1);
+        big.extend_from_slice(b",\"note\":[{\"text\":\"");
+        big.resize(1024 * 1024, b'x');
+        big.extend_from_slice(b"\"}]}");
+        let r = authorize(&rules, put("application/fhir+json", None, &big), &scope).unwrap_err();
+        assert_eq!(
+            (r.body, r.reason.as_str()),
+            (Some(BodyRefusal::TooLarge), "request-too-large")
+        );
+    }
+
+    #[test]
+    fn the_new_language_is_validated() {
+        let base = |extra: &str| {
+            format!("authenticator = \"zorgdomein\"\n[response]\nformat = \"passthrough\"\n[[rule]]\nname = \"r\"\n{extra}")
+        };
+        let bad = [
+            ("method = \"PUT\"\npath = \"/Task/{fhir_id}\"", "a PUT needs a [rule.body]"),
+            ("method = \"DELETE\"\npath = \"/Task\"", "method must be GET, POST, HEAD or PUT"),
+            ("method = \"GET\"\npath = \"/X\"\nquery.\"x:exact\" = { equals = \"a\" }", "the only modifier"),
+            ("method = \"GET\"\npath = \"/X\"\nquery.\"x:missing\" = { fhir_id = true }", "\"true\"/\"false\""),
+            ("method = \"GET\"\npath = \"/X\"\nquery.\"_include:missing\" = { equals = \"true\" }", "the only modifier"),
+            ("method = \"GET\"\npath = \"/X\"\nquery._include = { one_of = [\"*\"] }", "Type:parameter"),
+            ("method = \"GET\"\npath = \"/X\"\nquery._include = { fhir_id = true }", "Type:parameter"),
+            ("method = \"GET\"\npath = \"/X\"\nquery._revinclude = { equals = \"a:b\" }", "never allowed"),
+            ("method = \"GET\"\npath = \"/X\"\nquery.\"a.b\" = { equals = \"x\" }", "chained"),
+            ("method = \"GET\"\npath = \"/X\"\nquery.a = { max = 3, list = true }", "list goes with"),
+            ("method = \"GET\"\npath = \"/X\"\nquery.a = { fhir_id = true, repeats = 2 }", "repeats"),
+            ("method = \"GET\"\npath = \"/X\"\nquery.a = { date_prefixes = [\"after\"] }", "date_prefixes"),
+            ("method = \"GET\"\npath = \"/X\"\nquery.a = { token = { systems = [] } }", "a token needs"),
+            ("method = \"GET\"\npath = \"/X\"\nquery.a = { token = { systems = [\"s\"], codes = [\"a b\"] } }", "a token needs"),
+            ("method = \"GET\"\npath = \"/X\"\n[rule.body]\nmax_bytes = 10\nresource_type = [\"Task\"]", "a body needs method POST or PUT"),
+            ("method = \"POST\"\npath = \"/X\"\n[rule.body]\nmax_bytes = 0\nresource_type = [\"Task\"]", "max_bytes"),
+            ("method = \"POST\"\npath = \"/X\"\n[rule.body]\nmax_bytes = 10\nresource_type = []", "resource_type"),
+            ("method = \"POST\"\npath = \"/X\"\n[rule.body]\nmax_bytes = 10\nresource_type = [\"Task\"]\nbundle_type = [\"document\"]", "need resource_type = [\"Bundle\"]"),
+            ("method = \"POST\"\npath = \"/X\"\n[rule.body]\nmax_bytes = 10\ncontent_types = [\"application/json; charset=utf-8\"]\nresource_type = [\"Task\"]", "content_types"),
+            ("method = \"PUT\"\npath = \"/X\"\n[rule.body]\nmax_bytes = 10\nresource_type = [\"Task\"]\nid_matches_path = true", "id_matches_path"),
+            ("method = \"POST\"\npath = \"/X\"\n[rule.body]\nmax_bytes = 10\nresource_type = [\"Task\"]\nextra = 1", "unknown field `extra`"),
+        ];
+        for (rule, want) in bad {
+            let e = crate::policy::PolicySet::compile_any("p.toml", "p", &base(rule))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(want), "{rule}: {e}");
+        }
+        // A zorgdomein policy passes answers through.
+        let e = crate::policy::PolicySet::compile_any(
+            "p.toml",
+            "p",
+            "authenticator = \"zorgdomein\"\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("passes answers through"), "{e}");
+        // MedMij's shape: a transaction Bundle of document resources.
+        let medmij = base("method = \"POST\"\npath = \"/\"\n[rule.body]\nmax_bytes = 1000\nresource_type = [\"Bundle\"]\nbundle_type = [\"transaction\"]\nentries = [\"DocumentManifest\", \"DocumentReference\", \"Binary\"]");
+        let crate::policy::Compiled::Requests(p) =
+            crate::policy::PolicySet::compile_any("p.toml", "p", &medmij).unwrap()
+        else {
+            panic!("a request policy")
+        };
+        let none = HashSet::new();
+        let scope = TokenScope {
+            bsn: None,
+            allowed_patients: &none,
+        };
+        let decide_body = |body: &str| {
+            decide(
+                &p.rules,
+                &RequestShape {
+                    method: "POST",
+                    path: "/",
+                    query: None,
+                    body: Some(BodyShape {
+                        media_type: "application/fhir+json",
+                        charset: None,
+                        bytes: body.as_bytes(),
+                    }),
+                },
+                &scope,
+            )
+        };
+        let ok = r#"{"resourceType":"Bundle","type":"transaction","entry":[{"resource":{"resourceType":"DocumentReference"}},{"resource":{"resourceType":"Binary"}}]}"#;
+        assert!(matches!(decide_body(ok), Decision::Permit(_)));
+        let other = ok.replace("\"Binary\"", "\"Patient\"");
+        assert_eq!(
+            decide_body(&other),
+            Decision::Deny("body-entry-type".into())
+        );
+        let no_resource =
+            r#"{"resourceType":"Bundle","type":"transaction","entry":[{"request":{}}]}"#;
+        assert_eq!(
+            decide_body(no_resource),
+            Decision::Deny("body-entry-type".into())
         );
     }
 }

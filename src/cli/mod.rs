@@ -11,6 +11,7 @@ mod policy;
 mod serve;
 mod tls;
 mod token;
+mod zorgdomein;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -116,6 +117,12 @@ enum Command {
         after_help = "Example:\n  poortwachter tls dev-ca --out certs --client huisarts"
     )]
     Tls(tls::TlsCommand),
+    /// ZorgDomein: the SSO launch token for the XIS, and its public key
+    #[command(
+        subcommand,
+        after_help = "Example:\n  poortwachter zorgdomein sso-token --user-system agb-z --user 01234567 --org-system agb-z --org 07654321 --patient-id pat-1"
+    )]
+    Zorgdomein(zorgdomein::ZorgDomeinCommand),
 }
 
 /// Everything a command needs from the global options.
@@ -227,6 +234,7 @@ pub fn run() -> anyhow::Result<i32> {
             Command::Audit(cmd) => audit::run(&ctx, cmd).await,
             Command::Hub(cmd) => hub::run(&ctx, cmd).await,
             Command::Tls(cmd) => tls::run(&ctx, cmd),
+            Command::Zorgdomein(cmd) => zorgdomein::run(&ctx, cmd),
         }
     })
 }

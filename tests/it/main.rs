@@ -23,3 +23,4 @@ mod seams;
 mod store;
 mod support;
 mod token;
+mod zorgdomein;

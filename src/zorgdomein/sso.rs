@@ -455,8 +455,10 @@ mod tests {
         assert!(names.validate().is_ok());
         names.user_id = "iss".into();
         assert!(names.validate().is_err());
-        let mut names = ClaimNames::default();
-        names.icpc = "task".into();
+        let names = ClaimNames {
+            icpc: "task".into(),
+            ..ClaimNames::default()
+        };
         assert!(names.validate().is_err());
     }
 

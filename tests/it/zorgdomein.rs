@@ -589,7 +589,14 @@ async fn receive_documents_and_cancellations() {
     huge.push_str(",\"padding\":\"");
     huge.push_str(&"x".repeat(10 * 1024 * 1024));
     huge.push_str("\"}");
-    let cases: Vec<(&str, String, &str, (StatusCode, &str, &str), &str)> = vec![
+    type Case<'a> = (
+        &'a str,
+        String,
+        &'a str,
+        (StatusCode, &'a str, &'a str),
+        &'a str,
+    );
+    let cases: Vec<Case<'_>> = vec![
         (
             "a transaction",
             document("transaction", "Composition", "Patient"),

@@ -41,10 +41,10 @@ pub struct ConfigError {
 }
 
 /// A number in the file, with where it was written (for the error that names its line).
-type Num<T> = Option<toml::Spanned<T>>;
+pub(crate) type Num<T> = Option<toml::Spanned<T>>;
 
 /// The file's text, to name the line of a key in an error.
-struct Lines<'a> {
+pub(crate) struct Lines<'a> {
     origin: &'a str,
     text: &'a str,
 }
@@ -61,7 +61,7 @@ impl Lines<'_> {
 
     /// The value of a numeric key: its default when absent, else it must lie in `range`; an
     /// error names the file and line, the key and the allowed range.
-    fn ranged<T>(
+    pub(crate) fn ranged<T>(
         &self,
         key: &str,
         value: &Num<T>,
@@ -121,6 +121,7 @@ struct FileConfig {
     hub_source: Option<HubSourceFile>,
     tls: Option<crate::tls::TlsSettings>,
     internal_tls: Option<bool>,
+    zorgdomein: Option<crate::zorgdomein::ZorgDomeinFile>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -244,6 +245,8 @@ pub struct Config {
     pub tls: Option<crate::tls::TlsSettings>,
     /// Whether the internal listener speaks TLS too (with the same `[tls]`).
     pub internal_tls: bool,
+    /// ZorgDomein Integrator FE in front of the XIS, if configured.
+    pub zorgdomein: Option<crate::zorgdomein::ZorgDomeinSettings>,
 }
 
 impl Config {
@@ -303,6 +306,7 @@ impl Config {
             self.tls.is_some() == other.tls.is_some(),
         );
         check("internal_tls", self.internal_tls == other.internal_tls);
+        check("[zorgdomein]", self.zorgdomein == other.zorgdomein);
         out
     }
 
@@ -629,6 +633,19 @@ impl Config {
                 })
             }
         };
+        let zorgdomein = match file.zorgdomein {
+            None => None,
+            Some(z) => Some(crate::zorgdomein::settings(
+                z,
+                &crate::zorgdomein::Context {
+                    lines: &lines,
+                    origin: &origin,
+                    data_dir: &data_dir,
+                    public_url: &public_url,
+                    tls: tls.as_ref(),
+                },
+            )?),
+        };
         Ok(Config {
             source: ConfigSource {
                 path: config_path.map(Path::to_path_buf),
@@ -658,6 +675,7 @@ impl Config {
             hub_source,
             tls,
             internal_tls,
+            zorgdomein,
         })
     }
 }

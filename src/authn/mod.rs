@@ -10,12 +10,14 @@
 //! |---|---|---|
 //! | `nuts-token` ([`nuts`]) | an opaque access token from our token endpoint | its purposeOfUse |
 //! | `hub-source` ([`hub_source`]) | an RS512 source token signed by the Hub | `[hub_source] policy` |
+//! | `zorgdomein` ([`zorgdomein`]) | ZorgDomein's client certificate + a JWT ZorgDomein signs | `[zorgdomein] policy` |
 //!
 //! **Invariant:** a principal is only made here, from a verified proof; everything a policy or
 //! the source system learns about the requester comes from it.
 
 pub mod hub_source;
 pub mod nuts;
+pub mod zorgdomein;
 
 use std::sync::Arc;
 
@@ -34,6 +36,13 @@ pub enum Proof {
     /// A source token signed by the Hub (Hub API v3).
     HubSourceToken {
         /// The token's `jti`, if it has one.
+        jti: Option<String>,
+    },
+    /// ZorgDomein's client certificate and a JWT ZorgDomein signed.
+    ZorgDomeinToken {
+        /// The token's `iss`, if it has a printable one.
+        iss: Option<String>,
+        /// The token's `jti`, if it has a printable one.
         jti: Option<String>,
     },
 }
@@ -78,6 +87,9 @@ pub enum ErrorFormat {
     Fhir,
     /// The Hub API's `<error>` XML.
     HubXml,
+    /// A FHIR `OperationOutcome`, and a request without valid credentials is refused with 403
+    /// rather than 401 (ZorgDomein's validation criteria).
+    FhirForbidden,
 }
 
 /// One way in.
@@ -87,6 +99,8 @@ pub enum Authenticator {
     NutsToken(nuts::NutsToken),
     /// Hub API v3 source tokens.
     HubSource(hub_source::HubSource),
+    /// ZorgDomein's calls: its client certificate and a JWT it signs.
+    ZorgDomein(zorgdomein::ZorgDomein),
 }
 
 impl Authenticator {
@@ -96,6 +110,7 @@ impl Authenticator {
         match self {
             Self::NutsToken(_) => Kind::NutsToken,
             Self::HubSource(_) => Kind::HubSource,
+            Self::ZorgDomein(_) => Kind::ZorgDomein,
         }
     }
 
@@ -105,6 +120,7 @@ impl Authenticator {
         match self {
             Self::NutsToken(_) => ErrorFormat::Fhir,
             Self::HubSource(_) => ErrorFormat::HubXml,
+            Self::ZorgDomein(_) => ErrorFormat::FhirForbidden,
         }
     }
 
@@ -114,6 +130,7 @@ impl Authenticator {
         match self {
             Self::NutsToken(_) => "proxy",
             Self::HubSource(_) => "hub-source",
+            Self::ZorgDomein(_) => "zorgdomein",
         }
     }
 
@@ -122,6 +139,7 @@ impl Authenticator {
         match self {
             Self::NutsToken(a) => a.authenticate(parts).await,
             Self::HubSource(a) => a.authenticate(parts, now),
+            Self::ZorgDomein(a) => a.authenticate(parts, now),
         }
     }
 }

@@ -27,8 +27,8 @@ use axum::http::{header, HeaderMap, HeaderValue, Method, Request};
 use axum::response::Response;
 use tokio::sync::watch;
 
-use crate::audit::{redact_bsns, AuditCert, AuditRecord, AuditUser};
-use crate::authn::{ErrorFormat, Mount, Mounts, Principal};
+use crate::audit::{redact_bsns, AuditCert, AuditJwt, AuditRecord, AuditUser};
+use crate::authn::{ErrorFormat, Mount, Mounts, Principal, Proof};
 use crate::clock::Clock;
 use crate::config::Live;
 use crate::metrics::Metrics;
@@ -167,6 +167,13 @@ pub async fn handle(proxy: &Proxy, request: Request<Body>, render: Render) -> Re
             .extensions
             .get::<crate::tls::ClientCert>()
             .map(AuditCert::of),
+        jwt: p.and_then(|p| match &p.proof {
+            Proof::ZorgDomeinToken { iss, jti } => Some(AuditJwt {
+                iss: iss.clone(),
+                jti: jti.clone(),
+            }),
+            _ => None,
+        }),
     };
     if let Err(e) = proxy.writer.write(record).await {
         tracing::error!(error = %e, request_id, "audit log unavailable: refusing to answer");
@@ -229,11 +236,25 @@ impl Proxy {
                 ProxyError::Malformed("a request body is only accepted with POST, PUT or PATCH"),
             );
         }
+        // A body is checked and forwarded as it is: a coded (compressed) one could be neither.
+        if !bytes.is_empty()
+            && parts
+                .headers
+                .get_all(header::CONTENT_ENCODING)
+                .iter()
+                .any(|v| !v.as_bytes().eq_ignore_ascii_case(b"identity"))
+        {
+            return Outcome::refused(
+                Some(principal),
+                ProxyError::UnsupportedMediaType("unsupported-content-encoding"),
+            );
+        }
         let request = crate::policy::request::Request {
             method: parts.method.to_string(),
             path,
             query,
             media_type: crate::http::media_type(&parts.headers),
+            charset: crate::http::charset(&parts.headers),
             body: bytes,
         };
         // authorize: the policy decides; a permit, holding the request, is the only way forward.
@@ -275,7 +296,7 @@ impl Proxy {
         let upstream_status = Some(upstream.status);
         // check response: the policy's response check (for FHIR: every resource of the patient).
         let (rule, result) = match self
-            .check_response(&permit, &policy, &principal, upstream)
+            .check_response(&permit, &policy, &principal, upstream, &mount.prefix)
             .await
         {
             Ok(answer) => (rule, Ok(answer)),
@@ -302,9 +323,10 @@ impl Proxy {
     ) -> Result<Permit, ProxyError> {
         let refusal = match decide(policy, principal, request) {
             Ok(permit) => return Ok(permit),
-            Err(refusal) => match refusal.malformed {
-                Some(m) => return Err(ProxyError::Malformed(m)),
-                None => refusal,
+            Err(refusal) => match (refusal.malformed, refusal.body) {
+                (Some(m), _) => return Err(ProxyError::Malformed(m)),
+                (None, Some(b)) => return Err(b.into()),
+                (None, None) => refusal,
             },
         };
         let Some(token) = &principal.token else {
@@ -329,6 +351,7 @@ impl Proxy {
         policy: &PolicyRef,
         principal: &Principal,
         upstream: Upstream,
+        prefix: &str,
     ) -> Result<Answer, (Option<String>, ProxyError)> {
         if !(200..300).contains(&upstream.status) {
             // The source system's error detail stays here; the client learns only the status.
@@ -337,6 +360,12 @@ impl Proxy {
         let response = policy.response();
         let mut headers = upstream.headers;
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        // A create's Location, under our prefix instead of the source system's address.
+        if let (Some(loc), Some(base)) = (&upstream.location, &self.live.get().upstream) {
+            if let Some(v) = forward::public_location(loc, base, prefix) {
+                headers.insert(header::LOCATION, v);
+            }
+        }
         if response.format == crate::policy::ResponseFormat::Passthrough {
             if let Some(ct) = upstream.content_type {
                 headers.insert(header::CONTENT_TYPE, ct);

@@ -159,6 +159,12 @@ fn proxy_status(e: &ProxyError) -> (StatusCode, &'static str, &'static str) {
             "too-costly",
             "request too large",
         ),
+        ProxyError::UnsupportedMediaType(_) => (
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "not-supported",
+            "unsupported media type",
+        ),
+        ProxyError::InvalidBody(e) => (StatusCode::BAD_REQUEST, "structure", e.message()),
         ProxyError::UpstreamDown | ProxyError::UpstreamInvalid(_) => (
             StatusCode::BAD_GATEWAY,
             "exception",
@@ -197,10 +203,29 @@ pub fn proxy_answer(e: &ProxyError, format: ErrorFormat) -> Response {
             crate::proxy::fhir::operation_outcome(code, text).to_string(),
         )
             .into_response(),
+        // ZorgDomein's criteria: a request without a valid certificate or token is a 403 (no
+        // challenge), the rest as for any FHIR client.
+        ErrorFormat::FhirForbidden => {
+            let (status, code, text) = match e {
+                ProxyError::Unauthenticated(_) => {
+                    (StatusCode::FORBIDDEN, "forbidden", "authentication failed")
+                }
+                _ => (status, code, text),
+            };
+            (
+                status,
+                [
+                    (header::CONTENT_TYPE, "application/fhir+json"),
+                    (header::CACHE_CONTROL, "no-store"),
+                ],
+                crate::proxy::fhir::operation_outcome(code, text).to_string(),
+            )
+                .into_response()
+        }
         // The Hub API's clients, saying as little as the FHIR answer does.
         ErrorFormat::HubXml => hub_error(status, code, text, ""),
     };
-    if matches!(e, ProxyError::Unauthenticated(_)) {
+    if matches!(e, ProxyError::Unauthenticated(_)) && format != ErrorFormat::FhirForbidden {
         response.headers_mut().insert(
             header::WWW_AUTHENTICATE,
             HeaderValue::from_static("Bearer error=\"invalid_token\""),

@@ -8,6 +8,7 @@ pub mod hub_api;
 pub mod listen;
 pub mod oauth_api;
 mod public;
+pub mod zorgdomein_api;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

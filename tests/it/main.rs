@@ -27,3 +27,4 @@ mod seams;
 mod store;
 mod support;
 mod token;
+mod zorgdomein;

@@ -208,6 +208,7 @@ pub async fn build_state(config: Config) -> Result<Arc<AppState>, StartError> {
             config.rate_limit_per_second,
             config.rate_limit_burst,
         ),
+        require_client_certificate: config.nuts.require_client_certificate,
     }));
     let writer = Writer::spawn(store.clone())?;
     tokio::spawn(purge(writer.clone(), clock.clone()));

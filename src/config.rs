@@ -121,6 +121,23 @@ struct FileConfig {
     hub_source: Option<HubSourceFile>,
     tls: Option<crate::tls::TlsSettings>,
     internal_tls: Option<bool>,
+    #[serde(default)]
+    nuts: NutsFile,
+}
+
+/// `[nuts]`: the token endpoint's policy for Nuts grants.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NutsFile {
+    require_client_certificate: Option<bool>,
+}
+
+/// `[nuts]`: how the token endpoint treats Nuts grants.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NutsSettings {
+    /// Refuse a grant that does not come over mutual TLS (401 `invalid_client`, "a client
+    /// certificate is required"). Needs `[tls] client_auth = "optional"` or `"required"`.
+    pub require_client_certificate: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -244,6 +261,8 @@ pub struct Config {
     pub tls: Option<crate::tls::TlsSettings>,
     /// Whether the internal listener speaks TLS too (with the same `[tls]`).
     pub internal_tls: bool,
+    /// `[nuts]`: the token endpoint's policy.
+    pub nuts: NutsSettings,
 }
 
 impl Config {
@@ -303,6 +322,7 @@ impl Config {
             self.tls.is_some() == other.tls.is_some(),
         );
         check("internal_tls", self.internal_tls == other.internal_tls);
+        check("[nuts]", self.nuts == other.nuts);
         out
     }
 
@@ -428,6 +448,19 @@ impl Config {
                 &o,
                 "internal_addr",
                 format!("{internal_addr} is not a loopback address: the internal listener must then speak TLS (internal_tls = true with [tls])"),
+            ));
+        }
+        let nuts = NutsSettings {
+            require_client_certificate: file.nuts.require_client_certificate.unwrap_or(false),
+        };
+        let asks_for_certificates = tls
+            .as_ref()
+            .is_some_and(|t| t.client_auth != crate::tls::ClientAuth::None);
+        if nuts.require_client_certificate && !asks_for_certificates {
+            return Err(err(
+                &origin,
+                "nuts.require_client_certificate",
+                "needs [tls] with client_auth = \"optional\" or \"required\" (and client_ca): without them no grant can come with a client certificate".into(),
             ));
         }
         let (pu, po) = pick("public_url", &file.public_url)
@@ -649,6 +682,7 @@ impl Config {
             hub_source,
             tls,
             internal_tls,
+            nuts,
         })
     }
 }
@@ -967,6 +1001,41 @@ mod tests {
                 c.max_request_headers
             ),
             (3, 8192, 100)
+        );
+    }
+
+    #[test]
+    fn nuts_require_client_certificate_needs_client_certificates() {
+        let (_d, p) = write("[nuts]\nrequire_client_certificate = true\n");
+        let e = Config::load(Some(&p), true, &HashMap::new())
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            format!(
+                "{}: nuts.require_client_certificate: needs [tls] with client_auth = \"optional\" or \"required\" (and client_ca): without them no grant can come with a client certificate",
+                p.display()
+            )
+        );
+        let tls = "[tls]\ncert = \"s.pem\"\nkey = \"k.pem\"\n";
+        let (_d, p) = write(&format!("{tls}[nuts]\nrequire_client_certificate = true\n"));
+        assert!(
+            Config::load(Some(&p), true, &HashMap::new()).is_err(),
+            "client_auth none"
+        );
+        let (_d, p) = write(&format!(
+            "{tls}client_ca = [\"ca.pem\"]\nclient_auth = \"optional\"\n[nuts]\nrequire_client_certificate = true\n"
+        ));
+        let c = Config::load(Some(&p), true, &HashMap::new()).unwrap();
+        assert!(c.nuts.require_client_certificate);
+        let (_d, p) = write("");
+        let c = Config::load(Some(&p), true, &HashMap::new()).unwrap();
+        assert!(!c.nuts.require_client_certificate, "off by default");
+        let (_d, p) = write("[nuts]\nrequire_client_cert = true\n");
+        let e = Config::load(Some(&p), true, &HashMap::new()).unwrap_err();
+        assert!(
+            e.reason.starts_with("unknown field `require_client_cert`"),
+            "{e}"
         );
     }
 

@@ -41,7 +41,9 @@ use std::str::FromStr;
 
 pub use accept::{accept, AcceptError, TlsAcceptorHandle};
 pub use config::{crypto_provider, server_config};
-pub use identity::{CertificateError, ClientCert, UziError, UziName};
+pub use identity::{
+    x5t_s256, x5t_s256_of_escaped_pem, CertificateError, ClientCert, UziError, UziName,
+};
 
 /// The `[tls]` section of `config.toml`:
 ///

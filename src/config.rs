@@ -103,6 +103,9 @@ struct FileConfig {
     internal_addr: Option<String>,
     public_url: Option<String>,
     upstream: Option<String>,
+    upstream_ca: Option<Vec<String>>,
+    upstream_client_cert: Option<String>,
+    upstream_client_key: Option<String>,
     revocation_poll_ms: Num<u64>,
     max_body_bytes: Num<usize>,
     log_format: Option<LogFormat>,
@@ -189,6 +192,7 @@ struct DidWebFile {
     timeout_ms: Num<u64>,
     max_document_bytes: Num<usize>,
     dangerous_allow_http_loopback: Option<bool>,
+    extra_ca: Option<Vec<String>>,
 }
 
 /// Log output format.
@@ -228,6 +232,9 @@ pub struct Config {
     pub public_url: url::Url,
     /// The source system behind the proxy.
     pub upstream: Option<url::Url>,
+    /// TLS towards an https source system: `upstream_ca` (else the system roots),
+    /// `upstream_client_cert` and `upstream_client_key` (mutual TLS).
+    pub upstream_tls: crate::tls::OutboundTls,
     /// How often the revocation set is re-read from the database.
     pub revocation_poll: Duration,
     /// Largest request body.
@@ -470,6 +477,7 @@ impl Config {
             Some((v, o)) if !v.is_empty() => Some(http_url("upstream", &v, &o)?),
             _ => None,
         };
+        let upstream_tls = upstream_tls(&file, &origin, upstream.as_ref())?;
         let database_url = match pick("database_url", &file.database_url) {
             Some((v, o)) => {
                 if !(v.starts_with("sqlite:")
@@ -581,6 +589,7 @@ impl Config {
                     "",
                 )?,
                 dangerous_allow_http_loopback: w.dangerous_allow_http_loopback.unwrap_or(false),
+                extra_ca: paths(&origin, "did_web.extra_ca", w.extra_ca.as_deref())?,
             },
         };
         let hub_source = match file.hub_source {
@@ -666,6 +675,7 @@ impl Config {
             internal_addr,
             public_url,
             upstream,
+            upstream_tls,
             revocation_poll: Duration::from_millis(poll),
             max_body_bytes,
             log_format: file.log_format.unwrap_or(LogFormat::Json),
@@ -685,6 +695,78 @@ impl Config {
             nuts,
         })
     }
+}
+
+/// File paths from the configuration file: none may be empty.
+fn paths(origin: &str, key: &str, values: Option<&[String]>) -> Result<Vec<PathBuf>, ConfigError> {
+    values
+        .unwrap_or_default()
+        .iter()
+        .map(|v| {
+            if v.is_empty() {
+                Err(ConfigError {
+                    origin: origin.to_owned(),
+                    key: key.to_owned(),
+                    reason: "a file name must not be empty".into(),
+                })
+            } else {
+                Ok(PathBuf::from(v))
+            }
+        })
+        .collect()
+}
+
+/// `upstream_ca`, `upstream_client_cert` and `upstream_client_key`: only for an https
+/// upstream; the certificate and its key go together. (The files are read at start-up.)
+fn upstream_tls(
+    file: &FileConfig,
+    origin: &str,
+    upstream: Option<&url::Url>,
+) -> Result<crate::tls::OutboundTls, ConfigError> {
+    let err = |key: &str, reason: String| ConfigError {
+        origin: origin.to_owned(),
+        key: key.to_owned(),
+        reason,
+    };
+    let one = |key: &str, v: &Option<String>| -> Result<Option<PathBuf>, ConfigError> {
+        Ok(paths(origin, key, v.as_ref().map(std::slice::from_ref))?
+            .into_iter()
+            .next())
+    };
+    let tls = crate::tls::OutboundTls {
+        ca: paths(origin, "upstream_ca", file.upstream_ca.as_deref())?,
+        client_cert: one("upstream_client_cert", &file.upstream_client_cert)?,
+        client_key: one("upstream_client_key", &file.upstream_client_key)?,
+    };
+    match (&tls.client_cert, &tls.client_key) {
+        (Some(_), None) => {
+            return Err(err(
+                "upstream_client_key",
+                "upstream_client_cert needs its key (upstream_client_key)".into(),
+            ))
+        }
+        (None, Some(_)) => {
+            return Err(err(
+                "upstream_client_cert",
+                "upstream_client_key needs its certificate (upstream_client_cert)".into(),
+            ))
+        }
+        _ => {}
+    }
+    if let Some(u) = upstream.filter(|u| u.scheme() != "https") {
+        if tls.is_configured() {
+            let key = if tls.ca.is_empty() {
+                "upstream_client_cert"
+            } else {
+                "upstream_ca"
+            };
+            return Err(err(
+                key,
+                format!("applies to an https upstream; upstream is {u}"),
+            ));
+        }
+    }
+    Ok(tls)
 }
 
 /// `[tls]` from the file, with `--tls-cert`, `--tls-key`, `--tls-client-ca` (comma-separated)

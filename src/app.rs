@@ -82,12 +82,13 @@ pub enum StartError {
     /// The authenticators' path prefixes clash.
     #[error("authenticators: {0}")]
     Mounts(String),
-    /// The TLS certificate, key, trust anchors or CRLs do not load.
+    /// The TLS certificate, key, trust anchors or CRLs do not load. (Not a `source`: the
+    /// message already says it all, and `{:#}` would repeat it.)
     #[error("tls: {0}")]
-    Tls(#[from] crate::tls::TlsError),
+    Tls(crate::tls::TlsError),
     /// The source system's TLS files (`upstream_ca`, `upstream_client_cert`,
     /// `upstream_client_key`) do not load; the message names the file.
-    #[error(transparent)]
+    #[error("{0}")]
     UpstreamTls(crate::tls::TlsError),
     /// Binding a listener.
     #[error("cannot listen on {addr}: {reason}")]
@@ -97,6 +98,12 @@ pub enum StartError {
         /// Why.
         reason: String,
     },
+}
+
+impl From<crate::tls::TlsError> for StartError {
+    fn from(e: crate::tls::TlsError) -> Self {
+        StartError::Tls(e)
+    }
 }
 
 /// Loads the identity, creating a P-256 `did:key` one on first start.

@@ -108,10 +108,10 @@ fn display(path: &Path) -> String {
 }
 
 fn read(what: &'static str, path: &Path) -> Result<Vec<u8>, TlsError> {
-    std::fs::read(path).map_err(|source| TlsError::Read {
+    std::fs::read(path).map_err(|io| TlsError::Read {
         what,
         path: display(path),
-        source,
+        io,
     })
 }
 
@@ -225,10 +225,10 @@ pub(crate) fn load_key(
     what: &'static str,
     path: &Path,
 ) -> Result<PrivateKeyDer<'static>, TlsError> {
-    let io = |source| TlsError::Read {
+    let io = |io| TlsError::Read {
         what,
         path: display(path),
-        source,
+        io,
     };
     let mut file = std::fs::File::open(path).map_err(io)?;
     let meta = file.metadata().map_err(io)?;

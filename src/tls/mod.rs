@@ -122,14 +122,14 @@ impl FromStr for ClientAuth {
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
     /// A file could not be read.
-    #[error("{what} {path}: cannot read: {source}")]
+    #[error("{what} {path}: cannot read: {io}")]
     Read {
         /// What the file is for ("TLS certificate file", ...).
         what: &'static str,
         /// The file.
         path: String,
-        /// The cause.
-        source: std::io::Error,
+        /// The cause (in the message, so not a `source`: `{:#}` would repeat it).
+        io: std::io::Error,
     },
     /// The file's PEM is malformed.
     #[error("{what} {path}: bad PEM: {reason}")]

@@ -22,4 +22,5 @@ mod robustness;
 mod seams;
 mod store;
 mod support;
+mod tls;
 mod token;

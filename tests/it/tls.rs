@@ -129,18 +129,6 @@ fn curl(port: u16, args: &[&str]) -> (i32, String, String) {
     )
 }
 
-/// The whole error chain of a failed reqwest call, for the TLS alert deep inside.
-fn chain(e: &reqwest::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
-    }
-    out
-}
-
 /// How the server refuses a client (tokio-rustls): the handshake's error, or, in TLS 1.3
 /// where the client's side of the handshake ends before the server has checked its
 /// certificate, the error of the first read after sending a request.

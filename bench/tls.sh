@@ -186,9 +186,14 @@ for port in $NGX_TLS $T_PUB; do
 done
 
 cpu_ticks() { awk '/^cpu / {print $2+$3+$4+$7+$8, $5+$6, $9}' /proc/stat; }
-# setup → "rps p50 p99 bad busy% steal%"
+# The servers' CPU (utime + stime ticks): nginx's worker (the proxies and the upstream) and both
+# poortwachters; the rest of the busy time is the load generator's.
+NGINX_WORKER=$(pgrep -P "$(cat "$W/nginx.pid")" | head -1)
+server_ticks() { cat "/proc/$NGINX_WORKER/stat" "/proc/$PLAIN_PID/stat" "/proc/$TLS_PID/stat" | awk '{ sub(/^[^)]*\) /, ""); t += $12 + $13 } END { print t }'; }
+# setup → "rps p50 p99 bad busy% steal% server-cpu-us-per-request"
 measure() {
-  local before after line
+  local before after line s0 s1
+  s0=$(server_ticks)
   before=$(cpu_ticks)
   case $1 in
     plain-auth) line=$(wrk -t2 -c"$CONNS" -d"${DURATION}s" --latency -H "Authorization: Bearer ${TOKEN[plain]}" "http://127.0.0.1:$AUTH$Q");;
@@ -199,7 +204,8 @@ measure() {
     hs-pw)      line=$("$LOAD" --addr "127.0.0.1:$T_PUB" "${LOADARGS[@]}" --handshake);;
   esac
   after=$(cpu_ticks)
-  python3 - "$line" $before $after <<'PY'
+  s1=$(server_ticks)
+  python3 - "$line" $before $after "$s0" "$s1" "$(getconf CLK_TCK)" "$DURATION" <<'PY'
 import re, sys
 t = sys.argv[1]
 b0, i0, s0, b1, i1, s1 = (int(x) for x in sys.argv[2:8])
@@ -220,19 +226,21 @@ else:                     # tls_load
     kv = dict(x.split("=") for x in t.split())
     rps, p50, p99 = float(kv["rps"]), float(kv["p50_ms"]), float(kv["p99_ms"])
     bad = int(kv["failed"]) + int(kv["non2xx"])
-print(f"{rps:.0f} {p50:.3f} {p99:.3f} {bad} {busy:.0f} {steal:.1f}")
+s0, s1, hz, seconds = int(sys.argv[8]), int(sys.argv[9]), int(sys.argv[10]), float(sys.argv[11])
+server_us = (s1 - s0) / hz * 1e6 / max(1.0, rps * seconds)   # per request, all servers together
+print(f"{rps:.0f} {p50:.3f} {p99:.3f} {bad} {busy:.0f} {steal:.1f} {server_us:.0f}")
 PY
 }
 echo "$CONNS connections, $DURATION s per setup, $ROUNDS rounds, one worker each (nproc: $(nproc))"
-printf '%-6s %-11s %9s %9s %9s %6s %9s %6s\n' round setup 'req/s' 'p50 ms' 'p99 ms' 'bad' 'cpu busy' 'steal'
+printf '%-6s %-11s %9s %9s %9s %6s %9s %6s %14s\n' round setup 'req/s' 'p50 ms' 'p99 ms' 'bad' 'cpu busy' 'steal' 'server us/req'
 SETUPS="plain-auth plain-pw ka-nginx ka-pw hs-nginx hs-pw"
 declare -A R
 for round in $(seq 1 "$ROUNDS"); do
   # Interleaved: every setup once per round, each pair back to back.
   for s in $SETUPS; do
     R[$round,$s]=$(measure "$s")
-    read -r rps p50 p99 bad busy steal <<<"${R[$round,$s]}"
-    printf '%-6s %-11s %9s %9s %9s %6s %8s%% %5s%%\n' "$round" "$s" "$rps" "$p50" "$p99" "$bad" "$busy" "$steal"
+    read -r rps p50 p99 bad busy steal sus <<<"${R[$round,$s]}"
+    printf '%-6s %-11s %9s %9s %9s %6s %8s%% %5s%% %14s\n' "$round" "$s" "$rps" "$p50" "$p99" "$bad" "$busy" "$steal" "$sus"
   done
 done
 echo

@@ -3,7 +3,7 @@
 //! `upstream_client_cert`, `upstream_client_key`), to a custodian's token endpoint (`token
 //! request --cacert --cert --key`) and to `did:web` hosts (`[did_web] extra_ca`).
 //!
-//! The files are read and checked as the listener's are ([`super::load`]): every problem stops
+//! The files are read and checked as the listener's are (`tls::load`): every problem stops
 //! start-up (or the command) with the file and the reason; a client key must be mode 0600 or
 //! stricter and be the key of its certificate, whose validity period must hold now. The
 //! configurations use ring: reqwest's and hyper-rustls' provider (aws-lc-rs serves the

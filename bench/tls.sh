@@ -236,8 +236,11 @@ printf '%-6s %-11s %9s %9s %9s %6s %9s %6s %14s\n' round setup 'req/s' 'p50 ms' 
 SETUPS="plain-auth plain-pw ka-nginx ka-pw hs-nginx hs-pw"
 declare -A R
 for round in $(seq 1 "$ROUNDS"); do
-  # Interleaved: every setup once per round, each pair back to back.
-  for s in $SETUPS; do
+  # Interleaved: every setup once per round, each pair back to back; in even rounds
+  # poortwachter goes first in each pair.
+  order=$SETUPS
+  [ $((round % 2)) = 0 ] && order="plain-pw plain-auth ka-pw ka-nginx hs-pw hs-nginx"
+  for s in $order; do
     R[$round,$s]=$(measure "$s")
     read -r rps p50 p99 bad busy steal sus <<<"${R[$round,$s]}"
     printf '%-6s %-11s %9s %9s %9s %6s %8s%% %5s%% %14s\n' "$round" "$s" "$rps" "$p50" "$p99" "$bad" "$busy" "$steal" "$sus"

@@ -119,6 +119,15 @@ fn token(hash: &str, expires_at: i64) -> TokenRecord {
         user_identity: Some("{\"uzi\":\"1\"}".into()),
         issued_at: 100,
         expires_at,
+        cnf_x5t_s256: None,
+    }
+}
+
+/// A token bound to a client certificate (RFC 8705), as a grant over mutual TLS stores it.
+fn bound(token: TokenRecord) -> TokenRecord {
+    TokenRecord {
+        cnf_x5t_s256: Some("bwcK0esc3ACC3DB2Y5_lESsXE8o9ltc05O89jdN-dg2".into()),
+        ..token
     }
 }
 
@@ -318,7 +327,8 @@ async fn credentials(url: &str) {
 async fn tokens_and_replays(url: &str) {
     let store = Store::open(url).await.expect("open");
     let (j1, j2, j1again) = (jti("j1", 110), jti("j2", 5_000), jti("j1", 110));
-    let (t1, t2, t3) = (token("h1", 400), token("h2", 400), token("h3", 400));
+    // h2 is bound to a client certificate: its x5t#S256 is stored and read back.
+    let (t1, t2, t3) = (token("h1", 400), bound(token("h2", 400)), token("h3", 400));
     assert_eq!(
         commit_grants(
             &store,
@@ -678,7 +688,7 @@ async fn group_commit(url: &str) {
     let (result, seen) = commit(
         vec![
             (jti("a"), token("ta")),
-            (jti("b"), token("tb")),
+            (jti("b"), bound(token("tb"))),
             (jti("a"), token("tc")),
         ],
         3,
@@ -696,6 +706,9 @@ async fn group_commit(url: &str) {
     assert_eq!(store.audit_head().await.unwrap(), (5, "h5".to_owned()));
     assert_eq!(store.token_count().await.unwrap(), 2, "ta and tb only");
     assert_eq!(store.token("ta").await.unwrap(), token("ta"));
+    // The writer's own SQL (SQLite's batch writer, PostgreSQL's multi-row insert) stores the
+    // binding too.
+    assert_eq!(store.token("tb").await.unwrap(), bound(token("tb")));
     assert!(matches!(store.token("tc").await, Err(StoreError::NotFound)));
     // A batch of records only.
     let (result, _) = commit(Vec::new(), 1000).await;

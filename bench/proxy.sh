@@ -42,7 +42,8 @@ if ! command -v nginx >/dev/null || ! command -v wrk >/dev/null; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq && (apt-get install -y -qq nginx-light wrk || apt-get install -y -qq nginx wrk) >/dev/null
 fi
-cargo build --release --quiet --bin poortwachter --example bare_proxy
+# PW_NO_BUILD=1: use the binaries already built (an A/B run against copies made earlier).
+[ -n "${PW_NO_BUILD:-}" ] || cargo build --release --quiet --bin poortwachter --example bare_proxy
 TARGET="${CARGO_TARGET_DIR:-$PWD/target}"
 BIN="${PW_BIN:-$TARGET/release/poortwachter}"   # PW_BIN: another build (e.g. with frame pointers, for PW_PERF)
 W=$(mktemp -d)

@@ -59,6 +59,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// The listeners' TLS (`[tls]`), re-read on SIGHUP.
     pub tls: Option<crate::tls::TlsAcceptorHandle>,
+    /// The admin console (sessions, logins, the chart's counts).
+    pub console: Arc<crate::console::Console>,
 }
 
 /// Errors that stop start-up.
@@ -79,6 +81,9 @@ pub enum StartError {
     /// `[hub_source]` cannot be used: its policy or the Hub's keys.
     #[error("hub_source: {0}")]
     HubSource(String),
+    /// The admin console cannot start.
+    #[error("console: {0}")]
+    Console(#[from] crate::console::ConsoleError),
     /// The authenticators' path prefixes clash.
     #[error("authenticators: {0}")]
     Mounts(String),
@@ -178,6 +183,7 @@ pub async fn build_state(config: Config) -> Result<Arc<AppState>, StartError> {
     let resolver = crate::did::Resolver::new(&config.resolver)?;
     let revocations = RevocationSet::default();
     revocations.refresh(&store).await?;
+    revocations.refresh_ended(&store).await?;
     tokio::spawn(
         revocations
             .clone()
@@ -212,6 +218,22 @@ pub async fn build_state(config: Config) -> Result<Arc<AppState>, StartError> {
     let writer = Writer::spawn(store.clone())?;
     tokio::spawn(purge(writer.clone(), clock.clone()));
     tokio::spawn(log_audit_head(store.clone()));
+    let instance =
+        crate::console::InstanceInfo::current(config.internal_addr, clock.now().unix_timestamp());
+    if let Err(e) = crate::console::beat(&store, &revocations, &instance, clock.as_ref()).await {
+        tracing::warn!(error = %e, "writing the instance heartbeat failed");
+    }
+    tokio::spawn(crate::console::heartbeat(
+        store.clone(),
+        revocations.clone(),
+        instance.clone(),
+        clock.clone(),
+    ));
+    let console = Arc::new(crate::console::Console::new(
+        config.console.clone(),
+        instance,
+        config.internal_tls,
+    )?);
     let live = Live::new(LiveSettings::of(&config));
     let metrics = Arc::new(Metrics::default());
     let proxy = Proxy {
@@ -244,6 +266,7 @@ pub async fn build_state(config: Config) -> Result<Arc<AppState>, StartError> {
         clock,
         config,
         tls,
+        console,
     }))
 }
 

@@ -1,13 +1,9 @@
 //! `poortwachter policy check`: what the policy decides for a request, and which rule decided.
 
-use std::collections::HashSet;
-
 use clap::Subcommand;
 use serde_json::json;
 
 use super::Context;
-use crate::bsn::Bsn;
-use crate::policy::request::{decide, BodyShape, Decision, RequestShape, TokenScope, FORM};
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum PolicyCommand {
@@ -82,51 +78,23 @@ pub(crate) fn run(ctx: &Context, cmd: PolicyCommand) -> anyhow::Result<i32> {
         println!("valid: {}", purposes.join(", "));
         return Ok(0);
     };
-    // A purposeOfUse policy, or a hub-source policy by its name.
-    let rules = match (policies.get(&purpose), policies.request_policy(&purpose)) {
-        (Some(p), _) => &p.rules,
-        (None, Some(p)) => &p.rules,
-        (None, None) => anyhow::bail!(
-            "no policy for purposeOfUse \"{}\"",
-            crate::policy::display_purpose(&purpose)
-        ),
-    };
-    let (method, target) = request
-        .trim()
-        .split_once(' ')
-        .ok_or_else(|| anyhow::anyhow!("--request must look like 'GET /Observation?...'"))?;
-    let target = target.trim();
-    let (path, query) = match target.split_once('?') {
-        Some((p, q)) => (p, Some(q)),
-        None => (target, None),
-    };
-    // Reserved characters in values may be given unencoded; encode `|` the way clients do.
-    let query = query.map(|q| q.replace('|', "%7C"));
-    let form = form.map(|f| f.replace('|', "%7C"));
-    let bsn = Bsn::parse(&bsn).map_err(|e| anyhow::anyhow!("--bsn: {e}"))?;
-    let patients: HashSet<String> = patient.into_iter().collect();
-    let shape = RequestShape {
-        method,
-        path,
-        query: query.as_deref(),
-        body: form.as_deref().map(|f| BodyShape {
-            media_type: FORM,
-            bytes: f.as_bytes(),
-        }),
-    };
-    let decision = decide(
-        rules,
-        &shape,
-        &TokenScope {
-            bsn: Some(&bsn),
-            allowed_patients: &patients,
-        },
-    );
-    let (verdict, rule, code) = match &decision {
-        Decision::Permit(p) => ("permit", p.rule().to_owned(), 0),
-        Decision::Deny(r) => ("deny", r.clone(), 1),
-        Decision::Malformed(m) => ("malformed", (*m).to_owned(), 1),
-    };
+    let outcome = crate::policy::check::check(
+        &policies,
+        &purpose,
+        &request,
+        form.as_deref(),
+        &bsn,
+        &patient,
+    )
+    .map_err(|e| match e {
+        crate::policy::check::CheckError::RequestLine => {
+            anyhow::anyhow!("--request must look like 'GET /Observation?...'")
+        }
+        crate::policy::check::CheckError::Bsn(e) => anyhow::anyhow!("--bsn: {e}"),
+        other => anyhow::anyhow!("{other}"),
+    })?;
+    let (verdict, rule) = (outcome.verdict, outcome.rule.clone());
+    let code = i32::from(!outcome.permitted());
     if json {
         println!("{}", json!({"decision": verdict, "rule": rule}));
     } else {

@@ -3,6 +3,7 @@
 //! [`crate::proxy`], [`crate::oauth`], [`crate::admin`], [`crate::hub`].
 
 pub mod admin_api;
+pub mod console;
 pub mod error;
 pub mod hub_api;
 pub mod listen;

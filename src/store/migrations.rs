@@ -11,6 +11,8 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0002_tokens.sql"),
     include_str!("../../migrations/0003_audit.sql"),
     include_str!("../../migrations/0004_hub.sql"),
+    // 0005-0007 belong to other branches; the merge puts them before this one.
+    include_str!("../../migrations/0008_console.sql"),
 ];
 
 /// The schema version this binary writes.

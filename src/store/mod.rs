@@ -7,6 +7,7 @@
 //! appends audit records and stores tokens and `jti`s.
 
 mod audit;
+pub mod console;
 mod credentials;
 pub mod hub;
 mod migrations;
@@ -23,6 +24,7 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::AnyPool;
 
 pub use audit::AuditFilter;
+pub use console::{AuditCursor, InstanceRow, LiveCount, ENDED_TOKENS_CHANNEL};
 pub use credentials::{
     CredentialFilter, CredentialRecord, Revocation, RevokeOutcome, Status, REVOCATION_CHANNEL,
 };

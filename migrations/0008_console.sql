@@ -1,6 +1,6 @@
 -- The admin console (/ui/ on the internal listener). Numbered 0008 to leave room for the
--- migrations of the other wave-2 branches; its place in store::migrations::MIGRATIONS decides
--- its version.
+-- migrations of the other wave-2 branches (its place in store::migrations::MIGRATIONS decides
+-- its version). No semicolons in these comments: the runner splits on them.
 -- One row per running `serve` instance, refreshed every few seconds (the health page's replicas).
 CREATE TABLE instances (
     id TEXT PRIMARY KEY,

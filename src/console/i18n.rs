@@ -76,7 +76,7 @@ texts! {
     issue_title: "Autorisatie uitgeven" / "Issue a credential",
     issue_intro: "Met dezelfde controles als poortwachter credential issue: een geldige DID, een BSN dat de elfproef doorstaat, een doel met beleid en de regels van dat beleid voor toestemming en einddatum." / "With the same checks as poortwachter credential issue: a valid DID, a BSN that passes the 11-check, a purpose with a policy and that policy's rules for consent and end date.",
     expires: "Geldig tot (einde van de dag, UTC)" / "Valid until (end of the day, UTC)",
-    expires_hint: "Leeg: geen einddatum (alleen waar het beleid dat toestaat)." / "Empty: no end date (only where the policy allows it).",
+    expires_hint: "JJJJ-MM-DD. Leeg: geen einddatum (alleen waar het beleid dat toestaat)." / "YYYY-MM-DD. Empty: no end date (only where the policy allows it).",
     purpose_hint: "Een doel waarvoor beleid geladen is." / "A purpose with a loaded policy.",
     resources: "Resources (optioneel)" / "Resources (optional)",
     resources_hint: "Eén per regel: PAD:OPERATIE,OPERATIE, bijvoorbeeld /Observation:read." / "One per line: PATH:OP,OP, e.g. /Observation:read.",

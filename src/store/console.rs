@@ -59,7 +59,11 @@ pub struct LiveCount {
     pub count: i64,
 }
 
-const LIVE: &str = "expires_at > $1 AND hash NOT IN (SELECT hash FROM ended_tokens)";
+/// A live token: not expired, not ended, and none of its credentials revoked (`credential_ids`
+/// is a JSON array of strings; the id is escaped for `LIKE`).
+const LIVE: &str = "expires_at > $1 AND hash NOT IN (SELECT hash FROM ended_tokens) \
+     AND NOT EXISTS (SELECT 1 FROM revocations r WHERE tokens.credential_ids LIKE \
+     '%\"' || REPLACE(REPLACE(REPLACE(r.credential_id, '!', '!!'), '%', '!%'), '_', '!_') || '\"%' ESCAPE '!')";
 
 impl Store {
     /// Whether this is a PostgreSQL store.
@@ -165,7 +169,7 @@ impl Store {
             .try_get(0)?)
     }
 
-    /// Live tokens (not expired at `now`, not ended) per requester and purpose.
+    /// Live tokens (see [`LIVE`]) at `now` per requester and purpose.
     pub async fn live_token_counts(&self, now: i64) -> Result<Vec<LiveCount>, StoreError> {
         let rows = sqlx::query(&format!(
             "SELECT requester, purpose, COUNT(*) FROM tokens WHERE {LIVE} \

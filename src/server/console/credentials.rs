@@ -241,7 +241,7 @@ fn issue_page(ctx: &Ctx, f: &IssueForm, errors: &Errors) -> Response {
                 label.choice { input type="radio" name="consent" value="explicit" checked[f.consent == "explicit"]; " " (t.consent_explicit) }
                 @if let Some(e) = &consent_error { p.field-error id="f-consent-error" { (e) } }
             }
-            (field(ctx, errors, "expires", t.expires, &f.expires, Input::Date, Some(t.expires_hint)))
+            (field(ctx, errors, "expires", t.expires, &f.expires, Input::Text, Some(t.expires_hint)))
             div.field.invalid[resources_error.is_some()] {
                 label for="f-resources" { (t.resources) }
                 textarea id="f-resources" name="resources" rows="3"

@@ -121,7 +121,6 @@ pub(super) fn csrf(ctx: &Ctx) -> Markup {
 pub(super) enum Input<'a> {
     Text,
     Password,
-    Date,
     /// A text field with suggestions (`<datalist>` of this id).
     Suggest(&'a str),
 }
@@ -146,7 +145,6 @@ pub(super) fn field(
     let (kind, list) = match input {
         Input::Text => ("text", None),
         Input::Password => ("password", None),
-        Input::Date => ("date", None),
         Input::Suggest(l) => ("text", Some(l)),
     };
     html! {

@@ -141,8 +141,9 @@ pub struct InstanceInfo {
     pub hostname: String,
     /// `poortwachter --version`.
     pub version: String,
-    /// The configured internal listener.
-    pub internal_addr: String,
+    /// The internal listener (configured; the bound address once listening). Shared by the
+    /// clones of this value, so the heartbeat sees the bound one.
+    internal_addr: Arc<Mutex<String>>,
     /// Start (unix seconds).
     pub started_at: i64,
 }
@@ -161,8 +162,24 @@ impl InstanceInfo {
             id: uuid::Uuid::new_v4().simple().to_string()[..12].to_owned(),
             hostname,
             version: version(),
-            internal_addr: internal_addr.to_string(),
+            internal_addr: Arc::new(Mutex::new(internal_addr.to_string())),
             started_at: now,
+        }
+    }
+
+    /// The internal listener's address.
+    #[must_use]
+    pub fn internal_addr(&self) -> String {
+        self.internal_addr
+            .lock()
+            .map(|a| a.clone())
+            .unwrap_or_default()
+    }
+
+    /// Records the address the internal listener is bound to (port 0 in the configuration).
+    pub fn set_internal_addr(&self, addr: std::net::SocketAddr) {
+        if let Ok(mut a) = self.internal_addr.lock() {
+            *a = addr.to_string();
         }
     }
 }
@@ -373,7 +390,7 @@ pub async fn beat(
             id: info.id.clone(),
             hostname: info.hostname.clone(),
             version: info.version.clone(),
-            internal_addr: info.internal_addr.clone(),
+            internal_addr: info.internal_addr(),
             started_at: info.started_at,
             last_seen: clock.now().unix_timestamp(),
             revocations: i64::try_from(revoked).unwrap_or(i64::MAX),

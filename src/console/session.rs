@@ -191,7 +191,7 @@ mod tests {
         let s = sessions.create(None).unwrap();
         assert_eq!(s.id.len(), 43);
         assert!(sessions.get(&s.id).is_some());
-        assert!(s.csrf_matches(&s.csrf().to_owned()));
+        assert!(s.csrf_matches(s.csrf()));
         assert!(!s.csrf_matches(""));
         assert!(!s.csrf_matches(&s.csrf()[1..]));
         let mut wrong = s.csrf().to_owned();

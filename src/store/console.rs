@@ -77,7 +77,8 @@ impl Store {
         sqlx::query(
             "INSERT INTO instances (id, hostname, version, internal_addr, started_at, last_seen, revocations, ended_tokens) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (id) DO UPDATE SET \
-             last_seen = excluded.last_seen, revocations = excluded.revocations, ended_tokens = excluded.ended_tokens",
+             last_seen = excluded.last_seen, revocations = excluded.revocations, \
+             ended_tokens = excluded.ended_tokens, internal_addr = excluded.internal_addr",
         )
         .bind(&row.id)
         .bind(&row.hostname)

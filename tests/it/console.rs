@@ -195,7 +195,7 @@ async fn console_round_trip_in_chromium() {
     b.screenshot("05-tokens").await;
 
     // Revoke: a reason is required (nothing changes), then a confirmation.
-    b.goto(&url.to_string()).await;
+    b.goto(url.as_ref()).await;
     b.click_button("Intrekken…").await;
     assert_eq!(
         b.text_at(&error_at("reason")).await,
@@ -354,7 +354,9 @@ async fn console_round_trip_in_chromium() {
             "English {english:?} on a Dutch page:\n{health}"
         );
     }
+    b.window_size(1280, 1400).await;
     b.screenshot("12-health").await;
+    b.window_size(1280, 1000).await;
 
     // English, and it stays English on the next page.
     b.click_link("English").await;

@@ -5,7 +5,7 @@
 //! streamed (an export is audited too: it discloses who saw a patient's data).
 
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, Query};
+use axum::extract::{Path, RawQuery};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use maud::{html, Markup};
@@ -23,14 +23,10 @@ const PAGE: usize = 50;
 /// Rows read per query while looking for a page's matches.
 const CHUNK: i64 = 500;
 
-#[derive(serde::Deserialize)]
-pub(super) struct PageQuery {
-    before: Option<i64>,
-}
-
 /// `GET /ui/audit[?before=SEQ]`.
-pub(super) async fn list(ctx: Ctx, Query(q): Query<PageQuery>) -> Response {
-    let r = list_page(&ctx, None, Errors::default(), q.before).await;
+pub(super) async fn list(ctx: Ctx, RawQuery(q): RawQuery) -> Response {
+    let before = super::query_param(q.as_deref(), "before").and_then(|b| b.parse().ok());
+    let r = list_page(&ctx, None, Errors::default(), before).await;
     ctx.finish(r)
 }
 

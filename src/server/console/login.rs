@@ -4,7 +4,7 @@
 //! login begins a new session. Logins, failed logins and logouts are audited.
 
 use axum::body::Body;
-use axum::extract::Query;
+use axum::extract::RawQuery;
 use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::Response;
 use maud::html;
@@ -15,14 +15,10 @@ use crate::console::i18n::FieldError;
 use crate::console::session::Flash;
 use crate::console::{auth, valid_account_name, Change, ConsoleError, Operator};
 
-#[derive(serde::Deserialize)]
-pub(super) struct Next {
-    next: Option<String>,
-}
-
 /// `GET /ui/login`.
-pub(super) async fn page(ctx: Ctx, Query(q): Query<Next>) -> Response {
-    let next = safe_back(q.next.as_deref().unwrap_or("/ui/credentials")).to_owned();
+pub(super) async fn page(ctx: Ctx, RawQuery(q): RawQuery) -> Response {
+    let next = super::query_param(q.as_deref(), "next");
+    let next = safe_back(next.as_deref().unwrap_or("/ui/credentials")).to_owned();
     if ctx.operator.is_some() {
         return ctx.redirect(&next);
     }

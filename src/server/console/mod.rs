@@ -448,21 +448,25 @@ pub(super) fn safe_back(path: &str) -> &str {
     }
 }
 
-#[derive(serde::Deserialize)]
-struct Back {
-    back: Option<String>,
+/// The first value of a query parameter (the console's links carry at most one of each; a
+/// malformed query is no error, just no value).
+pub(super) fn query_param(raw: Option<&str>, name: &str) -> Option<String> {
+    url::form_urlencoded::parse(raw.unwrap_or_default().as_bytes())
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
 }
 
 /// The language toggle: remembers the choice for a year and goes back.
 async fn language(
     ctx: Ctx,
     axum::extract::Path(lang): axum::extract::Path<String>,
-    axum::extract::Query(q): axum::extract::Query<Back>,
+    axum::extract::RawQuery(q): axum::extract::RawQuery,
 ) -> Response {
     let Some(lang) = Lang::parse(&lang) else {
         return ctx.error(&ConsoleError::NotFound);
     };
-    let mut r = ctx.redirect(safe_back(q.back.as_deref().unwrap_or("/ui/credentials")));
+    let back = query_param(q.as_deref(), "back");
+    let mut r = ctx.redirect(safe_back(back.as_deref().unwrap_or("/ui/credentials")));
     let cookie = format!(
         "{LANG_COOKIE}={}; Path=/ui; Max-Age=31536000; HttpOnly; SameSite=Strict{}",
         lang.code(),

@@ -105,20 +105,13 @@ pub fn parse_expires(s: &str) -> Result<OffsetDateTime, AdminError> {
 }
 
 impl IssueInput {
-    /// Checks every field and builds the request.
+    /// Checks every field and builds the request (the first problem stops it).
     pub fn parse(&self, policies: &PolicySet) -> Result<IssueRequest, AdminError> {
-        crate::did::method_of(&self.subject_did)
-            .map_err(|_| invalid("subject_did", "not a valid DID"))?;
-        let bsn = Bsn::parse(&self.bsn).map_err(|e| invalid("bsn", e.to_string()))?;
-        if policies.get(&self.purpose).is_none() {
-            return Err(
-                CredentialError::UnknownPurpose(crate::policy::display_purpose(&self.purpose))
-                    .into(),
-            );
-        }
-        let consent = ConsentType::parse(&self.consent)
-            .ok_or_else(|| invalid("consent", "must be implied or explicit"))?;
-        let expires = self.expires.as_deref().map(parse_expires).transpose()?;
+        self.check_subject_did()?;
+        let bsn = self.check_bsn()?;
+        self.check_purpose(policies)?;
+        let consent = self.check_consent()?;
+        let expires = self.check_expires()?;
         Ok(IssueRequest {
             subject_did: self.subject_did.clone(),
             bsn,
@@ -128,6 +121,59 @@ impl IssueInput {
             resources: self.resources.clone(),
         })
     }
+
+    /// Every field's problem at once, in field order (the console shows each next to its
+    /// field); the checks of [`IssueInput::parse`].
+    pub fn problems(&self, policies: &PolicySet) -> Vec<AdminError> {
+        [
+            self.check_subject_did(),
+            self.check_bsn().map(drop),
+            self.check_purpose(policies),
+            self.check_consent().map(drop),
+            self.check_expires().map(drop),
+        ]
+        .into_iter()
+        .filter_map(Result::err)
+        .collect()
+    }
+
+    fn check_subject_did(&self) -> Result<(), AdminError> {
+        crate::did::method_of(&self.subject_did)
+            .map(drop)
+            .map_err(|_| invalid("subject_did", "not a valid DID"))
+    }
+
+    fn check_bsn(&self) -> Result<Bsn, AdminError> {
+        Bsn::parse(&self.bsn).map_err(|e| invalid("bsn", e.to_string()))
+    }
+
+    fn check_purpose(&self, policies: &PolicySet) -> Result<(), AdminError> {
+        if policies.get(&self.purpose).is_none() {
+            return Err(
+                CredentialError::UnknownPurpose(crate::policy::display_purpose(&self.purpose))
+                    .into(),
+            );
+        }
+        Ok(())
+    }
+
+    fn check_consent(&self) -> Result<ConsentType, AdminError> {
+        ConsentType::parse(&self.consent)
+            .ok_or_else(|| invalid("consent", "must be implied or explicit"))
+    }
+
+    fn check_expires(&self) -> Result<Option<OffsetDateTime>, AdminError> {
+        self.expires.as_deref().map(parse_expires).transpose()
+    }
+}
+
+/// A revocation's reason, trimmed: 1 to 1000 printable characters.
+pub fn revocation_reason(reason: &str) -> Result<&str, AdminError> {
+    let reason = reason.trim();
+    if reason.is_empty() || reason.len() > 1000 || reason.chars().any(char::is_control) {
+        return Err(invalid("reason", "must be 1 to 1000 printable characters"));
+    }
+    Ok(reason)
 }
 
 /// The custodian's credential administration.
@@ -208,10 +254,7 @@ impl Custodian {
 
     /// Revokes a credential (idempotent; the first reason stands).
     pub async fn revoke(&self, id: &str, reason: &str) -> Result<RevokeOutcome, AdminError> {
-        let reason = reason.trim();
-        if reason.is_empty() || reason.len() > 1000 || reason.chars().any(char::is_control) {
-            return Err(invalid("reason", "must be 1 to 1000 printable characters"));
-        }
+        let reason = revocation_reason(reason)?;
         Ok(self
             .store
             .revoke(id, reason, self.clock.now().unix_timestamp())

@@ -61,6 +61,8 @@ pub struct AppState {
     pub tls: Option<crate::tls::TlsAcceptorHandle>,
     /// The ZorgDomein SSO launch token's signer (`[zorgdomein]`).
     pub zorgdomein_sso: Option<Arc<crate::zorgdomein::sso::SsoSigner>>,
+    /// The admin console (sessions, logins, the chart's counts).
+    pub console: Arc<crate::console::Console>,
 }
 
 /// Errors that stop start-up.
@@ -84,6 +86,9 @@ pub enum StartError {
     /// `[zorgdomein]` cannot be used: its policy, keys or SSO key.
     #[error("zorgdomein: {0}")]
     ZorgDomein(String),
+    /// The admin console cannot start.
+    #[error("console: {0}")]
+    Console(#[from] crate::console::ConsoleError),
     /// The authenticators' path prefixes clash.
     #[error("authenticators: {0}")]
     Mounts(String),
@@ -228,6 +233,7 @@ pub async fn build_state(config: Config) -> Result<Arc<AppState>, StartError> {
     let resolver = crate::did::Resolver::new(&config.resolver)?;
     let revocations = RevocationSet::default();
     revocations.refresh(&store).await?;
+    revocations.refresh_ended(&store).await?;
     tokio::spawn(
         revocations
             .clone()
@@ -267,6 +273,22 @@ pub async fn build_state(config: Config) -> Result<Arc<AppState>, StartError> {
         Some(z) => Some(Arc::new(zorgdomein_sso(&z.sso)?)),
         None => None,
     };
+    let instance =
+        crate::console::InstanceInfo::current(config.internal_addr, clock.now().unix_timestamp());
+    if let Err(e) = crate::console::beat(&store, &revocations, &instance, clock.as_ref()).await {
+        tracing::warn!(error = %e, "writing the instance heartbeat failed");
+    }
+    tokio::spawn(crate::console::heartbeat(
+        store.clone(),
+        revocations.clone(),
+        instance.clone(),
+        clock.clone(),
+    ));
+    let console = Arc::new(crate::console::Console::new(
+        config.console.clone(),
+        instance,
+        config.internal_tls,
+    )?);
     let live = Live::new(LiveSettings::of(&config));
     let metrics = Arc::new(Metrics::default());
     let proxy = Proxy {
@@ -300,6 +322,7 @@ pub async fn build_state(config: Config) -> Result<Arc<AppState>, StartError> {
         config,
         tls,
         zorgdomein_sso,
+        console,
     }))
 }
 

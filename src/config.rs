@@ -127,6 +127,8 @@ struct FileConfig {
     zorgdomein: Option<crate::zorgdomein::ZorgDomeinFile>,
     #[serde(default)]
     nuts: NutsFile,
+    #[serde(default)]
+    console: ConsoleFile,
 }
 
 /// `[nuts]`: the token endpoint's policy for Nuts grants.
@@ -142,6 +144,38 @@ pub struct NutsSettings {
     /// Refuse a grant that does not come over mutual TLS (401 `invalid_client`, "a client
     /// certificate is required"). Needs `[tls] client_auth = "optional"` or `"required"`.
     pub require_client_certificate: bool,
+}
+
+/// `[console]` as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConsoleFile {
+    enabled: Option<bool>,
+    require_login: Option<bool>,
+    session_idle_minutes: Num<u64>,
+    session_max_hours: Num<u64>,
+    client_certs: Option<Vec<String>>,
+    chart_days: Num<u32>,
+}
+
+/// `[console]`: the admin console at `/ui/` on the internal listener.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsoleSettings {
+    /// Whether `/ui/` is served (default true).
+    pub enabled: bool,
+    /// Whether a login (password or client certificate) is required: always when the internal
+    /// listener is not on a loopback address.
+    pub require_login: bool,
+    /// A session ends after this long without a request.
+    pub session_idle: Duration,
+    /// A session ends this long after its login, used or not.
+    pub session_max: Duration,
+    /// Client certificates that log in by themselves (internal listener with mutual TLS): SHA-256
+    /// fingerprints (lowercase hex, colons removed) or subjects (RFC 4514, as the audit log
+    /// names them).
+    pub client_certs: Vec<String>,
+    /// Days of history in the health page's chart.
+    pub chart_days: u32,
 }
 
 #[derive(Debug, Deserialize)]
@@ -273,6 +307,8 @@ pub struct Config {
     pub zorgdomein: Option<crate::zorgdomein::ZorgDomeinSettings>,
     /// `[nuts]`: the token endpoint's policy.
     pub nuts: NutsSettings,
+    /// The admin console.
+    pub console: ConsoleSettings,
 }
 
 impl Config {
@@ -334,6 +370,7 @@ impl Config {
         check("internal_tls", self.internal_tls == other.internal_tls);
         check("[zorgdomein]", self.zorgdomein == other.zorgdomein);
         check("[nuts]", self.nuts == other.nuts);
+        check("[console]", self.console == other.console);
         out
     }
 
@@ -605,6 +642,14 @@ impl Config {
                 extra_ca: paths(&origin, "did_web.extra_ca", w.extra_ca.as_deref())?,
             },
         };
+        let console = console_settings(
+            &file.console,
+            &lines,
+            &origin,
+            internal_addr,
+            tls.as_ref(),
+            internal_tls,
+        )?;
         let hub_source = match file.hub_source {
             None => None,
             Some(h) => {
@@ -720,6 +765,7 @@ impl Config {
             internal_tls,
             zorgdomein,
             nuts,
+            console,
         })
     }
 }
@@ -794,6 +840,81 @@ fn upstream_tls(
         }
     }
     Ok(tls)
+}
+
+/// `[console]`, checked: a non-loopback internal listener always requires a login, and a
+/// client-certificate allow-list needs mutual TLS on the internal listener.
+fn console_settings(
+    file: &ConsoleFile,
+    lines: &Lines<'_>,
+    origin: &str,
+    internal_addr: SocketAddr,
+    tls: Option<&crate::tls::TlsSettings>,
+    internal_tls: bool,
+) -> Result<ConsoleSettings, ConfigError> {
+    let err = |key: &str, reason: &str| ConfigError {
+        origin: origin.to_owned(),
+        key: format!("console.{key}"),
+        reason: reason.to_owned(),
+    };
+    let public = !internal_addr.ip().is_loopback();
+    if public && file.require_login == Some(false) {
+        return Err(err(
+            "require_login",
+            "the internal listener is not on a loopback address: the console must require a login",
+        ));
+    }
+    let client_certs: Vec<String> = file
+        .client_certs
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|c| {
+            let hex: String = c.chars().filter(|ch| *ch != ':').collect();
+            if hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+                hex.to_ascii_lowercase()
+            } else {
+                c.trim().to_owned()
+            }
+        })
+        .collect();
+    if client_certs.iter().any(String::is_empty) {
+        return Err(err(
+            "client_certs",
+            "an entry is empty (a SHA-256 fingerprint or a subject like CN=beheer,O=Zorg)",
+        ));
+    }
+    let mutual = internal_tls && tls.is_some_and(|t| t.client_auth != crate::tls::ClientAuth::None);
+    if !client_certs.is_empty() && !mutual {
+        return Err(err(
+            "client_certs",
+            "needs internal_tls = true and [tls] client_auth = optional or required",
+        ));
+    }
+    Ok(ConsoleSettings {
+        enabled: file.enabled.unwrap_or(true),
+        require_login: file.require_login.unwrap_or(public),
+        session_idle: Duration::from_secs(
+            60 * lines.ranged(
+                "console.session_idle_minutes",
+                &file.session_idle_minutes,
+                30,
+                1..=480,
+                "",
+            )?,
+        ),
+        session_max: Duration::from_secs(
+            3600 * lines.ranged(
+                "console.session_max_hours",
+                &file.session_max_hours,
+                8,
+                1..=24,
+                "",
+            )?,
+        ),
+        client_certs,
+        chart_days: lines.ranged("console.chart_days", &file.chart_days, 3, 1..=14, "")?,
+    })
 }
 
 /// `[tls]` from the file, with `--tls-cert`, `--tls-key`, `--tls-client-ca` (comma-separated)

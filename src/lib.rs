@@ -11,6 +11,7 @@ pub mod bsn;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod console;
 pub mod credential;
 pub mod demo;
 pub mod did;

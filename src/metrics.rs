@@ -37,6 +37,25 @@ impl Histogram {
         );
     }
 
+    /// The upper bound (seconds) of the bucket that holds quantile `q` (0–1): `None` before the
+    /// first observation, infinity beyond the last bucket.
+    #[must_use]
+    pub fn quantile(&self, q: f64) -> Option<f64> {
+        let total = self.count.load(Ordering::Relaxed);
+        if total == 0 {
+            return None;
+        }
+        #[allow(clippy::cast_precision_loss)]
+        let wanted = (q.clamp(0.0, 1.0) * total as f64).ceil();
+        for (bound, count) in BUCKETS.iter().zip(&self.counts) {
+            #[allow(clippy::cast_precision_loss)]
+            if count.load(Ordering::Relaxed) as f64 >= wanted {
+                return Some(*bound);
+            }
+        }
+        Some(f64::INFINITY)
+    }
+
     fn render(&self, name: &str, help: &str, out: &mut String) {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
         for (bound, count) in BUCKETS.iter().zip(&self.counts) {
@@ -82,6 +101,27 @@ impl Metrics {
     /// Counts a failed or erroring source-system request.
     pub fn upstream_error(&self) {
         self.upstream_errors.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Requests by kind and decision (all statuses together), for the console.
+    #[must_use]
+    pub fn requests_by_decision(&self) -> BTreeMap<(&'static str, String), u64> {
+        let mut out = BTreeMap::new();
+        if let Ok(m) = self.requests.lock() {
+            for ((kind, decision, _), n) in m.iter() {
+                *out.entry((*kind, decision.clone())).or_default() += n;
+            }
+        }
+        out
+    }
+
+    /// Tokens issued and source-system errors so far.
+    #[must_use]
+    pub fn totals(&self) -> (u64, u64) {
+        (
+            self.tokens_issued.load(Ordering::Relaxed),
+            self.upstream_errors.load(Ordering::Relaxed),
+        )
     }
 
     /// The text exposition, with gauges read from the store by the caller.

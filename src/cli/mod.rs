@@ -1,6 +1,7 @@
 //! The command line: clap definitions and dispatch. One file per subcommand; `anyhow` lives only
 //! here and in `main`.
 
+mod admin;
 mod audit;
 mod credential;
 mod demo;
@@ -103,6 +104,12 @@ enum Command {
         after_help = "Example:\n  poortwachter policy check --purpose zorginzage-thuiszorgdossier-door-huisarts --request 'GET /List/1'"
     )]
     Policy(policy::PolicyCommand),
+    /// The admin console's accounts (password login at /ui/ on the internal listener)
+    #[command(
+        subcommand,
+        after_help = "Example:\n  poortwachter admin set-password --user beheerder"
+    )]
+    Admin(admin::AdminCommand),
     /// Verify or export the NEN 7513 audit log
     #[command(subcommand, after_help = "Example:\n  poortwachter audit verify")]
     Audit(audit::AuditCommand),
@@ -251,6 +258,7 @@ pub fn run() -> anyhow::Result<i32> {
             Command::Token(cmd) => token::run(&ctx, cmd).await,
             Command::Policy(cmd) => policy::run(&ctx, cmd),
             Command::Audit(cmd) => audit::run(&ctx, cmd).await,
+            Command::Admin(cmd) => admin::run(&ctx, cmd).await,
             Command::Hub(cmd) => hub::run(&ctx, cmd).await,
             Command::Config(cmd) => ops::config(&ctx, &cmd).await,
             Command::Healthcheck(args) => ops::healthcheck(&ctx, &args).await,

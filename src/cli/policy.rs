@@ -1,13 +1,9 @@
 //! `poortwachter policy check`: what the policy decides for a request, and which rule decided.
 
-use std::collections::HashSet;
-
 use clap::Subcommand;
 use serde_json::json;
 
 use super::Context;
-use crate::bsn::Bsn;
-use crate::policy::request::{decide, BodyShape, Decision, RequestShape, TokenScope, FORM};
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum PolicyCommand {
@@ -90,69 +86,31 @@ pub(crate) fn run(ctx: &Context, cmd: PolicyCommand) -> anyhow::Result<i32> {
         println!("valid: {}", purposes.join(", "));
         return Ok(0);
     };
-    // A purposeOfUse policy, or a hub-source policy by its name.
-    let rules = match (policies.get(&purpose), policies.request_policy(&purpose)) {
-        (Some(p), _) => &p.rules,
-        (None, Some(p)) => &p.rules,
-        (None, None) => anyhow::bail!(
-            "no policy for purposeOfUse \"{}\"",
-            crate::policy::display_purpose(&purpose)
-        ),
-    };
-    let (method, target) = request
-        .trim()
-        .split_once(' ')
-        .ok_or_else(|| anyhow::anyhow!("--request must look like 'GET /Observation?...'"))?;
-    let target = target.trim();
-    let (path, query) = match target.split_once('?') {
-        Some((p, q)) => (p, Some(q)),
-        None => (target, None),
-    };
-    // Reserved characters in values may be given unencoded; encode `|` the way clients do.
-    let query = query.map(|q| q.replace('|', "%7C"));
-    let form = form.map(|f| f.replace('|', "%7C"));
-    let bsn = Bsn::parse(&bsn).map_err(|e| anyhow::anyhow!("--bsn: {e}"))?;
-    let patients: HashSet<String> = patient.into_iter().collect();
     let bytes = match &body {
         Some(file) => {
             std::fs::read(file).map_err(|e| anyhow::anyhow!("--body {}: {e}", file.display()))?
         }
         None => Vec::new(),
     };
-    let media_type = crate::http::media_type_of(&content_type);
-    let charset = crate::http::charset_of(&content_type);
-    let shape = RequestShape {
-        method,
-        path,
-        query: query.as_deref(),
-        body: match (&form, &body) {
-            (Some(f), _) => Some(BodyShape {
-                media_type: FORM,
-                charset: None,
-                bytes: f.as_bytes(),
-            }),
-            (None, Some(_)) if !bytes.is_empty() => Some(BodyShape {
-                media_type: &media_type,
-                charset: charset.as_deref(),
-                bytes: &bytes,
-            }),
-            _ => None,
-        },
+    let check_body = match (&form, &body) {
+        (Some(f), _) => Some(crate::policy::check::CheckBody::Form(f)),
+        (None, Some(_)) => Some(crate::policy::check::CheckBody::Bytes {
+            content_type: &content_type,
+            bytes: &bytes,
+        }),
+        (None, None) => None,
     };
-    let decision = decide(
-        rules,
-        &shape,
-        &TokenScope {
-            bsn: Some(&bsn),
-            allowed_patients: &patients,
-        },
-    );
-    let (verdict, rule, code) = match &decision {
-        Decision::Permit(p) => ("permit", p.rule().to_owned(), 0),
-        Decision::Deny(r) => ("deny", r.clone(), 1),
-        Decision::Malformed(m) => ("malformed", (*m).to_owned(), 1),
-        Decision::Body(b) => ("malformed", b.to_string(), 1),
-    };
+    let outcome =
+        crate::policy::check::check(&policies, &purpose, &request, check_body, &bsn, &patient)
+            .map_err(|e| match e {
+                crate::policy::check::CheckError::RequestLine => {
+                    anyhow::anyhow!("--request must look like 'GET /Observation?...'")
+                }
+                crate::policy::check::CheckError::Bsn(e) => anyhow::anyhow!("--bsn: {e}"),
+                other => anyhow::anyhow!("{other}"),
+            })?;
+    let (verdict, rule) = (outcome.verdict, outcome.rule.clone());
+    let code = i32::from(!outcome.permitted());
     if json {
         println!("{}", json!({"decision": verdict, "rule": rule}));
     } else {

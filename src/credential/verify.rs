@@ -35,6 +35,12 @@ pub enum Mode {
 pub trait RevocationCheck: Send + Sync {
     /// True if `credential_id` is revoked.
     fn is_revoked(&self, credential_id: &str) -> bool;
+
+    /// True if the access token with this hash was ended before its expiry (from the admin
+    /// console; its credential stays valid). None by default.
+    fn is_token_ended(&self, _token_hash: &str) -> bool {
+        false
+    }
 }
 
 /// No revocations known (tools that verify credentials of other issuers).

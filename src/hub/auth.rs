@@ -45,6 +45,14 @@ pub fn hash_secret(secret: &str) -> Result<String, HubError> {
         .map_err(|_| HubError::Internal("hash"))
 }
 
+/// Whether `secret` matches the PHC-format argon2 hash `phc`. Blocking (tens of milliseconds):
+/// call it on a blocking thread.
+#[must_use]
+pub fn verify_secret(secret: &str, phc: &str) -> bool {
+    PasswordHash::new(phc)
+        .is_ok_and(|parsed| argon2().verify_password(secret.as_bytes(), &parsed).is_ok())
+}
+
 /// A fresh API key and secret.
 pub fn new_credentials() -> Result<(String, String), HubError> {
     Ok((
@@ -107,12 +115,9 @@ impl Authenticator {
 
     async fn argon2_verify(&self, secret: String, phc: String) -> bool {
         self.hash_verifications.fetch_add(1, Ordering::Relaxed);
-        tokio::task::spawn_blocking(move || {
-            PasswordHash::new(&phc)
-                .is_ok_and(|parsed| argon2().verify_password(secret.as_bytes(), &parsed).is_ok())
-        })
-        .await
-        .unwrap_or(false)
+        tokio::task::spawn_blocking(move || verify_secret(&secret, &phc))
+            .await
+            .unwrap_or(false)
     }
 
     /// The account of an `Authorization` header, or [`HubError::Unauthorized`].

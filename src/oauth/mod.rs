@@ -299,6 +299,12 @@ impl TokenService {
         self.tokens.insert(ctx.record.hash.clone(), ctx);
     }
 
+    /// Forgets a token this instance holds (ended from the console): the next lookup reads the
+    /// ended set, and the store on a miss.
+    pub fn forget(&self, hash: &str) {
+        self.tokens.invalidate(hash);
+    }
+
     /// Whether the credential is in our store as issued by `custodian` (cached: credentials are
     /// never deleted).
     async fn issued_by_us(&self, id: &str, custodian: &str) -> Result<bool, GrantError> {
@@ -323,6 +329,10 @@ impl TokenService {
             return Ok(None);
         }
         let hash = token_hash(token);
+        if self.revocations.is_token_ended(&hash) {
+            self.tokens.invalidate(&hash);
+            return Ok(None);
+        }
         let ctx = match self.tokens.get(&hash) {
             Some(ctx) => ctx,
             None => match self.store.token(&hash).await {

@@ -16,6 +16,7 @@
 //! no_expiration_allowed_for = ["explicit"]
 //! ```
 
+pub mod check;
 pub mod json_body;
 pub mod request;
 pub mod shipped;
@@ -502,6 +503,11 @@ impl PolicySet {
     #[must_use]
     pub fn request_policy(&self, name: &str) -> Option<&Arc<RequestPolicy>> {
         self.others.get(name)
+    }
+
+    /// The policies for other authenticators than our access tokens (Hub source tokens, ...).
+    pub fn request_policies(&self) -> impl Iterator<Item = &Arc<RequestPolicy>> {
+        self.others.values()
     }
 
     /// The loaded purposes.

@@ -1,5 +1,6 @@
 //! The internal admin API (127.0.0.1 by default): credentials issue, list, get, revoke and
-//! verify, plus `/health` and `/ready`.
+//! verify, plus `/health` and `/ready`; and the admin console's pages under `/ui/`
+//! ([`super::console`]).
 //!
 //! ```text
 //! POST /internal/credentials                {subject_did, bsn, purpose, consent, expires?, resources?} → 201
@@ -30,6 +31,11 @@ use crate::store::RevokeOutcome;
 
 /// The internal router.
 pub fn router(state: Arc<AppState>) -> Router {
+    let console = if state.config.console.enabled {
+        super::console::routes()
+    } else {
+        Router::new()
+    };
     Router::new()
         .route("/internal/credentials", post(issue).get(list))
         .route("/internal/credentials/verify", post(verify))
@@ -50,6 +56,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/health", get(health))
         .route("/metrics", get(metrics))
         .route("/ready", get(ready))
+        .merge(console)
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .with_state(state)

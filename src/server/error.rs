@@ -1,6 +1,6 @@
 //! The one place where errors become HTTP answers: the status of every boundary's error enum
 //! ([`ApiError`] of the admin API and token endpoint, [`GrantError`], [`ProxyError`],
-//! [`HubError`]) and the three body formats (OAuth JSON, FHIR `OperationOutcome`, the Hub API's
+//! [`HubError`], the admin console's [`ConsoleError`] (whose pages `server::console` renders)) and the three body formats (OAuth JSON, FHIR `OperationOutcome`, the Hub API's
 //! `<error>` XML). Clients get a status, a stable code and a one-line description without
 //! personal data; details go to the log.
 
@@ -10,6 +10,7 @@ use serde_json::json;
 
 use crate::admin::AdminError;
 use crate::authn::ErrorFormat;
+use crate::console::ConsoleError;
 use crate::credential::CredentialError;
 use crate::hub::HubError;
 use crate::oauth::grant::GrantError;
@@ -135,6 +136,24 @@ impl IntoResponse for ApiError {
             response.headers_mut().insert(header::RETRY_AFTER, value);
         }
         response
+    }
+}
+
+/// The status of a console answer: a form with field errors is 400 (shown again, nothing
+/// changed), a missing login sends the browser to the login page (303), a refused CSRF token
+/// is 403.
+#[must_use]
+pub fn console_status(e: &ConsoleError) -> StatusCode {
+    match e {
+        ConsoleError::LoginRequired => StatusCode::SEE_OTHER,
+        ConsoleError::Csrf => StatusCode::FORBIDDEN,
+        ConsoleError::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+        ConsoleError::LoginFailed => StatusCode::UNAUTHORIZED,
+        ConsoleError::Invalid | ConsoleError::BadRequest(_) => StatusCode::BAD_REQUEST,
+        ConsoleError::NotFound => StatusCode::NOT_FOUND,
+        ConsoleError::Store(_) | ConsoleError::AuditUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+        ConsoleError::Body(crate::http::BodyError::TooLarge(_)) => StatusCode::PAYLOAD_TOO_LARGE,
+        ConsoleError::Body(crate::http::BodyError::Timeout) => StatusCode::REQUEST_TIMEOUT,
     }
 }
 

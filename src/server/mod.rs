@@ -3,6 +3,7 @@
 //! [`crate::proxy`], [`crate::oauth`], [`crate::admin`], [`crate::hub`].
 
 pub mod admin_api;
+pub mod console;
 pub mod error;
 pub mod hub_api;
 pub mod listen;
@@ -50,6 +51,17 @@ pub async fn run_on(
         addr: state.config.internal_addr,
         reason: e.to_string(),
     })?;
+    state.console.instance.set_internal_addr(internal_addr);
+    if let Err(e) = crate::console::beat(
+        &state.store,
+        &state.revocations,
+        &state.console.instance,
+        state.clock.as_ref(),
+    )
+    .await
+    {
+        tracing::warn!(error = %e, "writing the instance heartbeat failed");
+    }
     tracing::info!(
         public_addr = %public_addr,
         internal_addr = %internal_addr,

@@ -10,7 +10,7 @@ use super::{
 use crate::audit::{AuditRow, GENESIS_HASH};
 
 /// Audit export filters.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AuditFilter {
     /// From (unix seconds, inclusive).
     pub since: Option<i64>,

@@ -12,6 +12,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0003_audit.sql"),
     include_str!("../../migrations/0004_hub.sql"),
     include_str!("../../migrations/0005_token_binding.sql"),
+    include_str!("../../migrations/0006_console.sql"),
 ];
 
 /// The schema version this binary writes.

@@ -287,6 +287,58 @@ impl Browser {
         path
     }
 
+    /// The text of the first element `xpath` finds (waiting for it); panics when there is none.
+    pub async fn text_at(&self, xpath: &str) -> String {
+        let start = Instant::now();
+        loop {
+            if let Ok(e) = self.client.find(Locator::XPath(xpath)).await {
+                return e.text().await.expect("element text");
+            }
+            assert!(
+                start.elapsed() < WAIT,
+                "nothing at {xpath} on {} within {WAIT:?}; the page says:\n{}",
+                self.url().await,
+                self.text().await
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Clicks the link that reads `text`.
+    pub async fn click_link(&self, text: &str) {
+        let link = self.client.find(Locator::LinkText(text)).await;
+        match link {
+            Ok(link) => link.click().await.expect("click"),
+            Err(e) => panic!("no link {text:?} on {}: {e}", self.url().await),
+        }
+    }
+
+    /// Accepts the `confirm()` dialog the page shows (waiting for it).
+    pub async fn accept_dialog(&self) {
+        let start = Instant::now();
+        while self.client.accept_alert().await.is_err() {
+            assert!(start.elapsed() < WAIT, "no dialog within {WAIT:?}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// The value of the cookie `name` (HttpOnly ones too).
+    pub async fn cookie(&self, name: &str) -> Option<String> {
+        self.client
+            .get_named_cookie(name)
+            .await
+            .ok()
+            .map(|c| c.value().to_owned())
+    }
+
+    /// Resizes the window (screenshots show the viewport).
+    pub async fn window_size(&self, width: u32, height: u32) {
+        self.client
+            .set_window_size(width, height)
+            .await
+            .expect("window size");
+    }
+
     /// Ends the session (the browser quits), then chromedriver.
     pub async fn close(self) {
         let Browser { client, driver, .. } = self;

@@ -7,6 +7,7 @@ mod attacks;
 mod browser_oidc;
 mod browser_support;
 mod cli;
+mod console;
 mod crash;
 mod demo;
 mod did_web;

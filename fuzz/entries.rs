@@ -154,6 +154,7 @@ pub fn policy_request(data: &[u8]) {
         query,
         body: form.map(|f| BodyShape {
             media_type: FORM,
+            charset: None,
             bytes: f.as_bytes(),
         }),
     };

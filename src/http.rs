@@ -53,6 +53,26 @@ pub fn media_type_of(value: &str) -> String {
         .to_ascii_lowercase()
 }
 
+/// The `charset` parameter of `Content-Type`, lower-case and unquoted, if it has one.
+#[must_use]
+pub fn charset(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(charset_of)
+}
+
+/// The `charset` parameter of a `Content-Type` value, lower-case and unquoted, if it has one.
+#[must_use]
+pub fn charset_of(value: &str) -> Option<String> {
+    value.split(';').skip(1).find_map(|param| {
+        let (name, v) = param.split_once('=')?;
+        name.trim()
+            .eq_ignore_ascii_case("charset")
+            .then(|| v.trim().trim_matches('"').to_ascii_lowercase())
+    })
+}
+
 /// Whether the media type of `Content-Type` is one of `types` (lower-case).
 #[must_use]
 pub fn is_media_type(headers: &HeaderMap, types: &[&str]) -> bool {
@@ -103,6 +123,23 @@ mod tests {
             h.append(header::AUTHORIZATION, v.parse().unwrap());
         }
         h
+    }
+
+    #[test]
+    fn charsets() {
+        assert_eq!(
+            charset_of("application/fhir+json; charset=UTF-8").as_deref(),
+            Some("utf-8")
+        );
+        assert_eq!(
+            charset_of("application/fhir+json;fhirVersion=3.0;Charset=\"utf-8\"").as_deref(),
+            Some("utf-8")
+        );
+        assert_eq!(charset_of("application/fhir+json"), None);
+        assert_eq!(
+            charset_of("application/json; charset=latin1").as_deref(),
+            Some("latin1")
+        );
     }
 
     #[test]

@@ -23,8 +23,14 @@ pub(crate) enum PolicyCommand {
         #[arg(long)]
         request: String,
         /// Form body of a POST (e.g. identifier=http://fhir.nl/fhir/NamingSystem/bsn|999999990)
-        #[arg(long)]
+        #[arg(long, conflicts_with = "body")]
         form: Option<String>,
+        /// A file holding the request body of a POST or PUT (a FHIR resource)
+        #[arg(long, value_name = "FILE")]
+        body: Option<std::path::PathBuf>,
+        /// The body's Content-Type
+        #[arg(long, default_value = "application/fhir+json", requires = "body")]
+        content_type: String,
         /// The token's BSN [default: 999999990]
         #[arg(long, default_value = "999999990")]
         bsn: String,
@@ -72,6 +78,8 @@ pub(crate) fn run(ctx: &Context, cmd: PolicyCommand) -> anyhow::Result<i32> {
         purpose,
         request,
         form,
+        body,
+        content_type,
         bsn,
         patient,
         json,
@@ -105,14 +113,31 @@ pub(crate) fn run(ctx: &Context, cmd: PolicyCommand) -> anyhow::Result<i32> {
     let form = form.map(|f| f.replace('|', "%7C"));
     let bsn = Bsn::parse(&bsn).map_err(|e| anyhow::anyhow!("--bsn: {e}"))?;
     let patients: HashSet<String> = patient.into_iter().collect();
+    let bytes = match &body {
+        Some(file) => {
+            std::fs::read(file).map_err(|e| anyhow::anyhow!("--body {}: {e}", file.display()))?
+        }
+        None => Vec::new(),
+    };
+    let media_type = crate::http::media_type_of(&content_type);
+    let charset = crate::http::charset_of(&content_type);
     let shape = RequestShape {
         method,
         path,
         query: query.as_deref(),
-        body: form.as_deref().map(|f| BodyShape {
-            media_type: FORM,
-            bytes: f.as_bytes(),
-        }),
+        body: match (&form, &body) {
+            (Some(f), _) => Some(BodyShape {
+                media_type: FORM,
+                charset: None,
+                bytes: f.as_bytes(),
+            }),
+            (None, Some(_)) if !bytes.is_empty() => Some(BodyShape {
+                media_type: &media_type,
+                charset: charset.as_deref(),
+                bytes: &bytes,
+            }),
+            _ => None,
+        },
     };
     let decision = decide(
         rules,
@@ -126,6 +151,7 @@ pub(crate) fn run(ctx: &Context, cmd: PolicyCommand) -> anyhow::Result<i32> {
         Decision::Permit(p) => ("permit", p.rule().to_owned(), 0),
         Decision::Deny(r) => ("deny", r.clone(), 1),
         Decision::Malformed(m) => ("malformed", (*m).to_owned(), 1),
+        Decision::Body(b) => ("malformed", b.to_string(), 1),
     };
     if json {
         println!("{}", json!({"decision": verdict, "rule": rule}));

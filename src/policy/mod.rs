@@ -16,6 +16,7 @@
 //! no_expiration_allowed_for = ["explicit"]
 //! ```
 
+pub mod json_body;
 pub mod request;
 pub mod shipped;
 
@@ -92,6 +93,10 @@ pub enum Authenticator {
     /// Source tokens signed by a Hub (Hub API v3, `[hub_source]` in the config); the file name is
     /// the policy name `[hub_source] policy` refers to. No `[token]` or `[credential]` section.
     HubSource,
+    /// ZorgDomein's calls (mutual TLS + a JWT it signs, `[zorgdomein]` in the config); answers
+    /// are passed through (the principal is an organisation, not one patient).
+    #[serde(rename = "zorgdomein")]
+    ZorgDomein,
 }
 
 impl Authenticator {
@@ -101,6 +106,7 @@ impl Authenticator {
         match self {
             Self::NutsToken => "nuts-token",
             Self::HubSource => "hub-source",
+            Self::ZorgDomein => "zorgdomein",
         }
     }
 }
@@ -406,6 +412,14 @@ impl PolicySet {
                 return Err(err(
                     line_of("[[rule]]"),
                     format!("rule \"{}\": patient binding needs Nuts access tokens, not a {kind} principal", r.name),
+                ));
+            }
+            if parsed.authenticator == Authenticator::ZorgDomein
+                && parsed.response.format != ResponseFormat::Passthrough
+            {
+                return Err(err(
+                    line_of("[response]"),
+                    "a zorgdomein policy passes answers through ([response] format = \"passthrough\"): its principal has no patient to check them against".into(),
                 ));
             }
             return Ok(Compiled::Requests(RequestPolicy {

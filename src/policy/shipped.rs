@@ -2,7 +2,7 @@
 //! writes them into a policies directory, and `demo` runs on them wherever it is started.
 
 /// File name and text of each shipped policy.
-pub const SHIPPED: [(&str, &str); 2] = [
+pub const SHIPPED: [(&str, &str); 3] = [
     (
         "zorginzage-thuiszorgdossier-door-huisarts.toml",
         include_str!("../../policies/zorginzage-thuiszorgdossier-door-huisarts.toml"),
@@ -10,6 +10,10 @@ pub const SHIPPED: [(&str, &str); 2] = [
     (
         "hub-dossier.toml",
         include_str!("../../policies/hub-dossier.toml"),
+    ),
+    (
+        "zorgdomein.toml",
+        include_str!("../../policies/zorgdomein.toml"),
     ),
 ];
 

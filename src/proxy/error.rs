@@ -17,6 +17,11 @@ pub enum ProxyError {
     Malformed(&'static str),
     /// The request body is over the limit.
     TooLarge,
+    /// The request body's media type, charset or coding is not one the rule reads (the audit
+    /// reason).
+    UnsupportedMediaType(&'static str),
+    /// The request body is not JSON the rule can read (the message is the client's).
+    InvalidBody(crate::policy::json_body::JsonBodyError),
     /// The client did not send its body in time.
     ClientTimeout,
     /// The source system cannot be reached.
@@ -41,6 +46,19 @@ impl From<AuthError> for ProxyError {
     }
 }
 
+impl From<crate::policy::request::BodyRefusal> for ProxyError {
+    fn from(e: crate::policy::request::BodyRefusal) -> Self {
+        use crate::policy::request::BodyRefusal;
+        match e {
+            BodyRefusal::UnsupportedMediaType => {
+                ProxyError::UnsupportedMediaType("unsupported-media-type")
+            }
+            BodyRefusal::TooLarge => ProxyError::TooLarge,
+            BodyRefusal::Invalid(e) => ProxyError::InvalidBody(e),
+        }
+    }
+}
+
 impl From<crate::http::BodyError> for ProxyError {
     fn from(e: crate::http::BodyError) -> Self {
         match e {
@@ -60,6 +78,8 @@ impl ProxyError {
             ProxyError::Refused => "refused".into(),
             ProxyError::Malformed(m) => format!("malformed: {m}"),
             ProxyError::TooLarge => "request-too-large".into(),
+            ProxyError::UnsupportedMediaType(why) => (*why).to_owned(),
+            ProxyError::InvalidBody(e) => format!("invalid-body: {e}"),
             ProxyError::ClientTimeout => "client-timeout".into(),
             ProxyError::UpstreamDown => "upstream-unreachable".into(),
             ProxyError::UpstreamTimeout => "upstream-timeout".into(),

@@ -229,11 +229,25 @@ impl Proxy {
                 ProxyError::Malformed("a request body is only accepted with POST, PUT or PATCH"),
             );
         }
+        // A body is checked and forwarded as it is: a coded (compressed) one could be neither.
+        if !bytes.is_empty()
+            && parts
+                .headers
+                .get_all(header::CONTENT_ENCODING)
+                .iter()
+                .any(|v| !v.as_bytes().eq_ignore_ascii_case(b"identity"))
+        {
+            return Outcome::refused(
+                Some(principal),
+                ProxyError::UnsupportedMediaType("unsupported-content-encoding"),
+            );
+        }
         let request = crate::policy::request::Request {
             method: parts.method.to_string(),
             path,
             query,
             media_type: crate::http::media_type(&parts.headers),
+            charset: crate::http::charset(&parts.headers),
             body: bytes,
         };
         // authorize: the policy decides; a permit, holding the request, is the only way forward.
@@ -302,9 +316,10 @@ impl Proxy {
     ) -> Result<Permit, ProxyError> {
         let refusal = match decide(policy, principal, request) {
             Ok(permit) => return Ok(permit),
-            Err(refusal) => match refusal.malformed {
-                Some(m) => return Err(ProxyError::Malformed(m)),
-                None => refusal,
+            Err(refusal) => match (refusal.malformed, refusal.body) {
+                (Some(m), _) => return Err(ProxyError::Malformed(m)),
+                (None, Some(b)) => return Err(b.into()),
+                (None, None) => refusal,
             },
         };
         let Some(token) = &principal.token else {

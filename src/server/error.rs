@@ -159,6 +159,12 @@ fn proxy_status(e: &ProxyError) -> (StatusCode, &'static str, &'static str) {
             "too-costly",
             "request too large",
         ),
+        ProxyError::UnsupportedMediaType(_) => (
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "not-supported",
+            "unsupported media type",
+        ),
+        ProxyError::InvalidBody(e) => (StatusCode::BAD_REQUEST, "structure", e.message()),
         ProxyError::UpstreamDown | ProxyError::UpstreamInvalid(_) => (
             StatusCode::BAD_GATEWAY,
             "exception",

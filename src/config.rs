@@ -121,6 +121,40 @@ struct FileConfig {
     hub_source: Option<HubSourceFile>,
     tls: Option<crate::tls::TlsSettings>,
     internal_tls: Option<bool>,
+    medmij: Option<MedmijFile>,
+}
+
+/// `[medmij]` as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MedmijFile {
+    aanbieder: String,
+    aanbieder_display_name: String,
+    gegevensdiensten: Vec<String>,
+    oauth_client_list: String,
+    whitelist: String,
+    gegevensdienst_name_list: String,
+    zorgaanbieder_list: Option<String>,
+    lists_refresh_seconds: Num<u64>,
+    token_lifetime_seconds: Num<u64>,
+    require_client_certificate: Option<bool>,
+    dangerous_dev_login: Option<bool>,
+    receptive: Option<Vec<String>>,
+    receptiveness_url: Option<String>,
+    receptiveness_timeout_ms: Num<u64>,
+    oidc: Option<MedmijOidcFile>,
+}
+
+/// `[medmij.oidc]` as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MedmijOidcFile {
+    issuer: String,
+    client_id: String,
+    client_secret_file: String,
+    bsn_claim: Option<String>,
+    scopes: Option<Vec<String>>,
+    dangerous_allow_http_loopback: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -244,6 +278,8 @@ pub struct Config {
     pub tls: Option<crate::tls::TlsSettings>,
     /// Whether the internal listener speaks TLS too (with the same `[tls]`).
     pub internal_tls: bool,
+    /// MedMij "Delen" (`[medmij]`), if configured.
+    pub medmij: Option<crate::medmij::settings::MedmijSettings>,
 }
 
 impl Config {
@@ -303,6 +339,7 @@ impl Config {
             self.tls.is_some() == other.tls.is_some(),
         );
         check("internal_tls", self.internal_tls == other.internal_tls);
+        check("[medmij]", self.medmij == other.medmij);
         out
     }
 
@@ -629,6 +666,10 @@ impl Config {
                 })
             }
         };
+        let medmij = match file.medmij {
+            None => None,
+            Some(m) => Some(medmij_settings(m, &lines, &origin)?),
+        };
         Ok(Config {
             source: ConfigSource {
                 path: config_path.map(Path::to_path_buf),
@@ -658,8 +699,200 @@ impl Config {
             hub_source,
             tls,
             internal_tls,
+            medmij,
         })
     }
+}
+
+/// A list's location: an `https` URL (or `http` to a loopback address), else a file.
+fn list_source(
+    value: &str,
+    key: &str,
+    origin: &str,
+) -> Result<crate::medmij::settings::ListSource, ConfigError> {
+    use crate::medmij::settings::ListSource;
+    let err = |reason: String| ConfigError {
+        origin: origin.to_owned(),
+        key: key.to_owned(),
+        reason,
+    };
+    if value.is_empty() {
+        return Err(err("must not be empty".into()));
+    }
+    if value.starts_with("https://") || value.starts_with("http://") {
+        let u = url::Url::parse(value).map_err(|e| err(format!("not a URL: {e}")))?;
+        if u.scheme() == "http" && !loopback_url(&u) {
+            return Err(err(
+                "must be https (http only to a loopback address)".into(),
+            ));
+        }
+        return Ok(ListSource::Url(u));
+    }
+    Ok(ListSource::File(PathBuf::from(value)))
+}
+
+/// Whether a URL's host is a loopback address.
+fn loopback_url(u: &url::Url) -> bool {
+    match u.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(d)) => d == "localhost",
+        None => false,
+    }
+}
+
+/// `[medmij]` and `[medmij.oidc]`, validated.
+fn medmij_settings(
+    m: MedmijFile,
+    lines: &Lines<'_>,
+    origin: &str,
+) -> Result<crate::medmij::settings::MedmijSettings, ConfigError> {
+    use crate::medmij::settings::{
+        valid_aanbieder, valid_gegevensdienst_id, Login, MedmijSettings, OidcSettings,
+    };
+    let err = |key: &str, reason: String| ConfigError {
+        origin: origin.to_owned(),
+        key: format!("medmij.{key}"),
+        reason,
+    };
+    if !valid_aanbieder(&m.aanbieder) {
+        return Err(err(
+            "aanbieder",
+            "must be the aanbiedernaam without @medmij: lower-case letters a-z".into(),
+        ));
+    }
+    if m.aanbieder_display_name.trim().is_empty() {
+        return Err(err("aanbieder_display_name", "must not be empty".into()));
+    }
+    if m.gegevensdiensten.is_empty() {
+        return Err(err("gegevensdiensten", "must name at least one gegevensdienst id".into()));
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for id in &m.gegevensdiensten {
+        if !valid_gegevensdienst_id(id) || !seen.insert(id.as_str()) {
+            return Err(err(
+                "gegevensdiensten",
+                format!("\"{}\" is not a gegevensdienst id (1 to 16 letters or digits, each once)", crate::policy::display_purpose(id)),
+            ));
+        }
+    }
+    let receptive = m.receptive.unwrap_or_else(|| m.gegevensdiensten.clone());
+    for id in &receptive {
+        if !m.gegevensdiensten.contains(id) {
+            return Err(err(
+                "receptive",
+                format!("\"{}\" is not one of gegevensdiensten", crate::policy::display_purpose(id)),
+            ));
+        }
+    }
+    let receptiveness_url = match m.receptiveness_url.as_deref() {
+        None | Some("") => None,
+        Some(v) => {
+            let u = url::Url::parse(v).map_err(|e| err("receptiveness_url", format!("not a URL: {e}")))?;
+            if !matches!(u.scheme(), "http" | "https") || u.host().is_none() {
+                return Err(err("receptiveness_url", "must be an http(s) URL with a host".into()));
+            }
+            Some(u)
+        }
+    };
+    let dev = m.dangerous_dev_login.unwrap_or(false);
+    let login = match (m.oidc, dev) {
+        (Some(_), true) => {
+            return Err(err(
+                "dangerous_dev_login",
+                "choose one way to log in: [medmij.oidc] or dangerous_dev_login = true, not both".into(),
+            ))
+        }
+        (None, false) => {
+            return Err(err(
+                "oidc",
+                "the person must log in: configure [medmij.oidc] (or, for demos only, dangerous_dev_login = true)".into(),
+            ))
+        }
+        (None, true) => Login::DangerousDev,
+        (Some(o), false) => {
+            let allow_http = o.dangerous_allow_http_loopback.unwrap_or(false);
+            let issuer = url::Url::parse(&o.issuer)
+                .map_err(|e| err("oidc.issuer", format!("not a URL: {e}")))?;
+            let https = issuer.scheme() == "https";
+            if !(https || (issuer.scheme() == "http" && allow_http && loopback_url(&issuer)))
+                || issuer.host().is_none()
+                || issuer.query().is_some()
+                || issuer.fragment().is_some()
+            {
+                return Err(err(
+                    "oidc.issuer",
+                    "must be an https URL without query or fragment (http only to a loopback address with dangerous_allow_http_loopback = true)".into(),
+                ));
+            }
+            if o.client_id.is_empty() {
+                return Err(err("oidc.client_id", "must not be empty".into()));
+            }
+            if o.client_secret_file.is_empty() {
+                return Err(err("oidc.client_secret_file", "must not be empty".into()));
+            }
+            let bsn_claim = o.bsn_claim.unwrap_or_else(|| "bsn".into());
+            if bsn_claim.is_empty() {
+                return Err(err("oidc.bsn_claim", "must not be empty".into()));
+            }
+            let mut scopes = o.scopes.unwrap_or_else(|| vec!["openid".into(), "bsn".into()]);
+            if scopes.iter().any(|s| s.is_empty() || !s.bytes().all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\')) {
+                return Err(err("oidc.scopes", "must be scope tokens".into()));
+            }
+            if !scopes.iter().any(|s| s == "openid") {
+                scopes.insert(0, "openid".into());
+            }
+            Login::Oidc(OidcSettings {
+                issuer,
+                client_id: o.client_id,
+                client_secret_file: PathBuf::from(o.client_secret_file),
+                bsn_claim,
+                scopes,
+                dangerous_allow_http_loopback: allow_http,
+            })
+        }
+    };
+    Ok(MedmijSettings {
+        aanbieder: m.aanbieder,
+        aanbieder_display_name: m.aanbieder_display_name,
+        gegevensdiensten: m.gegevensdiensten,
+        oauth_client_list: list_source(&m.oauth_client_list, "medmij.oauth_client_list", origin)?,
+        whitelist: list_source(&m.whitelist, "medmij.whitelist", origin)?,
+        gegevensdienst_name_list: list_source(
+            &m.gegevensdienst_name_list,
+            "medmij.gegevensdienst_name_list",
+            origin,
+        )?,
+        zorgaanbieder_list: match m.zorgaanbieder_list.as_deref() {
+            None | Some("") => None,
+            Some(v) => Some(list_source(v, "medmij.zorgaanbieder_list", origin)?),
+        },
+        lists_refresh: Duration::from_secs(lines.ranged(
+            "medmij.lists_refresh_seconds",
+            &m.lists_refresh_seconds,
+            3600,
+            10..=86_400,
+            "",
+        )?),
+        token_lifetime: Duration::from_secs(lines.ranged(
+            "medmij.token_lifetime_seconds",
+            &m.token_lifetime_seconds,
+            900,
+            60..=86_400,
+            "",
+        )?),
+        require_client_certificate: m.require_client_certificate.unwrap_or(false),
+        login,
+        receptive,
+        receptiveness_url,
+        receptiveness_timeout: Duration::from_millis(lines.ranged(
+            "medmij.receptiveness_timeout_ms",
+            &m.receptiveness_timeout_ms,
+            3000,
+            100..=10_000,
+            "",
+        )?),
+    })
 }
 
 /// `[tls]` from the file, with `--tls-cert`, `--tls-key`, `--tls-client-ca` (comma-separated)

@@ -17,4 +17,6 @@ pub use chain::{
     chain, chain_hash, verify, verify_with_anchors, Anchor, AuditRow, ChainReport, ChainVerifier,
     GENESIS_HASH,
 };
-pub use record::{audit_time, redact_bsns, AuditCert, AuditRecord, AuditUser, REPLAY_RULE};
+pub use record::{
+    audit_time, redact_bsns, AuditCert, AuditRecord, AuditTrace, AuditUser, REPLAY_RULE,
+};

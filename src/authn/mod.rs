@@ -10,11 +10,13 @@
 //! |---|---|---|
 //! | `nuts-token` ([`nuts`]) | an opaque access token from our token endpoint | its purposeOfUse |
 //! | `hub-source` ([`hub_source`]) | an RS512 source token signed by the Hub | `[hub_source] policy` |
+//! | `medmij` ([`medmij`]) | an opaque access token from our MedMij authorization server | `medmij-<gegevensdienst>` |
 //!
 //! **Invariant:** a principal is only made here, from a verified proof; everything a policy or
 //! the source system learns about the requester comes from it.
 
 pub mod hub_source;
+pub mod medmij;
 pub mod nuts;
 
 use std::sync::Arc;
@@ -35,6 +37,11 @@ pub enum Proof {
     HubSourceToken {
         /// The token's `jti`, if it has one.
         jti: Option<String>,
+    },
+    /// An access token from our MedMij authorization server.
+    MedmijToken {
+        /// The gegevensdienst it was issued for.
+        gegevensdienst: String,
     },
 }
 
@@ -78,6 +85,9 @@ pub enum ErrorFormat {
     Fhir,
     /// The Hub API's `<error>` XML.
     HubXml,
+    /// A FHIR `OperationOutcome` with RFC 6750's `WWW-Authenticate` on 401 (`invalid_token`) and
+    /// 403 (`insufficient_scope`): MedMij's resource server.
+    FhirBearer,
 }
 
 /// One way in.
@@ -87,6 +97,8 @@ pub enum Authenticator {
     NutsToken(nuts::NutsToken),
     /// Hub API v3 source tokens.
     HubSource(hub_source::HubSource),
+    /// Access tokens of our MedMij authorization server.
+    Medmij(medmij::MedmijToken),
 }
 
 impl Authenticator {
@@ -96,6 +108,7 @@ impl Authenticator {
         match self {
             Self::NutsToken(_) => Kind::NutsToken,
             Self::HubSource(_) => Kind::HubSource,
+            Self::Medmij(_) => Kind::Medmij,
         }
     }
 
@@ -105,6 +118,7 @@ impl Authenticator {
         match self {
             Self::NutsToken(_) => ErrorFormat::Fhir,
             Self::HubSource(_) => ErrorFormat::HubXml,
+            Self::Medmij(_) => ErrorFormat::FhirBearer,
         }
     }
 
@@ -114,6 +128,24 @@ impl Authenticator {
         match self {
             Self::NutsToken(_) => "proxy",
             Self::HubSource(_) => "hub-source",
+            Self::Medmij(_) => "medmij",
+        }
+    }
+
+    /// Whether a request body must carry no BSN: a MedMij DVP identifies the person only through
+    /// the OAuth exchange, never in the data it sends.
+    #[must_use]
+    pub fn refuses_bsn_in_body(&self) -> bool {
+        matches!(self, Self::Medmij(_))
+    }
+
+    /// The chain-log trace of a request (its network's request and correlation ids), echoed in
+    /// the answer and kept in the audit record.
+    #[must_use]
+    pub fn trace(&self, parts: &Parts) -> Option<crate::audit::AuditTrace> {
+        match self {
+            Self::Medmij(_) => Some(medmij::trace(&parts.headers)),
+            Self::NutsToken(_) | Self::HubSource(_) => None,
         }
     }
 
@@ -122,6 +154,7 @@ impl Authenticator {
         match self {
             Self::NutsToken(a) => a.authenticate(parts).await,
             Self::HubSource(a) => a.authenticate(parts, now),
+            Self::Medmij(a) => a.authenticate(parts, now).await,
         }
     }
 }

@@ -6,6 +6,7 @@ pub mod admin_api;
 pub mod error;
 pub mod hub_api;
 pub mod listen;
+pub mod medmij_api;
 pub mod oauth_api;
 mod public;
 

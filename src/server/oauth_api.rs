@@ -149,6 +149,7 @@ async fn token_audited(
                 status,
                 upstream_status: None,
                 client_cert: headers_cert.clone(),
+                trace: None,
             }
         };
     let unavailable = |e: &crate::store::StoreError| {

@@ -9,6 +9,7 @@
 mod audit;
 mod credentials;
 pub mod hub;
+pub mod medmij;
 mod migrations;
 pub mod revocations;
 pub mod sqlite;

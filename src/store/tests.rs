@@ -243,6 +243,7 @@ fn audit_record(n: usize) -> AuditRecord {
         status: 200,
         upstream_status: Some(200),
         client_cert: None,
+        trace: None,
     }
 }
 

@@ -1,6 +1,6 @@
 -- MedMij "Delen" (the DVA side): browser sessions of the authorization flow, authorization codes
 -- and access tokens. Codes, tokens and sessions are stored only as the SHA-256 of their value.
--- Numbered 0007 on its branch (0005 and 0006 are taken elsewhere); the order is the list in
+-- Numbered 0007 on its branch (0005 and 0006 are taken elsewhere). The order is the list in
 -- src/store/migrations.rs.
 CREATE TABLE medmij_sessions (
     hash TEXT PRIMARY KEY,

@@ -16,6 +16,7 @@ mod fuzz_regressions;
 mod hub;
 mod interop_python;
 mod limits;
+mod medmij;
 mod nuts_fixtures;
 mod oidc_support;
 mod packaging;

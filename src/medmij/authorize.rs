@@ -292,14 +292,7 @@ pub fn check(
             ))
         }
     };
-    let id = |name: &str, header: Option<String>| {
-        one(name)
-            .ok()
-            .flatten()
-            .filter(|v| super::valid_id(v))
-            .cloned()
-            .or(header)
-    };
+    let (request_id, correlation_id) = ids(&params, header_ids);
     Ok(Authorized {
         client_id: client.hostname.clone(),
         client_name: client.organisatienaam.clone(),
@@ -308,9 +301,26 @@ pub fn check(
         scope: scope.clone(),
         gegevensdienst: gegevensdienst.to_owned(),
         code_challenge,
-        request_id: id("MedMij-Request-ID", header_ids.0),
-        correlation_id: id("X-Correlation-ID", header_ids.1),
+        request_id,
+        correlation_id,
     })
+}
+
+/// The request's `MedMij-Request-ID` and `X-Correlation-ID`: from the query (once, valid), else
+/// from the headers.
+#[must_use]
+pub fn ids(
+    params: &BTreeMap<&'static str, Vec<String>>,
+    header_ids: (Option<String>, Option<String>),
+) -> (Option<String>, Option<String>) {
+    let id = |name: &str, header: Option<String>| match params.get(name).map(Vec::as_slice) {
+        Some([v]) if super::valid_id(v) => Some(v.clone()),
+        _ => header,
+    };
+    (
+        id("MedMij-Request-ID", header_ids.0),
+        id("X-Correlation-ID", header_ids.1),
+    )
 }
 
 /// `redirect_uri` with `params` added to its query.

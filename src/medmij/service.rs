@@ -362,7 +362,10 @@ impl Service {
         // check: the client and its redirect_uri first (else no redirect), then the rest.
         let a = match authorize::check(query, &ctx, header_ids.clone()) {
             Ok(a) => a,
-            Err(refusal) => return self.refuse_authorization(req, refusal, header_ids).await,
+            Err(refusal) => {
+                let ids = authorize::ids(&authorize::parameters(query), header_ids);
+                return self.refuse_authorization(req, refusal, ids).await;
+            }
         };
         let ids = (a.request_id.clone(), a.correlation_id.clone());
         // receive_authorization_request: the request is valid.

@@ -4,6 +4,7 @@
 
 mod admin_api;
 mod attacks;
+mod browser_medmij;
 mod browser_oidc;
 mod browser_support;
 mod cli;

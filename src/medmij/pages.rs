@@ -19,6 +19,7 @@ dl{display:grid;grid-template-columns:max-content 1fr;gap:.3rem 1rem;margin:1.2r
 label{display:block;font-weight:600;margin-top:1rem}\
 input[type=text]{font-size:1.1rem;padding:.45rem;width:12rem;border:1px solid #767676;border-radius:.25rem}\
 .knoppen{display:flex;gap:1rem;margin-top:1.5rem;flex-wrap:wrap}\
+button,input,.knop{font-family:inherit}\
 button,.knop{font-size:1.05rem;padding:.55rem 1.6rem;border-radius:.3rem;border:2px solid #01689b;background:#01689b;color:#fff;cursor:pointer;text-decoration:none;display:inline-block}\
 button.secundair,.knop.secundair{background:#fff;color:#01689b}\
 .fout{color:#a4000f;font-weight:600}\
@@ -119,18 +120,18 @@ pub fn landing(
                         maxlength="9" required aria-describedby=[error.map(|_| "bsn-fout")];
                     div.knoppen {
                         button type="submit" { "Inloggen" }
+                        button.secundair type="submit" form="annuleren" name="keuze" value="nee" { "Annuleren" }
                     }
                 }
             } @else {
                 div.knoppen {
                     a.knop href="/medmij/login" { "Inloggen" }
+                    button.secundair type="submit" form="annuleren" name="keuze" value="nee" { "Annuleren" }
                 }
             }
-            form method="post" action="/medmij/confirm" {
+            // "Annuleren" posts this form (its button sits beside "Inloggen", by its form attribute).
+            form id="annuleren" method="post" action="/medmij/confirm" {
                 input type="hidden" name="csrf" value=(csrf);
-                div.knoppen {
-                    button.secundair type="submit" name="keuze" value="nee" { "Annuleren" }
-                }
             }
         },
     )

@@ -363,7 +363,13 @@ pub fn medmij_authorize(data: &[u8]) {
             assert!(!a.state.is_empty() && a.state.len() <= authorize::MAX_STATE);
             assert!(a.code_challenge.as_ref().is_none_or(|c| c.len() == 43));
         }
-        Err(AuthzRefusal::Redirect { client_id, redirect_uri, error, state, .. }) => {
+        Err(AuthzRefusal::Redirect {
+            client_id,
+            redirect_uri,
+            error,
+            state,
+            ..
+        }) => {
             // Only ever back to a listed client's own https host.
             assert!(clients.client(&client_id).is_some() && whitelist.contains(&client_id));
             assert!(authorize::valid_redirect_uri(&redirect_uri, &client_id).is_some());
@@ -383,7 +389,10 @@ pub fn medmij_token(data: &[u8]) {
         return;
     };
     assert!(!req.code.is_empty() && !req.client_id.is_empty() && !req.redirect_uri.is_empty());
-    assert!(req.code_verifier.as_ref().is_none_or(|v| (43..=128).contains(&v.len())));
+    assert!(req
+        .code_verifier
+        .as_ref()
+        .is_none_or(|v| (43..=128).contains(&v.len())));
     let code = poortwachter::store::medmij::MedmijCode {
         hash: String::new(),
         client_id: "pgo.example.nl".into(),

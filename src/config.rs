@@ -722,9 +722,7 @@ fn list_source(
     if value.starts_with("https://") || value.starts_with("http://") {
         let u = url::Url::parse(value).map_err(|e| err(format!("not a URL: {e}")))?;
         if u.scheme() == "http" && !loopback_url(&u) {
-            return Err(err(
-                "must be https (http only to a loopback address)".into(),
-            ));
+            return Err(err("must be https (http only to a loopback address)".into()));
         }
         return Ok(ListSource::Url(u));
     }
@@ -765,14 +763,20 @@ fn medmij_settings(
         return Err(err("aanbieder_display_name", "must not be empty".into()));
     }
     if m.gegevensdiensten.is_empty() {
-        return Err(err("gegevensdiensten", "must name at least one gegevensdienst id".into()));
+        return Err(err(
+            "gegevensdiensten",
+            "must name at least one gegevensdienst id".into(),
+        ));
     }
     let mut seen = std::collections::BTreeSet::new();
     for id in &m.gegevensdiensten {
         if !valid_gegevensdienst_id(id) || !seen.insert(id.as_str()) {
             return Err(err(
                 "gegevensdiensten",
-                format!("\"{}\" is not a gegevensdienst id (1 to 16 letters or digits, each once)", crate::policy::display_purpose(id)),
+                format!(
+                    "\"{}\" is not a gegevensdienst id (1 to 16 letters or digits, each once)",
+                    crate::policy::display_purpose(id)
+                ),
             ));
         }
     }
@@ -781,16 +785,23 @@ fn medmij_settings(
         if !m.gegevensdiensten.contains(id) {
             return Err(err(
                 "receptive",
-                format!("\"{}\" is not one of gegevensdiensten", crate::policy::display_purpose(id)),
+                format!(
+                    "\"{}\" is not one of gegevensdiensten",
+                    crate::policy::display_purpose(id)
+                ),
             ));
         }
     }
     let receptiveness_url = match m.receptiveness_url.as_deref() {
         None | Some("") => None,
         Some(v) => {
-            let u = url::Url::parse(v).map_err(|e| err("receptiveness_url", format!("not a URL: {e}")))?;
+            let u = url::Url::parse(v)
+                .map_err(|e| err("receptiveness_url", format!("not a URL: {e}")))?;
             if !matches!(u.scheme(), "http" | "https") || u.host().is_none() {
-                return Err(err("receptiveness_url", "must be an http(s) URL with a host".into()));
+                return Err(err(
+                    "receptiveness_url",
+                    "must be an http(s) URL with a host".into(),
+                ));
             }
             Some(u)
         }

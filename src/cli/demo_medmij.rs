@@ -134,7 +134,10 @@ impl Pgo {
             return vec!["Onbekende of al gebruikte state: niets gedaan.".into()];
         };
         if let Some(error) = q.get("error") {
-            return vec![format!("Niet gedeeld: {error} ({}).", q.get("error_description").map_or("", String::as_str))];
+            return vec![format!(
+                "Niet gedeeld: {error} ({}).",
+                q.get("error_description").map_or("", String::as_str)
+            )];
         }
         let Some(code) = q.get("code") else {
             return vec!["Geen code ontvangen.".into()];
@@ -201,7 +204,9 @@ fn page(title: &str, body: &str) -> axum::response::Html<String> {
 }
 
 fn escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
 
 /// Serves the demo PGO over HTTPS (a self-signed certificate for `pgo.localhost`).
@@ -264,9 +269,10 @@ async fn serve_pgo(listener: tokio::net::TcpListener, pgo: Arc<Pgo>) -> anyhow::
                 return;
             };
             let service = hyper_util::service::TowerToHyperService::new(app);
-            let _ = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new())
-                .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
-                .await;
+            let _ =
+                hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new())
+                    .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
+                    .await;
         });
     }
 }
@@ -287,7 +293,9 @@ fn settings(root: &std::path::Path, source: &str) -> anyhow::Result<MedmijSettin
         gegevensdiensten: vec!["48".into()],
         oauth_client_list: ListSource::File(lists.join("MedMij_OAuthclientlist.xml")),
         whitelist: ListSource::File(lists.join("MedMij_Whitelist.xml")),
-        gegevensdienst_name_list: ListSource::File(lists.join("MedMij_Gegevensdienstnamenlijst.xml")),
+        gegevensdienst_name_list: ListSource::File(
+            lists.join("MedMij_Gegevensdienstnamenlijst.xml"),
+        ),
         zorgaanbieder_list: None,
         lists_refresh: std::time::Duration::from_secs(3600),
         token_lifetime: std::time::Duration::from_secs(900),
@@ -300,7 +308,8 @@ fn settings(root: &std::path::Path, source: &str) -> anyhow::Result<MedmijSettin
 }
 
 pub(crate) async fn run(ctx: &Context, once: bool) -> anyhow::Result<i32> {
-    let root = std::env::temp_dir().join(format!("poortwachter-demo-medmij-{}", std::process::id()));
+    let root =
+        std::env::temp_dir().join(format!("poortwachter-demo-medmij-{}", std::process::id()));
     crate::identity::create_private_dir(&root)?;
     println!("poortwachter demo medmij (data in {})\n", root.display());
     let source = start_source().await?;
@@ -321,7 +330,10 @@ pub(crate) async fn run(ctx: &Context, once: bool) -> anyhow::Result<i32> {
 
     let mut config = ctx.config.clone();
     config.data_dir = root.join("dva");
-    config.database_url = format!("sqlite://{}?mode=rwc", config.data_dir.join("poortwachter.db").display());
+    config.database_url = format!(
+        "sqlite://{}?mode=rwc",
+        config.data_dir.join("poortwachter.db").display()
+    );
     config.public_url = url::Url::parse(&dva)?;
     config.upstream = Some(url::Url::parse(&source)?);
     config.policies_dir = root.join("policies");
@@ -335,10 +347,17 @@ pub(crate) async fn run(ctx: &Context, once: bool) -> anyhow::Result<i32> {
     )?;
     let state = crate::app::build_state(config).await?;
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(crate::server::run_on(state.clone(), public, internal, async move {
-        let _ = stop_rx.await;
-    }));
-    println!("2. poortwachter as the DVA of UMC Harderwijk at {dva} (development login: a test BSN)");
+    let server = tokio::spawn(crate::server::run_on(
+        state.clone(),
+        public,
+        internal,
+        async move {
+            let _ = stop_rx.await;
+        },
+    ));
+    println!(
+        "2. poortwachter as the DVA of UMC Harderwijk at {dva} (development login: a test BSN)"
+    );
     let pgo = Arc::new(Pgo {
         base: pgo_base.clone(),
         dva: dva.clone(),
@@ -354,9 +373,14 @@ pub(crate) async fn run(ctx: &Context, once: bool) -> anyhow::Result<i32> {
         let _ = server.await;
         return outcome;
     }
-    println!("Open {pgo_base}/ in your browser (it warns once about the demo PGO's own certificate).");
+    println!(
+        "Open {pgo_base}/ in your browser (it warns once about the demo PGO's own certificate)."
+    );
     println!("Log in with test BSN {BSN} (receptive) or {NOT_RECEPTIVE} (not receptive), then Ja or Nee.");
-    println!("Audit log: poortwachter audit export --database-url sqlite://{}/dva/poortwachter.db\n", root.display());
+    println!(
+        "Audit log: poortwachter audit export --database-url sqlite://{}/dva/poortwachter.db\n",
+        root.display()
+    );
     println!("Ctrl-C stops the demo.");
     crate::server::wait_for_signal().await;
     let _ = stop_tx.send(());
@@ -379,7 +403,14 @@ async fn click_through(pgo: &Pgo) -> anyhow::Result<i32> {
         .unwrap_or_default()
         .to_owned();
     let page = r.text().await?;
-    println!("4. The landing page asks the person to log in: {}", if page.contains("BSN (testnummer)") { "yes" } else { "NO" });
+    println!(
+        "4. The landing page asks the person to log in: {}",
+        if page.contains("BSN (testnummer)") {
+            "yes"
+        } else {
+            "NO"
+        }
+    );
     let csrf = |page: &str| -> String {
         page.split("name=\"csrf\" value=\"")
             .nth(1)
@@ -393,7 +424,14 @@ async fn click_through(pgo: &Pgo) -> anyhow::Result<i32> {
         .form(&[("csrf", csrf(&page).as_str()), ("bsn", BSN)])
         .send()
         .await?;
-    println!("5. Logged in with test BSN {BSN}: HTTP {} → {}", r.status().as_u16(), r.headers().get("location").and_then(|v| v.to_str().ok()).unwrap_or_default());
+    println!(
+        "5. Logged in with test BSN {BSN}: HTTP {} → {}",
+        r.status().as_u16(),
+        r.headers()
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+    );
     let page = http
         .get(format!("{}/medmij/confirm", pgo.dva))
         .header("cookie", &cookie)
@@ -401,22 +439,49 @@ async fn click_through(pgo: &Pgo) -> anyhow::Result<i32> {
         .await?
         .text()
         .await?;
-    println!("6. Confirmation page: {}", if page.contains("Wilt u dat Demo-PGO deze gegevens deelt met UMC Harderwijk?") { "shown" } else { "NOT SHOWN" });
+    println!(
+        "6. Confirmation page: {}",
+        if page.contains("Wilt u dat Demo-PGO deze gegevens deelt met UMC Harderwijk?") {
+            "shown"
+        } else {
+            "NOT SHOWN"
+        }
+    );
     let r = http
         .post(format!("{}/medmij/confirm", pgo.dva))
         .header("cookie", &cookie)
         .form(&[("csrf", csrf(&page).as_str()), ("keuze", "ja")])
         .send()
         .await?;
-    let location = r.headers().get("location").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
-    println!("7. \"Ja\": back to the PGO with a code ({})", location.split('?').next().unwrap_or_default());
-    let q: HashMap<String, String> = url::Url::parse(&location)?.query_pairs().into_owned().collect();
+    let location = r
+        .headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    println!(
+        "7. \"Ja\": back to the PGO with a code ({})",
+        location.split('?').next().unwrap_or_default()
+    );
+    let q: HashMap<String, String> = url::Url::parse(&location)?
+        .query_pairs()
+        .into_owned()
+        .collect();
     let lines = pgo.back(&q).await;
     println!("8. The PGO:");
     for l in &lines {
         println!("   {l}");
     }
-    let ok = lines.iter().any(|l| l.starts_with("Document verstuurd: HTTP 200"));
-    println!("\n{}", if ok { "Delen worked." } else { "Delen did NOT work." });
+    let ok = lines
+        .iter()
+        .any(|l| l.starts_with("Document verstuurd: HTTP 200"));
+    println!(
+        "\n{}",
+        if ok {
+            "Delen worked."
+        } else {
+            "Delen did NOT work."
+        }
+    );
     Ok(if ok { 0 } else { 1 })
 }

@@ -114,10 +114,7 @@ pub struct Context<'a> {
 pub fn parameters(query: &str) -> BTreeMap<&'static str, Vec<String>> {
     let mut out: BTreeMap<&'static str, Vec<String>> = BTreeMap::new();
     for (k, v) in url::form_urlencoded::parse(query.as_bytes()) {
-        let name = KNOWN
-            .iter()
-            .find(|n| n.eq_ignore_ascii_case(&k))
-            .copied();
+        let name = KNOWN.iter().find(|n| n.eq_ignore_ascii_case(&k)).copied();
         if let Some(name) = name {
             out.entry(name).or_default().push(v.into_owned());
         }
@@ -171,7 +168,11 @@ pub fn check(
     };
     let no_redirect = |client_id: Option<&String>, reason| AuthzRefusal::NoRedirect {
         client_id: client_id
-            .filter(|c| c.len() <= 253 && c.bytes().all(|b| b.is_ascii_alphanumeric() || b"-.".contains(&b)))
+            .filter(|c| {
+                c.len() <= 253
+                    && c.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"-.".contains(&b))
+            })
             .cloned(),
         reason,
     };
@@ -182,10 +183,16 @@ pub fn check(
         Err(()) => return Err(no_redirect(None, "client_id is given more than once")),
     };
     let Some(client) = ctx.clients.client(client_id) else {
-        return Err(no_redirect(Some(client_id), "client_id is not on the OAuth client list"));
+        return Err(no_redirect(
+            Some(client_id),
+            "client_id is not on the OAuth client list",
+        ));
     };
     if !ctx.whitelist.contains(client_id) {
-        return Err(no_redirect(Some(client_id), "client_id is not on the whitelist"));
+        return Err(no_redirect(
+            Some(client_id),
+            "client_id is not on the whitelist",
+        ));
     }
     let redirect_uri = match one("redirect_uri") {
         Ok(Some(r)) => r,
@@ -218,7 +225,10 @@ pub fn check(
     };
     for name in KNOWN {
         if params.get(name).is_some_and(|v| v.len() > 1) {
-            return Err(back("invalid_request", "a parameter is given more than once"));
+            return Err(back(
+                "invalid_request",
+                "a parameter is given more than once",
+            ));
         }
     }
     match one("response_type") {
@@ -383,23 +393,55 @@ mod tests {
             aanbieder: "umcharderwijk",
             gegevensdiensten: &gd,
         };
-        let ok = check(&query(&[("MedMij-Request-ID", "r-1")], &[]), &ctx, (None, Some("c-1".into()))).unwrap();
+        let ok = check(
+            &query(&[("MedMij-Request-ID", "r-1")], &[]),
+            &ctx,
+            (None, Some("c-1".into())),
+        )
+        .unwrap();
         assert_eq!(ok.client_name, "Voorbeeld PGO");
         assert_eq!(ok.gegevensdienst, "48");
         assert_eq!(ok.code_challenge.as_deref(), Some(CHALLENGE));
         assert_eq!(ok.request_id.as_deref(), Some("r-1"));
         assert_eq!(ok.correlation_id.as_deref(), Some("c-1"));
         // PKCE is optional.
-        assert!(check(&query(&[], &["code_challenge", "code_challenge_method"]), &ctx, (None, None)).is_ok());
+        assert!(check(
+            &query(&[], &["code_challenge", "code_challenge_method"]),
+            &ctx,
+            (None, None)
+        )
+        .is_ok());
 
         let no_redirect = |q: String| match check(&q, &ctx, (None, None)) {
             Err(AuthzRefusal::NoRedirect { reason, .. }) => reason,
             other => panic!("{other:?}"),
         };
-        assert_eq!(no_redirect(query(&[("client_id", "onbekend.example.nl")], &[])), "client_id is not on the OAuth client list");
-        assert_eq!(no_redirect(query(&[("client_id", "pgo.verzamelaar.example.nl"), ("redirect_uri", "https://pgo.verzamelaar.example.nl/cb")], &[])), "client_id is not on the whitelist");
-        assert_eq!(no_redirect(query(&[], &["client_id"])), "client_id is missing");
-        for bad in ["https://evil.example.nl/cb", "http://pgo.example.nl/cb", "https://pgo.example.nl/cb#x", "https://u@pgo.example.nl/cb", "https://pgo.example.nl.evil.nl/cb", "/cb"] {
+        assert_eq!(
+            no_redirect(query(&[("client_id", "onbekend.example.nl")], &[])),
+            "client_id is not on the OAuth client list"
+        );
+        assert_eq!(
+            no_redirect(query(
+                &[
+                    ("client_id", "pgo.verzamelaar.example.nl"),
+                    ("redirect_uri", "https://pgo.verzamelaar.example.nl/cb")
+                ],
+                &[]
+            )),
+            "client_id is not on the whitelist"
+        );
+        assert_eq!(
+            no_redirect(query(&[], &["client_id"])),
+            "client_id is missing"
+        );
+        for bad in [
+            "https://evil.example.nl/cb",
+            "http://pgo.example.nl/cb",
+            "https://pgo.example.nl/cb#x",
+            "https://u@pgo.example.nl/cb",
+            "https://pgo.example.nl.evil.nl/cb",
+            "/cb",
+        ] {
             assert_eq!(
                 no_redirect(query(&[("redirect_uri", bad)], &[])),
                 "redirect_uri must be https on the client's host name, without a fragment",
@@ -410,27 +452,75 @@ mod tests {
         assert_eq!(no_redirect(twice), "client_id is given more than once");
 
         let back = |q: String| match check(&q, &ctx, (None, None)) {
-            Err(AuthzRefusal::Redirect { error, description, state, .. }) => (error, description, state),
+            Err(AuthzRefusal::Redirect {
+                error,
+                description,
+                state,
+                ..
+            }) => (error, description, state),
             other => panic!("{other:?}"),
         };
         let s = Some("s-1".to_owned());
-        assert_eq!(back(query(&[("scope", "umcharderwijk~48 umcharderwijk~1")], &[])), ("invalid_scope", "Delen takes exactly one scope <aanbiedernaam>~<gegevensdienstid>", s.clone()));
-        assert_eq!(back(query(&[("scope", "umcharderwijk~49")], &[])).1, "scope names a gegevensdienst this aanbieder does not serve for Delen");
-        assert_eq!(back(query(&[("scope", "anderen~48")], &[])).1, "scope names another aanbieder");
-        assert_eq!(back(query(&[("scope", "48")], &[])).1, "scope must be <aanbiedernaam>~<gegevensdienstid>");
+        assert_eq!(
+            back(query(&[("scope", "umcharderwijk~48 umcharderwijk~1")], &[])),
+            (
+                "invalid_scope",
+                "Delen takes exactly one scope <aanbiedernaam>~<gegevensdienstid>",
+                s.clone()
+            )
+        );
+        assert_eq!(
+            back(query(&[("scope", "umcharderwijk~49")], &[])).1,
+            "scope names a gegevensdienst this aanbieder does not serve for Delen"
+        );
+        assert_eq!(
+            back(query(&[("scope", "anderen~48")], &[])).1,
+            "scope names another aanbieder"
+        );
+        assert_eq!(
+            back(query(&[("scope", "48")], &[])).1,
+            "scope must be <aanbiedernaam>~<gegevensdienstid>"
+        );
         assert_eq!(back(query(&[], &["scope"])).0, "invalid_scope");
-        assert_eq!(back(query(&[("response_type", "token")], &[])).0, "unsupported_response_type");
-        assert_eq!(back(query(&[], &["state"])), ("invalid_request", "state is missing or not 1 to 512 visible ASCII characters", None));
-        assert_eq!(back(query(&[("code_challenge_method", "plain")], &[])).1, "code_challenge_method plain is not allowed; use S256");
-        assert_eq!(back(query(&[], &["code_challenge_method"])).1, "PKCE needs code_challenge with code_challenge_method=S256");
-        assert_eq!(back(query(&[("code_challenge", "kort")], &[])).1, "code_challenge must be 43 base64url characters (S256)");
-        assert_eq!(back(format!("{}&scope=umcharderwijk~48", query(&[], &[]))).1, "a parameter is given more than once");
+        assert_eq!(
+            back(query(&[("response_type", "token")], &[])).0,
+            "unsupported_response_type"
+        );
+        assert_eq!(
+            back(query(&[], &["state"])),
+            (
+                "invalid_request",
+                "state is missing or not 1 to 512 visible ASCII characters",
+                None
+            )
+        );
+        assert_eq!(
+            back(query(&[("code_challenge_method", "plain")], &[])).1,
+            "code_challenge_method plain is not allowed; use S256"
+        );
+        assert_eq!(
+            back(query(&[], &["code_challenge_method"])).1,
+            "PKCE needs code_challenge with code_challenge_method=S256"
+        );
+        assert_eq!(
+            back(query(&[("code_challenge", "kort")], &[])).1,
+            "code_challenge must be 43 base64url characters (S256)"
+        );
+        assert_eq!(
+            back(format!("{}&scope=umcharderwijk~48", query(&[], &[]))).1,
+            "a parameter is given more than once"
+        );
         // A client the list restricts to other gegevensdiensten.
         let gd1 = vec!["48".to_owned(), "1".to_owned()];
-        let ctx1 = Context { gegevensdiensten: &gd1, ..ctx };
+        let ctx1 = Context {
+            gegevensdiensten: &gd1,
+            ..ctx
+        };
         let q = query(&[("scope", "umcharderwijk~1")], &[]);
         assert_eq!(
-            check(&q, &ctx1, (None, None)).map(|_| ()).map_err(|e| e.reason()),
+            check(&q, &ctx1, (None, None))
+                .map(|_| ())
+                .map_err(|e| e.reason()),
             Err("the OAuth client list does not let this client ask for this gegevensdienst")
         );
     }
@@ -438,7 +528,10 @@ mod tests {
     #[test]
     fn redirects_keep_the_query() {
         assert_eq!(
-            redirect_to("https://pgo.example.nl/cb?x=1", &[("code", "a b"), ("state", "s")]),
+            redirect_to(
+                "https://pgo.example.nl/cb?x=1",
+                &[("code", "a b"), ("state", "s")]
+            ),
             "https://pgo.example.nl/cb?x=1&code=a+b&state=s"
         );
     }

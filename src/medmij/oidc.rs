@@ -90,7 +90,9 @@ impl Provider {
                     *secret = s;
                 }
             }
-            Err(e) => tracing::error!(error = %e, "OpenID client secret not re-read; the old one stays"),
+            Err(e) => {
+                tracing::error!(error = %e, "OpenID client secret not re-read; the old one stays")
+            }
         }
     }
 
@@ -124,7 +126,9 @@ impl Provider {
                 .get(name)
                 .and_then(Value::as_str)
                 .and_then(|s| url::Url::parse(s).ok())
-                .ok_or_else(|| OidcError::Provider(format!("the discovery document has no {name}")))?;
+                .ok_or_else(|| {
+                    OidcError::Provider(format!("the discovery document has no {name}"))
+                })?;
             if !self.endpoint_ok(&u) {
                 return Err(OidcError::Provider(format!("{name} is not https")));
             }
@@ -213,7 +217,8 @@ impl Provider {
     ) -> Result<Bsn, OidcError> {
         let d = self.discovery().await?;
         let secret = self.secret.read().map(|s| s.clone()).unwrap_or_default();
-        let enc = |s: &str| -> String { url::form_urlencoded::byte_serialize(s.as_bytes()).collect() };
+        let enc =
+            |s: &str| -> String { url::form_urlencoded::byte_serialize(s.as_bytes()).collect() };
         let r = self
             .http
             .post(d.token_endpoint.clone())
@@ -234,7 +239,11 @@ impl Provider {
             .map_err(|_| OidcError::Provider("token endpoint: not JSON".into()))?;
         if !status.is_success() {
             let error = body.get("error").and_then(Value::as_str).unwrap_or("error");
-            let shown: String = error.chars().filter(char::is_ascii_graphic).take(64).collect();
+            let shown: String = error
+                .chars()
+                .filter(char::is_ascii_graphic)
+                .take(64)
+                .collect();
             return Err(OidcError::Refused(shown));
         }
         let id_token = body
@@ -285,7 +294,11 @@ pub struct Expected<'a> {
 }
 
 /// Verifies an ID token against the provider's keys and returns the BSN. Pure.
-pub fn verify_id_token(token: &str, keys: &[RsaKey], want: &Expected<'_>) -> Result<Bsn, OidcError> {
+pub fn verify_id_token(
+    token: &str,
+    keys: &[RsaKey],
+    want: &Expected<'_>,
+) -> Result<Bsn, OidcError> {
     let jws = crate::jose::parse(token, &["RS256", "PS256"])
         .map_err(|_| OidcError::IdToken("not a JWS signed with RS256 or PS256"))?;
     let kid = jws.kid.as_deref();
@@ -294,19 +307,24 @@ pub fn verify_id_token(token: &str, keys: &[RsaKey], want: &Expected<'_>) -> Res
         .filter(|k| kid.is_none() || k.kid.is_none() || k.kid.as_deref() == kid)
         .collect();
     if candidates.is_empty() {
-        return Err(OidcError::IdToken("no key of the provider has the token's kid"));
+        return Err(OidcError::IdToken(
+            "no key of the provider has the token's kid",
+        ));
     }
     let signed = candidates.iter().any(|k| {
-        signature::RsaPublicKeyComponents { n: &k.n[..], e: &k.e[..] }
-            .verify(
-                match jws.alg.as_str() {
-                    "PS256" => &signature::RSA_PSS_2048_8192_SHA256,
-                    _ => &signature::RSA_PKCS1_2048_8192_SHA256,
-                },
-                &jws.signing_input,
-                &jws.signature,
-            )
-            .is_ok()
+        signature::RsaPublicKeyComponents {
+            n: &k.n[..],
+            e: &k.e[..],
+        }
+        .verify(
+            match jws.alg.as_str() {
+                "PS256" => &signature::RSA_PSS_2048_8192_SHA256,
+                _ => &signature::RSA_PKCS1_2048_8192_SHA256,
+            },
+            &jws.signing_input,
+            &jws.signature,
+        )
+        .is_ok()
     });
     if !signed {
         return Err(OidcError::IdToken("the signature does not verify"));
@@ -328,11 +346,17 @@ pub fn verify_id_token(token: &str, keys: &[RsaKey], want: &Expected<'_>) -> Res
     if audiences.len() > 1 && c.get("azp").and_then(Value::as_str) != Some(want.client_id) {
         return Err(OidcError::IdToken("azp is not our client_id"));
     }
-    let exp = c.get("exp").and_then(Value::as_i64).ok_or(OidcError::IdToken("exp is missing"))?;
+    let exp = c
+        .get("exp")
+        .and_then(Value::as_i64)
+        .ok_or(OidcError::IdToken("exp is missing"))?;
     if exp + LEEWAY <= want.now {
         return Err(OidcError::IdToken("it has expired"));
     }
-    let iat = c.get("iat").and_then(Value::as_i64).ok_or(OidcError::IdToken("iat is missing"))?;
+    let iat = c
+        .get("iat")
+        .and_then(Value::as_i64)
+        .ok_or(OidcError::IdToken("iat is missing"))?;
     if iat > want.now + LEEWAY {
         return Err(OidcError::IdToken("iat is in the future"));
     }

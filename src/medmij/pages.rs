@@ -223,18 +223,39 @@ mod tests {
 
     #[test]
     fn pages_are_dutch_escaped_labelled_and_marked() {
-        let page = landing(FRAME, SHARING, "tok\"en", true, Some("Dit is geen geldig BSN.")).into_string();
-        assert!(page.starts_with("<!DOCTYPE html><html lang=\"nl\">"), "{page}");
+        let page = landing(
+            FRAME,
+            SHARING,
+            "tok\"en",
+            true,
+            Some("Dit is geen geldig BSN."),
+        )
+        .into_string();
+        assert!(
+            page.starts_with("<!DOCTYPE html><html lang=\"nl\">"),
+            "{page}"
+        );
         assert!(page.contains("UMC &lt;Harderwijk&gt;"));
         assert!(page.contains("value=\"tok&quot;en\""));
         assert!(page.contains("<label for=\"bsn\">BSN (testnummer)</label>"));
         assert!(page.contains("Testomgeving"));
         assert!(!page.contains("<script"));
-        let confirm = confirmation(Frame { dev_login: false, ..FRAME }, SHARING, "t").into_string();
+        let confirm = confirmation(
+            Frame {
+                dev_login: false,
+                ..FRAME
+            },
+            SHARING,
+            "t",
+        )
+        .into_string();
         assert!(confirm.contains(">Ja</button>") && confirm.contains(">Nee</button>"));
         assert!(!confirm.contains("Testomgeving"));
         let csp = csp(Some("https://pgo.example.nl:8443"));
-        assert!(csp.contains("form-action 'self' https://pgo.example.nl:8443"), "{csp}");
+        assert!(
+            csp.contains("form-action 'self' https://pgo.example.nl:8443"),
+            "{csp}"
+        );
         assert!(csp.starts_with("default-src 'none'; style-src 'sha256-"));
     }
 }

@@ -380,7 +380,11 @@ impl Service {
             upstream_status: None,
             ids: ids.clone(),
         };
-        if self.audit(req, ev("receive_authorization_request", 200)).await.is_err() {
+        if self
+            .audit(req, ev("receive_authorization_request", 200))
+            .await
+            .is_err()
+        {
             return self.unavailable(req);
         }
         // session: a new one, its id in the browser's cookie.
@@ -426,7 +430,9 @@ impl Service {
         ids: (Option<String>, Option<String>),
     ) -> Reply {
         let (requester, status) = match &refusal {
-            AuthzRefusal::NoRedirect { client_id, .. } => (client_id.clone().unwrap_or_default(), 400),
+            AuthzRefusal::NoRedirect { client_id, .. } => {
+                (client_id.clone().unwrap_or_default(), 400)
+            }
             AuthzRefusal::Redirect { client_id, .. } => (client_id.clone(), 303),
         };
         // authorization_request_error.
@@ -483,7 +489,11 @@ impl Service {
     }
 
     /// The browser's session, or the page that says it is gone.
-    async fn session(&self, req: &Incoming, cookie: Option<&str>) -> Result<(String, Session), Reply> {
+    async fn session(
+        &self,
+        req: &Incoming,
+        cookie: Option<&str>,
+    ) -> Result<(String, Session), Reply> {
         let gone = || {
             Reply::page(
                 PageKind::Invalid,
@@ -554,7 +564,12 @@ impl Service {
             verifier: random_secret(),
         };
         let url = match provider
-            .authorization_url(&self.callback_url, &login.state, &login.nonce, &login.verifier)
+            .authorization_url(
+                &self.callback_url,
+                &login.state,
+                &login.nonce,
+                &login.verifier,
+            )
             .await
         {
             Ok(u) => u,
@@ -565,7 +580,14 @@ impl Service {
         if self.save(&hash, &s).await.is_err() {
             return self.unavailable(req);
         }
-        let ev = self.event(&s, "send_authentication_request", "permit", "openid-connect".into(), 303, None);
+        let ev = self.event(
+            &s,
+            "send_authentication_request",
+            "permit",
+            "openid-connect".into(),
+            303,
+            None,
+        );
         if self.audit(req, ev).await.is_err() {
             return self.unavailable(req);
         }
@@ -590,7 +612,10 @@ impl Service {
             rule,
             status,
             upstream_status,
-            ids: (s.request.request_id.clone(), s.request.correlation_id.clone()),
+            ids: (
+                s.request.request_id.clone(),
+                s.request.correlation_id.clone(),
+            ),
         }
     }
 
@@ -618,11 +643,14 @@ impl Service {
             Ok(s) => s,
             Err(reply) => return reply,
         };
-        let (Some(provider), Some(login), Step::LoggingIn) = (&self.oidc, s.login.clone(), s.step) else {
+        let (Some(provider), Some(login), Step::LoggingIn) = (&self.oidc, s.login.clone(), s.step)
+        else {
             return self.expired_form(req, &hash);
         };
         let params: std::collections::HashMap<String, String> =
-            url::form_urlencoded::parse(query.as_bytes()).into_owned().collect();
+            url::form_urlencoded::parse(query.as_bytes())
+                .into_owned()
+                .collect();
         // state: the one we sent, from this browser's session.
         let state_ok = params
             .get("state")
@@ -631,7 +659,11 @@ impl Service {
             return self.expired_form(req, &hash);
         }
         if let Some(error) = params.get("error") {
-            let shown: String = error.chars().filter(char::is_ascii_graphic).take(64).collect();
+            let shown: String = error
+                .chars()
+                .filter(char::is_ascii_graphic)
+                .take(64)
+                .collect();
             return self
                 .login_failed(req, &hash, &s, &OidcError::Refused(shown))
                 .await;
@@ -641,7 +673,13 @@ impl Service {
         };
         // receive_authentication_response: the ID token checked, the BSN from its claim.
         match provider
-            .login(code, &self.callback_url, &login.verifier, &login.nonce, self.now())
+            .login(
+                code,
+                &self.callback_url,
+                &login.verifier,
+                &login.nonce,
+                self.now(),
+            )
             .await
         {
             Ok(bsn) => self.logged_in(req, hash, s, bsn).await,
@@ -662,7 +700,14 @@ impl Service {
         match form.bsn.as_deref().map(str::trim).map(Bsn::parse) {
             Some(Ok(bsn)) => self.logged_in(req, hash, s, bsn).await,
             _ => {
-                let ev = self.event(&s, "authentication_error", "deny", "dev-login: not a valid BSN".into(), 400, None);
+                let ev = self.event(
+                    &s,
+                    "authentication_error",
+                    "deny",
+                    "dev-login: not a valid BSN".into(),
+                    400,
+                    None,
+                );
                 if self.audit(req, ev).await.is_err() {
                     return self.unavailable(req);
                 }
@@ -680,8 +725,19 @@ impl Service {
     async fn logged_in(&self, req: &Incoming, hash: String, mut s: Session, bsn: Bsn) -> Reply {
         s.bsn = Some(bsn.clone());
         s.login = None;
-        let how = if self.oidc.is_some() { "openid-connect" } else { "dangerous-dev-login" };
-        let ev = self.event(&s, "receive_authentication_response", "permit", how.into(), 200, None);
+        let how = if self.oidc.is_some() {
+            "openid-connect"
+        } else {
+            "dangerous-dev-login"
+        };
+        let ev = self.event(
+            &s,
+            "receive_authentication_response",
+            "permit",
+            how.into(),
+            200,
+            None,
+        );
         if self.audit(req, ev).await.is_err() {
             return self.unavailable(req);
         }
@@ -690,7 +746,12 @@ impl Service {
         let (decision, rule, status, upstream) = match &outcome {
             Receptive::Yes(u) => ("permit", "receptive".to_owned(), 303, *u),
             Receptive::No(why, u) => ("deny", format!("not receptive: {why}"), 200, *u),
-            Receptive::Failed(why) => ("error", format!("receptiveness check failed: {why}"), 503, None),
+            Receptive::Failed(why) => (
+                "error",
+                format!("receptiveness check failed: {why}"),
+                503,
+                None,
+            ),
         };
         let ev = self.event(&s, "receptiveness_check", decision, rule, status, upstream);
         if self.audit(req, ev).await.is_err() {
@@ -756,7 +817,13 @@ impl Service {
         .await;
         let response = match sent {
             Ok(Ok(r)) => r,
-            Ok(Err(e)) => return Receptive::Failed(if e.is_timeout() { "timeout".into() } else { "unreachable".into() }),
+            Ok(Err(e)) => {
+                return Receptive::Failed(if e.is_timeout() {
+                    "timeout".into()
+                } else {
+                    "unreachable".into()
+                })
+            }
             Err(_) => return Receptive::Failed("timeout".into()),
         };
         let status = response.status().as_u16();
@@ -772,7 +839,12 @@ impl Service {
                 let reason = answer
                     .get("reason")
                     .and_then(serde_json::Value::as_str)
-                    .map(|r| r.chars().filter(|c| !c.is_control()).take(300).collect::<String>())
+                    .map(|r| {
+                        r.chars()
+                            .filter(|c| !c.is_control())
+                            .take(300)
+                            .collect::<String>()
+                    })
                     .filter(|r| !r.trim().is_empty())
                     .unwrap_or_else(|| {
                         format!(
@@ -795,7 +867,14 @@ impl Service {
         if s.step != Step::Confirm || s.bsn.is_none() {
             return self.expired_form(req, &hash);
         }
-        let ev = self.event(&s, "show_confirmation_page", "permit", s.request.scope.clone(), 200, None);
+        let ev = self.event(
+            &s,
+            "show_confirmation_page",
+            "permit",
+            s.request.scope.clone(),
+            200,
+            None,
+        );
         if self.audit(req, ev).await.is_err() {
             return self.unavailable(req);
         }
@@ -837,7 +916,17 @@ impl Service {
                     expires_at: now + CODE_SECONDS,
                     used: false,
                 });
-                let record = self.record(req, self.event(&s, "confirmation_given", "permit", "code-issued".into(), 303, None));
+                let record = self.record(
+                    req,
+                    self.event(
+                        &s,
+                        "confirmation_given",
+                        "permit",
+                        "code-issued".into(),
+                        303,
+                        None,
+                    ),
+                );
                 if let Err(e) = self.writer.write_medmij(write, record).await {
                     tracing::error!(error = %e, "audit log unavailable: no code issued");
                     return self.unavailable(req);
@@ -851,7 +940,14 @@ impl Service {
             }
             (Some("nee"), _, _) => {
                 // confirmation_refused: back to the PGO with access_denied.
-                let ev = self.event(&s, "confirmation_refused", "deny", "the person said no".into(), 303, None);
+                let ev = self.event(
+                    &s,
+                    "confirmation_refused",
+                    "deny",
+                    "the person said no".into(),
+                    303,
+                    None,
+                );
                 if self.audit(req, ev).await.is_err() {
                     return self.unavailable(req);
                 }
@@ -888,11 +984,18 @@ impl Service {
                 bsn: code.map(|c| &c.bsn),
                 decision: "deny",
                 rule: e.to_string(),
-                status: if matches!(e, TokenError::InvalidClient(_)) { 401 } else { 400 },
+                status: if matches!(e, TokenError::InvalidClient(_)) {
+                    401
+                } else {
+                    400
+                },
                 upstream_status: None,
                 ids: (
                     header_ids.0.clone(),
-                    header_ids.1.clone().or_else(|| code.and_then(|c| c.correlation_id.clone())),
+                    header_ids
+                        .1
+                        .clone()
+                        .or_else(|| code.and_then(|c| c.correlation_id.clone())),
                 ),
             };
             (self.record(req, ev), e)
@@ -903,19 +1006,40 @@ impl Service {
             Err(e) => return self.refused(refuse("", None, e)).await,
         };
         let client = request.client_id.clone();
-        let shown_client = if client.len() <= 253 && client.bytes().all(|b| b.is_ascii_alphanumeric() || b"-.".contains(&b)) { client.as_str() } else { "" };
+        let shown_client = if client.len() <= 253
+            && client
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-.".contains(&b))
+        {
+            client.as_str()
+        } else {
+            ""
+        };
         // the client: on the lists, and (when required) its TLS certificate names it.
         let lists = self.lists.current();
         if lists.clients.client(&client).is_none() || !lists.whitelist.contains(&client) {
             return self
-                .refused(refuse(shown_client, None, TokenError::InvalidClient("client_id is not on the OAuth client list and the whitelist")))
+                .refused(refuse(
+                    shown_client,
+                    None,
+                    TokenError::InvalidClient(
+                        "client_id is not on the OAuth client list and the whitelist",
+                    ),
+                ))
                 .await;
         }
         if self.settings.require_client_certificate
-            && !cert_names.is_some_and(|names| names.iter().any(|n| n.eq_ignore_ascii_case(&client)))
+            && !cert_names
+                .is_some_and(|names| names.iter().any(|n| n.eq_ignore_ascii_case(&client)))
         {
             return self
-                .refused(refuse(shown_client, None, TokenError::InvalidClient("a client certificate for the client_id's host name is required")))
+                .refused(refuse(
+                    shown_client,
+                    None,
+                    TokenError::InvalidClient(
+                        "a client certificate for the client_id's host name is required",
+                    ),
+                ))
                 .await;
         }
         // the code: known, unused (a second use revokes its token), then its checks.
@@ -924,7 +1048,11 @@ impl Service {
             Ok(Some(c)) => c,
             Ok(None) => {
                 return self
-                    .refused(refuse(shown_client, None, TokenError::InvalidGrant("the code is unknown")))
+                    .refused(refuse(
+                        shown_client,
+                        None,
+                        TokenError::InvalidGrant("the code is unknown"),
+                    ))
                     .await
             }
             Err(e) => {
@@ -964,7 +1092,10 @@ impl Service {
                 rule: "token-issued".into(),
                 status: 200,
                 upstream_status: None,
-                ids: (header_ids.0.clone(), header_ids.1.clone().or_else(|| code.correlation_id.clone())),
+                ids: (
+                    header_ids.0.clone(),
+                    header_ids.1.clone().or_else(|| code.correlation_id.clone()),
+                ),
             },
         );
         let write = MedmijWrite::Redeem {
@@ -1000,7 +1131,10 @@ impl Service {
         }
     }
 
-    async fn refused(&self, (record, e): (AuditRecord, TokenError)) -> Result<TokenAnswer, TokenError> {
+    async fn refused(
+        &self,
+        (record, e): (AuditRecord, TokenError),
+    ) -> Result<TokenAnswer, TokenError> {
         match self.writer.write(record).await {
             Ok(()) => Err(e),
             Err(_) => Err(TokenError::Unavailable),
@@ -1038,7 +1172,9 @@ impl Form {
 
 /// The origin (`https://host[:port]`) of a URL.
 fn origin(u: &str) -> Option<String> {
-    url::Url::parse(u).ok().map(|u| u.origin().ascii_serialization())
+    url::Url::parse(u)
+        .ok()
+        .map(|u| u.origin().ascii_serialization())
 }
 
 /// The path and query as the audit record names it: `code`, `state` and `code_verifier` values

@@ -40,7 +40,10 @@ pub async fn read(source: &ListSource, http: &reqwest::Client) -> Result<Vec<u8>
                 .await
                 .map_err(|e| format!("{}: {e}", path.display()))?;
             if bytes.len() > MAX_LIST_BYTES {
-                return Err(format!("{}: larger than {MAX_LIST_BYTES} bytes", path.display()));
+                return Err(format!(
+                    "{}: larger than {MAX_LIST_BYTES} bytes",
+                    path.display()
+                ));
             }
             Ok(bytes)
         }
@@ -100,7 +103,12 @@ impl Lists {
     pub async fn load(settings: &MedmijSettings) -> Result<Self, String> {
         let http = http_client()?;
         let set = ListSet {
-            clients: load(&settings.oauth_client_list, &http, lists::parse_oauth_client_list).await?,
+            clients: load(
+                &settings.oauth_client_list,
+                &http,
+                lists::parse_oauth_client_list,
+            )
+            .await?,
             whitelist: load(&settings.whitelist, &http, lists::parse_whitelist).await?,
             names: load(
                 &settings.gegevensdienst_name_list,
@@ -147,7 +155,13 @@ impl Lists {
         }
         let clients = keep(
             &mut failures,
-            match load(&s.oauth_client_list, &self.http, lists::parse_oauth_client_list).await {
+            match load(
+                &s.oauth_client_list,
+                &self.http,
+                lists::parse_oauth_client_list,
+            )
+            .await
+            {
                 Ok(n) => newer("OAuth client list", &old.clients, n, |l| l.volgnummer),
                 Err(e) => Err(e),
             },

@@ -177,16 +177,36 @@ mod tests {
         assert_eq!(ok.client_id, "pgo.example.nl");
         assert!(!format!("{ok:?}").contains("\"c\""));
         let cases: [(&[(&str, &str)], TokenError); 5] = [
-            (&[("grant_type", "refresh_token")], TokenError::UnsupportedGrantType),
-            (&[("code", "c")], TokenError::InvalidRequest("grant_type is missing")),
-            (&[("grant_type", "authorization_code")], TokenError::InvalidRequest("code is missing")),
             (
-                &[("grant_type", "authorization_code"), ("grant_type", "authorization_code")],
+                &[("grant_type", "refresh_token")],
+                TokenError::UnsupportedGrantType,
+            ),
+            (
+                &[("code", "c")],
+                TokenError::InvalidRequest("grant_type is missing"),
+            ),
+            (
+                &[("grant_type", "authorization_code")],
+                TokenError::InvalidRequest("code is missing"),
+            ),
+            (
+                &[
+                    ("grant_type", "authorization_code"),
+                    ("grant_type", "authorization_code"),
+                ],
                 TokenError::InvalidRequest("a parameter is given more than once"),
             ),
             (
-                &[("grant_type", "authorization_code"), ("code", "c"), ("redirect_uri", "r"), ("client_id", "x"), ("code_verifier", "short")],
-                TokenError::InvalidRequest("code_verifier must be 43 to 128 characters of A-Z a-z 0-9 - . _ ~"),
+                &[
+                    ("grant_type", "authorization_code"),
+                    ("code", "c"),
+                    ("redirect_uri", "r"),
+                    ("client_id", "x"),
+                    ("code_verifier", "short"),
+                ],
+                TokenError::InvalidRequest(
+                    "code_verifier must be 43 to 128 characters of A-Z a-z 0-9 - . _ ~",
+                ),
             ),
         ];
         for (pairs, want) in cases {
@@ -221,16 +241,47 @@ mod tests {
             code_verifier: Some(verifier.into()),
         };
         assert_eq!(check_code(&code, &req, 159), Ok(()));
-        assert_eq!(check_code(&code, &req, 160), Err(TokenError::InvalidGrant("the code has expired")));
-        let wrong = TokenRequest { code_verifier: Some("x".repeat(43)), ..req.clone() };
-        assert_eq!(check_code(&code, &wrong, 100), Err(TokenError::InvalidGrant("code_verifier does not match the code_challenge")));
-        let none = TokenRequest { code_verifier: None, ..req.clone() };
-        assert_eq!(check_code(&code, &none, 100), Err(TokenError::InvalidGrant("code_verifier is missing")));
-        let other = TokenRequest { client_id: "medmij.deenigeechtepgo.nl".into(), ..req.clone() };
-        assert_eq!(check_code(&code, &other, 100), Err(TokenError::InvalidGrant("the code was issued to another client")));
-        let elsewhere = TokenRequest { redirect_uri: "https://pgo.example.nl/other".into(), ..req.clone() };
+        assert_eq!(
+            check_code(&code, &req, 160),
+            Err(TokenError::InvalidGrant("the code has expired"))
+        );
+        let wrong = TokenRequest {
+            code_verifier: Some("x".repeat(43)),
+            ..req.clone()
+        };
+        assert_eq!(
+            check_code(&code, &wrong, 100),
+            Err(TokenError::InvalidGrant(
+                "code_verifier does not match the code_challenge"
+            ))
+        );
+        let none = TokenRequest {
+            code_verifier: None,
+            ..req.clone()
+        };
+        assert_eq!(
+            check_code(&code, &none, 100),
+            Err(TokenError::InvalidGrant("code_verifier is missing"))
+        );
+        let other = TokenRequest {
+            client_id: "medmij.deenigeechtepgo.nl".into(),
+            ..req.clone()
+        };
+        assert_eq!(
+            check_code(&code, &other, 100),
+            Err(TokenError::InvalidGrant(
+                "the code was issued to another client"
+            ))
+        );
+        let elsewhere = TokenRequest {
+            redirect_uri: "https://pgo.example.nl/other".into(),
+            ..req.clone()
+        };
         assert!(check_code(&code, &elsewhere, 100).is_err());
-        let plain = MedmijCode { code_challenge: None, ..code };
+        let plain = MedmijCode {
+            code_challenge: None,
+            ..code
+        };
         assert_eq!(check_code(&plain, &none, 100), Ok(()));
         assert!(check_code(&plain, &req, 100).is_err());
     }

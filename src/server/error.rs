@@ -373,7 +373,10 @@ pub fn medmij_reply(reply: crate::medmij::service::Reply, secure: bool) -> Respo
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
     let name = medmij_cookie_name(secure);
     let attributes = if secure {
         "; Path=/; HttpOnly; SameSite=Lax; Secure"
@@ -403,8 +406,7 @@ pub fn medmij_not_configured() -> Response {
 /// A form the MedMij pages did not post (too large, too slow).
 #[must_use]
 pub fn medmij_bad_form() -> Response {
-    ApiError::BadRequest("the form is too large or was not received in time".into())
-        .into_response()
+    ApiError::BadRequest("the form is too large or was not received in time".into()).into_response()
 }
 
 /// The MedMij token endpoint's answer (RFC 6749 §5.1 / §5.2), with the request's

@@ -99,24 +99,38 @@ async fn form(body: Body, state: &AppState) -> Option<axum::body::Bytes> {
     crate::http::read_body(body, MAX_FORM, timeout).await.ok()
 }
 
-async fn authorize(State(state): State<Arc<AppState>>, request: axum::http::Request<Body>) -> Response {
-    let Some(m) = service(&state) else { return super::error::medmij_not_configured() };
+async fn authorize(
+    State(state): State<Arc<AppState>>,
+    request: axum::http::Request<Body>,
+) -> Response {
+    let Some(m) = service(&state) else {
+        return super::error::medmij_not_configured();
+    };
     let (parts, _) = request.into_parts();
     let query = parts.uri.query().unwrap_or_default().to_owned();
-    let reply = m.authorize(&incoming(&parts), &query, ids(&parts.headers)).await;
+    let reply = m
+        .authorize(&incoming(&parts), &query, ids(&parts.headers))
+        .await;
     super::error::medmij_reply(reply, m.secure_cookies())
 }
 
 async fn login(State(state): State<Arc<AppState>>, request: axum::http::Request<Body>) -> Response {
-    let Some(m) = service(&state) else { return super::error::medmij_not_configured() };
+    let Some(m) = service(&state) else {
+        return super::error::medmij_not_configured();
+    };
     let (parts, _) = request.into_parts();
     let c = cookie(&parts.headers, m.secure_cookies());
     let reply = m.login(&incoming(&parts), c.as_deref()).await;
     super::error::medmij_reply(reply, m.secure_cookies())
 }
 
-async fn callback(State(state): State<Arc<AppState>>, request: axum::http::Request<Body>) -> Response {
-    let Some(m) = service(&state) else { return super::error::medmij_not_configured() };
+async fn callback(
+    State(state): State<Arc<AppState>>,
+    request: axum::http::Request<Body>,
+) -> Response {
+    let Some(m) = service(&state) else {
+        return super::error::medmij_not_configured();
+    };
     let (parts, _) = request.into_parts();
     let c = cookie(&parts.headers, m.secure_cookies());
     let query = parts.uri.query().unwrap_or_default().to_owned();
@@ -124,7 +138,10 @@ async fn callback(State(state): State<Arc<AppState>>, request: axum::http::Reque
     super::error::medmij_reply(reply, m.secure_cookies())
 }
 
-async fn dev_login(State(state): State<Arc<AppState>>, request: axum::http::Request<Body>) -> Response {
+async fn dev_login(
+    State(state): State<Arc<AppState>>,
+    request: axum::http::Request<Body>,
+) -> Response {
     let Some(m) = service(&state).filter(|m| m.settings().dev_login()) else {
         return super::error::medmij_not_configured();
     };
@@ -137,16 +154,26 @@ async fn dev_login(State(state): State<Arc<AppState>>, request: axum::http::Requ
     super::error::medmij_reply(reply, m.secure_cookies())
 }
 
-async fn confirm_page(State(state): State<Arc<AppState>>, request: axum::http::Request<Body>) -> Response {
-    let Some(m) = service(&state) else { return super::error::medmij_not_configured() };
+async fn confirm_page(
+    State(state): State<Arc<AppState>>,
+    request: axum::http::Request<Body>,
+) -> Response {
+    let Some(m) = service(&state) else {
+        return super::error::medmij_not_configured();
+    };
     let (parts, _) = request.into_parts();
     let c = cookie(&parts.headers, m.secure_cookies());
     let reply = m.confirm_page(&incoming(&parts), c.as_deref()).await;
     super::error::medmij_reply(reply, m.secure_cookies())
 }
 
-async fn confirm(State(state): State<Arc<AppState>>, request: axum::http::Request<Body>) -> Response {
-    let Some(m) = service(&state) else { return super::error::medmij_not_configured() };
+async fn confirm(
+    State(state): State<Arc<AppState>>,
+    request: axum::http::Request<Body>,
+) -> Response {
+    let Some(m) = service(&state) else {
+        return super::error::medmij_not_configured();
+    };
     let (parts, body) = request.into_parts();
     let c = cookie(&parts.headers, m.secure_cookies());
     let Some(body) = form(body, &state).await else {
@@ -157,14 +184,20 @@ async fn confirm(State(state): State<Arc<AppState>>, request: axum::http::Reques
 }
 
 async fn token(State(state): State<Arc<AppState>>, request: axum::http::Request<Body>) -> Response {
-    let Some(m) = service(&state) else { return super::error::medmij_not_configured() };
+    let Some(m) = service(&state) else {
+        return super::error::medmij_not_configured();
+    };
     let (parts, body) = request.into_parts();
     let ids = ids(&parts.headers);
     let answer = tokio::time::timeout(TOKEN_DEADLINE, async {
         let timeout = state.live.get().client_timeout;
         let body = match crate::http::read_body(body, MAX_TOKEN_REQUEST, timeout).await {
             Ok(b) => b,
-            Err(_) => return Err(TokenError::InvalidRequest("the request body is too large or too slow")),
+            Err(_) => {
+                return Err(TokenError::InvalidRequest(
+                    "the request body is too large or too slow",
+                ))
+            }
         };
         let names = parts
             .extensions

@@ -288,13 +288,13 @@ impl Store {
 
     /// A session's data, unless it expired before `now`.
     pub async fn medmij_session(&self, hash: &str, now: i64) -> Result<Option<String>, StoreError> {
-        Ok(
-            sqlx::query_scalar("SELECT data FROM medmij_sessions WHERE hash = $1 AND expires_at > $2")
-                .bind(hash)
-                .bind(now)
-                .fetch_optional(&self.pool)
-                .await?,
+        Ok(sqlx::query_scalar(
+            "SELECT data FROM medmij_sessions WHERE hash = $1 AND expires_at > $2",
         )
+        .bind(hash)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?)
     }
 
     /// Ends a session.

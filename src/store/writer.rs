@@ -11,8 +11,8 @@
 
 use tokio::sync::{mpsc, oneshot};
 
-use super::sqlite::BatchWriter;
 use super::medmij::{MedmijOutcome, MedmijWrite};
+use super::sqlite::BatchWriter;
 use super::{Store, StoreError, TokenRecord, UsedJti};
 use crate::audit::{chain, AuditRecord, AuditRow, REPLAY_RULE};
 

@@ -22,7 +22,10 @@ use super::support::Instance;
 /// The test PGO: HTTPS with a certificate for `pgo.example.nl` (the browser maps that name to
 /// 127.0.0.1 and, the certificate being the test's own, skips the certificate check). Its
 /// `/delen/terug` hands the query to the test and shows a page.
-async fn start_pgo() -> (u16, tokio::sync::mpsc::UnboundedReceiver<HashMap<String, String>>) {
+async fn start_pgo() -> (
+    u16,
+    tokio::sync::mpsc::UnboundedReceiver<HashMap<String, String>>,
+) {
     let ca = poortwachter::tls::testing::TestCa::new("Test PGO CA");
     let cert = ca.server("pgo.example.nl");
     let config = rustls::ServerConfig::builder_with_provider(Arc::new(
@@ -53,14 +56,20 @@ async fn start_pgo() -> (u16, tokio::sync::mpsc::UnboundedReceiver<HashMap<Strin
     let port = listener.local_addr().unwrap().port();
     tokio::spawn(async move {
         loop {
-            let Ok((tcp, _)) = listener.accept().await else { continue };
+            let Ok((tcp, _)) = listener.accept().await else {
+                continue;
+            };
             let (acceptor, app) = (acceptor.clone(), app.clone());
             tokio::spawn(async move {
-                let Ok(tls) = acceptor.accept(tcp).await else { return };
+                let Ok(tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
                 let service = hyper_util::service::TowerToHyperService::new(app);
-                let _ = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new())
-                    .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
-                    .await;
+                let _ = hyper_util::server::conn::auto::Builder::new(
+                    hyper_util::rt::TokioExecutor::new(),
+                )
+                .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
+                .await;
             });
         }
     });
@@ -68,7 +77,11 @@ async fn start_pgo() -> (u16, tokio::sync::mpsc::UnboundedReceiver<HashMap<Strin
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn chromium_args() -> Vec<String> {
@@ -114,7 +127,10 @@ async fn chromium_shares_a_document_with_the_openid_login() {
     };
     let instance = Instance::with_config(&medmij_config(&source, ""));
     std::fs::write(instance.path("oidc-secret"), &secret).unwrap();
-    instance.edit_config("public_addr = \"127.0.0.1:0\"", &format!("public_addr = \"127.0.0.1:{port}\"\npublic_url = \"{base}\""));
+    instance.edit_config(
+        "public_addr = \"127.0.0.1:0\"",
+        &format!("public_addr = \"127.0.0.1:{port}\"\npublic_url = \"{base}\""),
+    );
     let oidc = format!(
         "[medmij.oidc]\nissuer = \"{}\"\nclient_id = \"poortwachter\"\nclient_secret_file = \"{}\"\nbsn_claim = \"bsn\"\ndangerous_allow_http_loopback = true\n",
         op.issuer,
@@ -126,21 +142,47 @@ async fn chromium_shares_a_document_with_the_openid_login() {
 
     let redirect = format!("https://pgo.example.nl:{pgo_port}/delen/terug");
     let (verifier, challenge) = pkce();
-    let browser = Browser::launch_with(&tools, "chromium_shares_a_document_with_the_openid_login", &chromium_args()).await;
+    let browser = Browser::launch_with(
+        &tools,
+        "chromium_shares_a_document_with_the_openid_login",
+        &chromium_args(),
+    )
+    .await;
 
     // The landing page: who asks, what, for whom; the way to log in.
     browser
-        .goto(&format!("{base}/medmij/authorize?{}", authorize_query(&redirect, "umcharderwijk~48", "pgo-state-1", Some(&challenge))))
+        .goto(&format!(
+            "{base}/medmij/authorize?{}",
+            authorize_query(
+                &redirect,
+                "umcharderwijk~48",
+                "pgo-state-1",
+                Some(&challenge)
+            )
+        ))
         .await;
-    let landing = browser.wait_for_text("Gegevens delen met UMC Harderwijk").await;
-    assert!(landing.contains("Voorbeeld PGO wil namens u gegevens delen met UMC Harderwijk."), "{landing}");
+    let landing = browser
+        .wait_for_text("Gegevens delen met UMC Harderwijk")
+        .await;
+    assert!(
+        landing.contains("Voorbeeld PGO wil namens u gegevens delen met UMC Harderwijk."),
+        "{landing}"
+    );
     assert!(landing.contains("Documenten delen met uw zorgverlener"));
-    assert!(!landing.contains("Testomgeving"), "no development login here");
-    eprintln!("screenshot: {}", browser.screenshot("landing").await.display());
+    assert!(
+        !landing.contains("Testomgeving"),
+        "no development login here"
+    );
+    eprintln!(
+        "screenshot: {}",
+        browser.screenshot("landing").await.display()
+    );
     browser.click_link("Inloggen").await;
 
     // At the OpenID provider: sign in, consent.
-    browser.wait_for_text("Sign in to continue to poortwachter").await;
+    browser
+        .wait_for_text("Sign in to continue to poortwachter")
+        .await;
     browser.fill("Username", "jan").await;
     browser.fill("Password", "geheim-wachtwoord").await;
     browser.click_button("Sign in").await;
@@ -152,8 +194,14 @@ async fn chromium_shares_a_document_with_the_openid_login() {
     assert!(confirm.contains("Voorbeeld PGO mag uw gegevens ‘Documenten delen met uw zorgverlener’ delen met UMC Harderwijk."), "{confirm}");
     assert!(confirm.contains("UMC Harderwijk beslist zelf"));
     let html = browser.source().await;
-    assert!(html.contains("lang=\"nl\"") && !html.contains("<script"), "{html}");
-    eprintln!("screenshot: {}", browser.screenshot("confirmation").await.display());
+    assert!(
+        html.contains("lang=\"nl\"") && !html.contains("<script"),
+        "{html}"
+    );
+    eprintln!(
+        "screenshot: {}",
+        browser.screenshot("confirmation").await.display()
+    );
     // "Ja": the form's answer redirects to the PGO (form-action allows its origin).
     browser.click_button("Ja").await;
     let back = back_at_pgo(&mut callbacks).await;
@@ -161,7 +209,10 @@ async fn chromium_shares_a_document_with_the_openid_login() {
     let code = back.get("code").expect("a code").clone();
     browser.wait_for_text("Terug bij Voorbeeld PGO").await;
     browser.wait_for_url(&redirect).await;
-    eprintln!("screenshot: {}", browser.screenshot("back-at-pgo").await.display());
+    eprintln!(
+        "screenshot: {}",
+        browser.screenshot("back-at-pgo").await.display()
+    );
 
     // The PGO's server: the code with its verifier for a token, then the Bundle.
     let r = reqwest::Client::new()
@@ -184,16 +235,30 @@ async fn chromium_shares_a_document_with_the_openid_login() {
     let got = source.received.lock().unwrap().clone();
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].path, "/");
-    assert_eq!(got[0].headers["x-poortwachter-subject"], BSN, "the BSN from the ID token");
+    assert_eq!(
+        got[0].headers["x-poortwachter-subject"], BSN,
+        "the BSN from the ID token"
+    );
 
     // The error page: a redirect_uri on another host; the browser stays with us.
     browser
-        .goto(&format!("{base}/medmij/authorize?{}", authorize_query("https://elders.example.nl/terug", "umcharderwijk~48", "x", None)))
+        .goto(&format!(
+            "{base}/medmij/authorize?{}",
+            authorize_query(
+                "https://elders.example.nl/terug",
+                "umcharderwijk~48",
+                "x",
+                None
+            )
+        ))
         .await;
     let error = browser.wait_for_text("Er is iets misgegaan").await;
     assert!(error.contains("Trace-ID"), "{error}");
     assert!(browser.url().await.as_str().starts_with(&base));
-    eprintln!("screenshot: {}", browser.screenshot("error").await.display());
+    eprintln!(
+        "screenshot: {}",
+        browser.screenshot("error").await.display()
+    );
     browser.close().await;
     let log = op.log.lock().unwrap().clone();
     assert!(!log.iter().any(|l| l.contains("server_error")), "{log:#?}");
@@ -211,9 +276,17 @@ async fn chromium_shows_the_development_login_and_a_provider_that_is_not_recepti
     let server = instance.serve();
     let base = server.public_url("");
     let redirect = format!("https://pgo.example.nl:{pgo_port}/delen/terug");
-    let browser = Browser::launch_with(&tools, "chromium_shows_the_development_login_and_a_provider_that_is_not_receptive", &chromium_args()).await;
+    let browser = Browser::launch_with(
+        &tools,
+        "chromium_shows_the_development_login_and_a_provider_that_is_not_receptive",
+        &chromium_args(),
+    )
+    .await;
 
-    let ask = format!("{base}/medmij/authorize?{}", authorize_query(&redirect, "umcharderwijk~48", "pgo-state-2", None));
+    let ask = format!(
+        "{base}/medmij/authorize?{}",
+        authorize_query(&redirect, "umcharderwijk~48", "pgo-state-2", None)
+    );
     browser.goto(&ask).await;
     let landing = browser.wait_for_text("Testomgeving").await;
     assert!(landing.contains("BSN (testnummer)"), "{landing}");
@@ -221,13 +294,22 @@ async fn chromium_shows_the_development_login_and_a_provider_that_is_not_recepti
     browser.fill("BSN (testnummer)", "123456789").await;
     browser.click_button("Inloggen").await;
     browser.wait_for_text("Dit is geen geldig BSN").await;
-    eprintln!("screenshot: {}", browser.screenshot("landing-dev-login").await.display());
+    eprintln!(
+        "screenshot: {}",
+        browser.screenshot("landing-dev-login").await.display()
+    );
     // Not receptive: the person sees why; the way back tells the PGO access_denied.
     browser.fill("BSN (testnummer)", NOT_RECEPTIVE_BSN).await;
     browser.click_button("Inloggen").await;
     let page = browser.wait_for_text("Delen is niet mogelijk").await;
-    assert!(page.contains("U bent bij ons niet bekend als patiënt.") && page.contains("Testomgeving"), "{page}");
-    eprintln!("screenshot: {}", browser.screenshot("not-receptive").await.display());
+    assert!(
+        page.contains("U bent bij ons niet bekend als patiënt.") && page.contains("Testomgeving"),
+        "{page}"
+    );
+    eprintln!(
+        "screenshot: {}",
+        browser.screenshot("not-receptive").await.display()
+    );
     browser.click_link("Terug naar Voorbeeld PGO").await;
     let back = back_at_pgo(&mut callbacks).await;
     assert_eq!(back.get("error").map(String::as_str), Some("access_denied"));
@@ -239,8 +321,13 @@ async fn chromium_shows_the_development_login_and_a_provider_that_is_not_recepti
     browser.wait_for_text("Testomgeving").await;
     browser.fill("BSN (testnummer)", BSN).await;
     browser.click_button("Inloggen").await;
-    browser.wait_for_text("Wilt u dat Voorbeeld PGO deze gegevens deelt met UMC Harderwijk?").await;
-    eprintln!("screenshot: {}", browser.screenshot("confirmation-dev-login").await.display());
+    browser
+        .wait_for_text("Wilt u dat Voorbeeld PGO deze gegevens deelt met UMC Harderwijk?")
+        .await;
+    eprintln!(
+        "screenshot: {}",
+        browser.screenshot("confirmation-dev-login").await.display()
+    );
     browser.click_button("Nee").await;
     let back = back_at_pgo(&mut callbacks).await;
     assert_eq!(back.get("error").map(String::as_str), Some("access_denied"));

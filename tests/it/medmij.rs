@@ -116,7 +116,12 @@ pub fn pkce() -> (String, String) {
 }
 
 /// The authorization request's query.
-pub fn authorize_query(redirect_uri: &str, scope: &str, state: &str, challenge: Option<&str>) -> String {
+pub fn authorize_query(
+    redirect_uri: &str,
+    scope: &str,
+    state: &str,
+    challenge: Option<&str>,
+) -> String {
     let mut q = url::form_urlencoded::Serializer::new(String::new());
     q.append_pair("response_type", "code")
         .append_pair("client_id", CLIENT)
@@ -154,7 +159,11 @@ impl Person {
     fn keep_cookie(&mut self, r: &reqwest::Response) {
         if let Some(c) = r.headers().get("set-cookie").and_then(|v| v.to_str().ok()) {
             let pair = c.split(';').next().unwrap_or_default();
-            self.cookie = pair.split_once('=').map(|(_, v)| v.to_owned()).filter(|v| !v.is_empty()).map(|v| format!("poortwachter-medmij={v}"));
+            self.cookie = pair
+                .split_once('=')
+                .map(|(_, v)| v.to_owned())
+                .filter(|v| !v.is_empty())
+                .map(|v| format!("poortwachter-medmij={v}"));
         }
     }
 
@@ -169,7 +178,11 @@ impl Person {
         (s, h, r.text().await.unwrap())
     }
 
-    pub async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> (StatusCode, reqwest::header::HeaderMap, String) {
+    pub async fn post(
+        &mut self,
+        path: &str,
+        form: &[(&str, &str)],
+    ) -> (StatusCode, reqwest::header::HeaderMap, String) {
         let mut req = self.http.post(format!("{}{path}", self.base)).form(form);
         if let Some(c) = &self.cookie {
             req = req.header("cookie", c);
@@ -189,11 +202,19 @@ pub fn csrf(page: &str) -> String {
 }
 
 fn location(h: &reqwest::header::HeaderMap) -> String {
-    h.get("location").expect("a Location").to_str().unwrap().to_owned()
+    h.get("location")
+        .expect("a Location")
+        .to_str()
+        .unwrap()
+        .to_owned()
 }
 
 fn query_of(u: &str) -> HashMap<String, String> {
-    url::Url::parse(u).unwrap().query_pairs().into_owned().collect()
+    url::Url::parse(u)
+        .unwrap()
+        .query_pairs()
+        .into_owned()
+        .collect()
 }
 
 const REDIRECT: &str = "https://pgo.example.nl/delen/terug";
@@ -201,22 +222,41 @@ const REDIRECT: &str = "https://pgo.example.nl/delen/terug";
 /// Through the flow with the development login up to the code; returns the redirect's query.
 async fn code_for(server: &Server, bsn: &str, challenge: Option<&str>) -> HashMap<String, String> {
     let mut p = Person::new(server);
-    let (s, h, page) = p.get(&format!("/medmij/authorize?{}", authorize_query(REDIRECT, "umcharderwijk~48", "st-1", challenge))).await;
+    let (s, h, page) = p
+        .get(&format!(
+            "/medmij/authorize?{}",
+            authorize_query(REDIRECT, "umcharderwijk~48", "st-1", challenge)
+        ))
+        .await;
     assert_eq!(s, StatusCode::OK, "{page}");
-    assert!(h["content-security-policy"].to_str().unwrap().contains("form-action 'self' https://pgo.example.nl"));
-    let (s, h, page) = p.post("/medmij/login/dev", &[("csrf", &csrf(&page)), ("bsn", bsn)]).await;
+    assert!(h["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .contains("form-action 'self' https://pgo.example.nl"));
+    let (s, h, page) = p
+        .post("/medmij/login/dev", &[("csrf", &csrf(&page)), ("bsn", bsn)])
+        .await;
     assert_eq!(s, StatusCode::SEE_OTHER, "{page}");
     assert_eq!(location(&h), "/medmij/confirm");
     let (s, _, page) = p.get("/medmij/confirm").await;
     assert_eq!(s, StatusCode::OK);
-    let (s, h, _) = p.post("/medmij/confirm", &[("csrf", &csrf(&page)), ("keuze", "ja")]).await;
+    let (s, h, _) = p
+        .post(
+            "/medmij/confirm",
+            &[("csrf", &csrf(&page)), ("keuze", "ja")],
+        )
+        .await;
     assert_eq!(s, StatusCode::SEE_OTHER);
     let back = location(&h);
     assert!(back.starts_with(&format!("{REDIRECT}?code=")), "{back}");
     query_of(&back)
 }
 
-async fn exchange(server: &Server, code: &str, verifier: Option<&str>) -> (StatusCode, reqwest::header::HeaderMap, Value) {
+async fn exchange(
+    server: &Server,
+    code: &str,
+    verifier: Option<&str>,
+) -> (StatusCode, reqwest::header::HeaderMap, Value) {
     let mut form = vec![
         ("grant_type", "authorization_code"),
         ("code", code),
@@ -264,7 +304,10 @@ pub async fn post_fhir(server: &Server, token: &str, body: &str) -> reqwest::Res
 async fn expire(instance: &Instance, table: &str) {
     use sqlx::Connection as _;
     sqlx::any::install_default_drivers();
-    let url = format!("sqlite://{}", instance.data_dir().join("poortwachter.db").display());
+    let url = format!(
+        "sqlite://{}",
+        instance.data_dir().join("poortwachter.db").display()
+    );
     let mut conn = sqlx::AnyConnection::connect(&url).await.unwrap();
     sqlx::query(&format!("UPDATE {table} SET expires_at = 1"))
         .execute(&mut conn)
@@ -287,32 +330,70 @@ async fn delen_with_the_development_login_reaches_the_source_system() {
     // The landing page: Dutch, marked as a test login, strict CSP, the PGO and gegevensdienst named.
     let mut p = Person::new(&server);
     let (s, h, page) = p
-        .get(&format!("/medmij/authorize?{}", authorize_query(REDIRECT, "umcharderwijk~48", "st-1", Some(&challenge))))
+        .get(&format!(
+            "/medmij/authorize?{}",
+            authorize_query(REDIRECT, "umcharderwijk~48", "st-1", Some(&challenge))
+        ))
         .await;
     assert_eq!(s, StatusCode::OK);
     assert!(page.contains("<html lang=\"nl\">"));
-    for text in ["Voorbeeld PGO", "UMC Harderwijk", "Documenten delen met uw zorgverlener", "Testomgeving", "BSN (testnummer)"] {
+    for text in [
+        "Voorbeeld PGO",
+        "UMC Harderwijk",
+        "Documenten delen met uw zorgverlener",
+        "Testomgeving",
+        "BSN (testnummer)",
+    ] {
         assert!(page.contains(text), "{text} in {page}");
     }
     let csp = h["content-security-policy"].to_str().unwrap();
-    assert!(csp.starts_with("default-src 'none'; style-src 'sha256-"), "{csp}");
-    assert!(h["set-cookie"].to_str().unwrap().contains("HttpOnly; SameSite=Lax"));
+    assert!(
+        csp.starts_with("default-src 'none'; style-src 'sha256-"),
+        "{csp}"
+    );
+    assert!(h["set-cookie"]
+        .to_str()
+        .unwrap()
+        .contains("HttpOnly; SameSite=Lax"));
     // A wrong BSN keeps the person on the page.
     let token = csrf(&page);
-    let (s, _, page) = p.post("/medmij/login/dev", &[("csrf", &token), ("bsn", "123456789")]).await;
+    let (s, _, page) = p
+        .post(
+            "/medmij/login/dev",
+            &[("csrf", &token), ("bsn", "123456789")],
+        )
+        .await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
     assert!(page.contains("Dit is geen geldig BSN"), "{page}");
     // A forged form (wrong CSRF token) is refused.
-    let (s, _, _) = p.post("/medmij/login/dev", &[("csrf", "nep"), ("bsn", BSN)]).await;
+    let (s, _, _) = p
+        .post("/medmij/login/dev", &[("csrf", "nep"), ("bsn", BSN)])
+        .await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
-    let (s, h, _) = p.post("/medmij/login/dev", &[("csrf", &token), ("bsn", BSN)]).await;
-    assert_eq!((s, location(&h).as_str()), (StatusCode::SEE_OTHER, "/medmij/confirm"));
+    let (s, h, _) = p
+        .post("/medmij/login/dev", &[("csrf", &token), ("bsn", BSN)])
+        .await;
+    assert_eq!(
+        (s, location(&h).as_str()),
+        (StatusCode::SEE_OTHER, "/medmij/confirm")
+    );
     let (s, _, page) = p.get("/medmij/confirm").await;
     assert_eq!(s, StatusCode::OK);
-    assert!(page.contains("Voorbeeld PGO</span> mag uw gegevens"), "{page}");
-    let (s, h, _) = p.post("/medmij/confirm", &[("csrf", &csrf(&page)), ("keuze", "ja")]).await;
+    assert!(
+        page.contains("Voorbeeld PGO</span> mag uw gegevens"),
+        "{page}"
+    );
+    let (s, h, _) = p
+        .post(
+            "/medmij/confirm",
+            &[("csrf", &csrf(&page)), ("keuze", "ja")],
+        )
+        .await;
     assert_eq!(s, StatusCode::SEE_OTHER);
-    assert!(h["set-cookie"].to_str().unwrap().contains("Max-Age=0"), "the session ends");
+    assert!(
+        h["set-cookie"].to_str().unwrap().contains("Max-Age=0"),
+        "the session ends"
+    );
     let back = query_of(&location(&h));
     assert_eq!(back["state"], "st-1");
 
@@ -323,19 +404,35 @@ async fn delen_with_the_development_login_reaches_the_source_system() {
     assert_eq!(t["expires_in"], 900);
     assert_eq!(t["scope"], "umcharderwijk~48");
     assert_eq!(h["cache-control"], "no-store");
-    assert_eq!(h["medmij-request-id"], "0b7d5c3e-1111-4222-8333-944455556666");
+    assert_eq!(
+        h["medmij-request-id"],
+        "0b7d5c3e-1111-4222-8333-944455556666"
+    );
     let token = t["access_token"].as_str().unwrap().to_owned();
 
     // The Bundle reaches the source system as POST /, the BSN only in X-Poortwachter-Subject.
     let body = mhd_bundle(None);
     let r = post_fhir(&server, &token, &body).await;
     assert_eq!(r.status(), StatusCode::OK);
-    assert_eq!(r.headers()["x-correlation-id"], "3c1e4f7a-2b6d-4e8f-9a0b-c1d2e3f40516");
-    assert_eq!(r.headers()["medmij-request-id"], "5f2a9a3e-0c1b-4d6e-8f70-a1b2c3d4e5f6");
-    assert_eq!(r.text().await.unwrap(), TRANSACTION_RESPONSE, "per-entry outcome passed back (Delen 2)");
+    assert_eq!(
+        r.headers()["x-correlation-id"],
+        "3c1e4f7a-2b6d-4e8f-9a0b-c1d2e3f40516"
+    );
+    assert_eq!(
+        r.headers()["medmij-request-id"],
+        "5f2a9a3e-0c1b-4d6e-8f70-a1b2c3d4e5f6"
+    );
+    assert_eq!(
+        r.text().await.unwrap(),
+        TRANSACTION_RESPONSE,
+        "per-entry outcome passed back (Delen 2)"
+    );
     let got = source.received.lock().unwrap().clone();
     assert_eq!(got.len(), 1);
-    assert_eq!((got[0].method.as_str(), got[0].path.as_str()), ("POST", "/"));
+    assert_eq!(
+        (got[0].method.as_str(), got[0].path.as_str()),
+        ("POST", "/")
+    );
     assert_eq!(got[0].body, body.as_bytes(), "forwarded byte for byte");
     assert_eq!(got[0].headers["x-poortwachter-subject"], BSN);
     assert_eq!(got[0].headers["x-poortwachter-requester"], CLIENT);
@@ -350,7 +447,10 @@ async fn delen_with_the_development_login_reaches_the_source_system() {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
-    assert_eq!(r.headers()["www-authenticate"], "Bearer error=\"insufficient_scope\"");
+    assert_eq!(
+        r.headers()["www-authenticate"],
+        "Bearer error=\"insufficient_scope\""
+    );
 
     // A BSN in the payload: 400 with an OperationOutcome saying so; nothing forwarded.
     let r = post_fhir(&server, &token, &mhd_bundle(Some(BSN))).await;
@@ -366,18 +466,30 @@ async fn delen_with_the_development_login_reaches_the_source_system() {
     // No token, or an unknown one: 401 invalid_token.
     let r = post_fhir(&server, "onbekend", &body).await;
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
-    assert_eq!(r.headers()["www-authenticate"], "Bearer error=\"invalid_token\"");
+    assert_eq!(
+        r.headers()["www-authenticate"],
+        "Bearer error=\"invalid_token\""
+    );
 
     // An expired token.
     expire(&instance, "medmij_tokens").await;
     let r = post_fhir(&server, &token, &body).await;
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
-    assert_eq!(r.headers()["www-authenticate"], "Bearer error=\"invalid_token\"");
+    assert_eq!(
+        r.headers()["www-authenticate"],
+        "Bearer error=\"invalid_token\""
+    );
 
     // The audit log: every step in the chain, with the MedMij ids, and the chain verifies.
     let out = instance.ok(&["audit", "export"]);
-    let events: Vec<Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-    let names: Vec<&str> = events.iter().filter_map(|e| e["trace"]["event"].as_str()).collect();
+    let events: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let names: Vec<&str> = events
+        .iter()
+        .filter_map(|e| e["trace"]["event"].as_str())
+        .collect();
     for want in [
         "receive_authorization_request",
         "show_landing_page",
@@ -391,8 +503,14 @@ async fn delen_with_the_development_login_reaches_the_source_system() {
     ] {
         assert!(names.contains(&want), "{want} in {names:?}");
     }
-    let issued = events.iter().find(|e| e["trace"]["event"] == "token_issued").unwrap();
-    assert_eq!(issued["trace"]["correlation_id"], "3c1e4f7a-2b6d-4e8f-9a0b-c1d2e3f40516");
+    let issued = events
+        .iter()
+        .find(|e| e["trace"]["event"] == "token_issued")
+        .unwrap();
+    assert_eq!(
+        issued["trace"]["correlation_id"],
+        "3c1e4f7a-2b6d-4e8f-9a0b-c1d2e3f40516"
+    );
     assert_eq!(issued["bsn"], BSN);
     assert!(!out.contains(&token), "no token in the audit log");
     assert!(!out.contains(&back["code"]), "no code in the audit log");
@@ -408,15 +526,26 @@ async fn authorization_requests_that_are_refused() {
     let server = instance.serve();
     let mut p = Person::new(&server);
     let ask = |redirect: &str, scope: &str| {
-        format!("/medmij/authorize?{}", authorize_query(redirect, scope, "st-9", None))
+        format!(
+            "/medmij/authorize?{}",
+            authorize_query(redirect, scope, "st-9", None)
+        )
     };
 
     // Two scopes: back to the PGO with invalid_scope and its state.
-    let (s, h, _) = p.get(&ask(REDIRECT, "umcharderwijk~48 umcharderwijk~1")).await;
+    let (s, h, _) = p
+        .get(&ask(REDIRECT, "umcharderwijk~48 umcharderwijk~1"))
+        .await;
     assert_eq!(s, StatusCode::SEE_OTHER);
     let q = query_of(&location(&h));
-    assert_eq!((q["error"].as_str(), q["state"].as_str()), ("invalid_scope", "st-9"));
-    assert_eq!(q["error_description"], "Delen takes exactly one scope <aanbiedernaam>~<gegevensdienstid>");
+    assert_eq!(
+        (q["error"].as_str(), q["state"].as_str()),
+        ("invalid_scope", "st-9")
+    );
+    assert_eq!(
+        q["error_description"],
+        "Delen takes exactly one scope <aanbiedernaam>~<gegevensdienstid>"
+    );
     assert!(location(&h).starts_with(REDIRECT));
 
     // An unknown gegevensdienst.
@@ -424,43 +553,93 @@ async fn authorization_requests_that_are_refused() {
     assert_eq!(s, StatusCode::SEE_OTHER);
     let q = query_of(&location(&h));
     assert_eq!(q["error"], "invalid_scope");
-    assert_eq!(q["error_description"], "scope names a gegevensdienst this aanbieder does not serve for Delen");
+    assert_eq!(
+        q["error_description"],
+        "scope names a gegevensdienst this aanbieder does not serve for Delen"
+    );
 
     // A redirect to another host: an error page, and no redirect at all.
-    let (s, h, page) = p.get(&ask("https://elders.example.nl/terug", "umcharderwijk~48")).await;
+    let (s, h, page) = p
+        .get(&ask("https://elders.example.nl/terug", "umcharderwijk~48"))
+        .await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
     assert!(h.get("location").is_none());
-    assert!(page.contains("Er is iets misgegaan") && page.contains("het terugkeeradres van de PGO is niet geldig"), "{page}");
-    assert!(page.contains("8a0f7c52-7d0e-4b5f-9b1e-1f2b3c4d5e6f"), "the trace id on the page");
+    assert!(
+        page.contains("Er is iets misgegaan")
+            && page.contains("het terugkeeradres van de PGO is niet geldig"),
+        "{page}"
+    );
+    assert!(
+        page.contains("8a0f7c52-7d0e-4b5f-9b1e-1f2b3c4d5e6f"),
+        "the trace id on the page"
+    );
     // An unknown client: the same.
-    let q = authorize_query(REDIRECT, "umcharderwijk~48", "st-9", None).replace("pgo.example.nl&", "onbekend.example.nl&");
+    let q = authorize_query(REDIRECT, "umcharderwijk~48", "st-9", None)
+        .replace("pgo.example.nl&", "onbekend.example.nl&");
     let (s, h, page) = p.get(&format!("/medmij/authorize?{q}")).await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
     assert!(h.get("location").is_none());
-    assert!(page.contains("de PGO staat niet op de lijsten van MedMij"), "{page}");
+    assert!(
+        page.contains("de PGO staat niet op de lijsten van MedMij"),
+        "{page}"
+    );
 
     // PKCE plain is refused.
-    let q = format!("{}&code_challenge={}&code_challenge_method=plain", authorize_query(REDIRECT, "umcharderwijk~48", "st-9", None), "a".repeat(43));
+    let q = format!(
+        "{}&code_challenge={}&code_challenge_method=plain",
+        authorize_query(REDIRECT, "umcharderwijk~48", "st-9", None),
+        "a".repeat(43)
+    );
     let (s, h, _) = p.get(&format!("/medmij/authorize?{q}")).await;
     assert_eq!(s, StatusCode::SEE_OTHER);
-    assert_eq!(query_of(&location(&h))["error_description"], "code_challenge_method plain is not allowed; use S256");
+    assert_eq!(
+        query_of(&location(&h))["error_description"],
+        "code_challenge_method plain is not allowed; use S256"
+    );
 
     // "Nee" answers access_denied.
     let (_, _, page) = p.get(&ask(REDIRECT, "umcharderwijk~48")).await;
-    let (s, h, _) = p.post("/medmij/confirm", &[("csrf", &csrf(&page)), ("keuze", "nee")]).await;
+    let (s, h, _) = p
+        .post(
+            "/medmij/confirm",
+            &[("csrf", &csrf(&page)), ("keuze", "nee")],
+        )
+        .await;
     assert_eq!(s, StatusCode::SEE_OTHER);
     let q = query_of(&location(&h));
-    assert_eq!((q["error"].as_str(), q["state"].as_str()), ("access_denied", "st-9"));
+    assert_eq!(
+        (q["error"].as_str(), q["state"].as_str()),
+        ("access_denied", "st-9")
+    );
 
     // Not receptive: the person sees why, the way back carries access_denied, no code exists.
     let (_, _, page) = p.get(&ask(REDIRECT, "umcharderwijk~48")).await;
-    let (s, h, page) = p.post("/medmij/login/dev", &[("csrf", &csrf(&page)), ("bsn", NOT_RECEPTIVE_BSN)]).await;
+    let (s, h, page) = p
+        .post(
+            "/medmij/login/dev",
+            &[("csrf", &csrf(&page)), ("bsn", NOT_RECEPTIVE_BSN)],
+        )
+        .await;
     assert_eq!(s, StatusCode::OK);
     assert!(h["set-cookie"].to_str().unwrap().contains("Max-Age=0"));
-    assert!(page.contains("Delen is niet mogelijk") && page.contains("U bent bij ons niet bekend als patiënt."), "{page}");
-    let back = page.split("href=\"").nth(1).unwrap().split('"').next().unwrap().replace("&amp;", "&");
+    assert!(
+        page.contains("Delen is niet mogelijk")
+            && page.contains("U bent bij ons niet bekend als patiënt."),
+        "{page}"
+    );
+    let back = page
+        .split("href=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .replace("&amp;", "&");
     let q = query_of(&back);
-    assert_eq!((q["error"].as_str(), q["state"].as_str()), ("access_denied", "st-9"));
+    assert_eq!(
+        (q["error"].as_str(), q["state"].as_str()),
+        ("access_denied", "st-9")
+    );
     // ... and the session is over.
     let (s, _, _) = p.get("/medmij/confirm").await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
@@ -476,34 +655,66 @@ async fn codes_are_single_use_bound_to_their_verifier_and_short_lived() {
     // A wrong code_verifier: invalid_grant (the code stays usable for the right one).
     let code = code_for(&server, BSN, Some(&challenge)).await["code"].clone();
     let (s, _, e) = exchange(&server, &code, Some(&pkce().0)).await;
-    assert_eq!((s, e["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_grant")));
-    assert_eq!(e["error_description"], "code_verifier does not match the code_challenge");
+    assert_eq!(
+        (s, e["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_grant"))
+    );
+    assert_eq!(
+        e["error_description"],
+        "code_verifier does not match the code_challenge"
+    );
     let (s, _, e) = exchange(&server, &code, None).await;
-    assert_eq!((s, e["error_description"].as_str()), (StatusCode::BAD_REQUEST, Some("code_verifier is missing")));
+    assert_eq!(
+        (s, e["error_description"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("code_verifier is missing"))
+    );
 
     // Code replay: the second use is refused and revokes the token of the first.
     let (s, _, t) = exchange(&server, &code, Some(&verifier)).await;
     assert_eq!(s, StatusCode::OK, "{t}");
     let token = t["access_token"].as_str().unwrap().to_owned();
-    assert_eq!(post_fhir(&server, &token, &mhd_bundle(None)).await.status(), StatusCode::OK);
+    assert_eq!(
+        post_fhir(&server, &token, &mhd_bundle(None)).await.status(),
+        StatusCode::OK
+    );
     let (s, _, e) = exchange(&server, &code, Some(&verifier)).await;
-    assert_eq!((s, e["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_grant")));
-    assert_eq!(e["error_description"], "the code has been used; the token it issued is revoked");
+    assert_eq!(
+        (s, e["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_grant"))
+    );
+    assert_eq!(
+        e["error_description"],
+        "the code has been used; the token it issued is revoked"
+    );
     let r = post_fhir(&server, &token, &mhd_bundle(None)).await;
-    assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "the token of a replayed code is revoked");
+    assert_eq!(
+        r.status(),
+        StatusCode::UNAUTHORIZED,
+        "the token of a replayed code is revoked"
+    );
 
     // Another client, or another redirect_uri, with a good code.
     let code = code_for(&server, BSN, None).await["code"].clone();
     let r = reqwest::Client::new()
         .post(server.public_url("/medmij/token"))
-        .form(&[("grant_type", "authorization_code"), ("code", code.as_str()), ("redirect_uri", "https://pgo.example.nl/anders"), ("client_id", CLIENT)])
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", code.as_str()),
+            ("redirect_uri", "https://pgo.example.nl/anders"),
+            ("client_id", CLIENT),
+        ])
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     let r = reqwest::Client::new()
         .post(server.public_url("/medmij/token"))
-        .form(&[("grant_type", "authorization_code"), ("code", code.as_str()), ("redirect_uri", REDIRECT), ("client_id", "onbekend.example.nl")])
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", code.as_str()),
+            ("redirect_uri", REDIRECT),
+            ("client_id", "onbekend.example.nl"),
+        ])
         .send()
         .await
         .unwrap();
@@ -513,7 +724,10 @@ async fn codes_are_single_use_bound_to_their_verifier_and_short_lived() {
     // An expired code.
     expire(&instance, "medmij_codes").await;
     let (s, _, e) = exchange(&server, &code, None).await;
-    assert_eq!((s, e["error_description"].as_str()), (StatusCode::BAD_REQUEST, Some("the code has expired")));
+    assert_eq!(
+        (s, e["error_description"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("the code has expired"))
+    );
 
     // Wrong grant type, and an unknown code.
     let r = reqwest::Client::new()
@@ -522,7 +736,13 @@ async fn codes_are_single_use_bound_to_their_verifier_and_short_lived() {
         .send()
         .await
         .unwrap();
-    assert_eq!(r.json::<Value>().await.unwrap()["error"], "unsupported_grant_type");
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["error"],
+        "unsupported_grant_type"
+    );
     let (s, _, e) = exchange(&server, "bestaat-niet", None).await;
-    assert_eq!((s, e["error_description"].as_str()), (StatusCode::BAD_REQUEST, Some("the code is unknown")));
+    assert_eq!(
+        (s, e["error_description"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("the code is unknown"))
+    );
 }

@@ -369,3 +369,154 @@ pub fn verify_id_token(
         .and_then(|b| Bsn::parse(b).ok())
         .ok_or(OidcError::Bsn)
 }
+
+#[cfg(test)]
+mod tests {
+    use aws_lc_rs::rand::SystemRandom;
+    use aws_lc_rs::rsa::{KeyPair, KeySize};
+    use aws_lc_rs::signature::KeyPair as _;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine as _;
+    use serde_json::json;
+
+    use super::*;
+
+    fn key() -> (KeyPair, RsaKey) {
+        let pair = KeyPair::generate(KeySize::Rsa2048).unwrap();
+        let public = pair.public_key();
+        let key = RsaKey {
+            kid: Some("k1".into()),
+            n: public.modulus().big_endian_without_leading_zero().to_vec(),
+            e: public.exponent().big_endian_without_leading_zero().to_vec(),
+        };
+        (pair, key)
+    }
+
+    fn sign(pair: &KeyPair, header: &Value, claims: &Value) -> String {
+        let input = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(header.to_string()),
+            URL_SAFE_NO_PAD.encode(claims.to_string())
+        );
+        let mut sig = vec![0u8; pair.public_modulus_len()];
+        let alg = if header["alg"] == "PS256" {
+            &signature::RSA_PSS_SHA256
+        } else {
+            &signature::RSA_PKCS1_SHA256
+        };
+        pair.sign(alg, &SystemRandom::new(), input.as_bytes(), &mut sig)
+            .unwrap();
+        format!("{input}.{}", URL_SAFE_NO_PAD.encode(sig))
+    }
+
+    const WANT: Expected<'static> = Expected {
+        issuer: "https://login.example.nl",
+        client_id: "poortwachter",
+        nonce: "n-1",
+        bsn_claim: "bsn",
+        now: 1_000_000,
+    };
+
+    fn claims() -> Value {
+        json!({"iss": "https://login.example.nl", "aud": "poortwachter", "sub": "jan",
+               "exp": 1_000_300, "iat": 1_000_000, "nonce": "n-1", "bsn": "999999990"})
+    }
+
+    #[test]
+    fn id_tokens_are_checked() {
+        let (pair, k) = key();
+        let rs = json!({"alg": "RS256", "kid": "k1"});
+        let ok = sign(&pair, &rs, &claims());
+        assert_eq!(
+            verify_id_token(&ok, std::slice::from_ref(&k), &WANT)
+                .unwrap()
+                .as_str(),
+            "999999990"
+        );
+        let ps = sign(&pair, &json!({"alg": "PS256", "kid": "k1"}), &claims());
+        assert!(verify_id_token(&ps, std::slice::from_ref(&k), &WANT).is_ok());
+        let with = |change: &dyn Fn(&mut Value)| {
+            let mut c = claims();
+            change(&mut c);
+            verify_id_token(&sign(&pair, &rs, &c), std::slice::from_ref(&k), &WANT)
+        };
+        assert_eq!(
+            with(&|c| c["iss"] = json!("https://other")),
+            Err(OidcError::IdToken("iss is not the provider"))
+        );
+        assert_eq!(
+            with(&|c| c["aud"] = json!("someone-else")),
+            Err(OidcError::IdToken("aud is not our client_id"))
+        );
+        assert_eq!(
+            with(&|c| c["aud"] = json!(["poortwachter", "x"])),
+            Err(OidcError::IdToken("azp is not our client_id"))
+        );
+        assert!(with(&|c| {
+            c["aud"] = json!(["poortwachter", "x"]);
+            c["azp"] = json!("poortwachter");
+        })
+        .is_ok());
+        assert_eq!(
+            with(&|c| c["exp"] = json!(999_900)),
+            Err(OidcError::IdToken("it has expired"))
+        );
+        assert_eq!(
+            with(&|c| c["iat"] = json!(1_000_100)),
+            Err(OidcError::IdToken("iat is in the future"))
+        );
+        assert_eq!(
+            with(&|c| c["nonce"] = json!("n-2")),
+            Err(OidcError::IdToken("nonce is not the one sent"))
+        );
+        assert_eq!(
+            with(&|c| c["bsn"] = json!("123456789")),
+            Err(OidcError::Bsn)
+        );
+        assert_eq!(
+            with(&|c| c["bsn"] = json!(999_999_990)),
+            Err(OidcError::Bsn)
+        );
+        // Another key, another kid, a tampered payload, HS256 and none.
+        let (other, _) = key();
+        assert_eq!(
+            verify_id_token(
+                &sign(&other, &rs, &claims()),
+                std::slice::from_ref(&k),
+                &WANT
+            ),
+            Err(OidcError::IdToken("the signature does not verify"))
+        );
+        assert_eq!(
+            verify_id_token(
+                &sign(&pair, &json!({"alg": "RS256", "kid": "k9"}), &claims()),
+                std::slice::from_ref(&k),
+                &WANT
+            ),
+            Err(OidcError::IdToken(
+                "no key of the provider has the token's kid"
+            ))
+        );
+        let parts: Vec<&str> = ok.split('.').collect();
+        let mut forged = claims();
+        forged["bsn"] = json!("123456782");
+        let tampered = format!(
+            "{}.{}.{}",
+            parts[0],
+            URL_SAFE_NO_PAD.encode(forged.to_string()),
+            parts[2]
+        );
+        assert!(verify_id_token(&tampered, std::slice::from_ref(&k), &WANT).is_err());
+        for alg in ["HS256", "none"] {
+            let t = format!(
+                "{}.{}.",
+                URL_SAFE_NO_PAD.encode(json!({"alg": alg}).to_string()),
+                parts[1]
+            );
+            assert!(
+                verify_id_token(&t, std::slice::from_ref(&k), &WANT).is_err(),
+                "{alg}"
+            );
+        }
+    }
+}

@@ -255,3 +255,104 @@ fn check_own_entry(settings: &MedmijSettings, set: &ListSet) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::medmij::settings::Login;
+
+    fn sample(name: &str) -> String {
+        std::fs::read_to_string(format!("{}/medmij/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()
+    }
+
+    fn settings(dir: &std::path::Path, ocl: ListSource) -> MedmijSettings {
+        for name in [
+            "MedMij_Whitelist.xml",
+            "MedMij_Gegevensdienstnamenlijst.xml",
+        ] {
+            std::fs::write(dir.join(name), sample(name)).unwrap();
+        }
+        MedmijSettings {
+            aanbieder: "umcharderwijk".into(),
+            aanbieder_display_name: "UMC Harderwijk".into(),
+            gegevensdiensten: vec!["48".into()],
+            oauth_client_list: ocl,
+            whitelist: ListSource::File(dir.join("MedMij_Whitelist.xml")),
+            gegevensdienst_name_list: ListSource::File(
+                dir.join("MedMij_Gegevensdienstnamenlijst.xml"),
+            ),
+            zorgaanbieder_list: None,
+            lists_refresh: Duration::from_secs(3600),
+            token_lifetime: Duration::from_secs(900),
+            require_client_certificate: false,
+            login: Login::DangerousDev,
+            receptive: vec!["48".into()],
+            receptiveness_url: None,
+            receptiveness_timeout: Duration::from_secs(1),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_list_that_fails_or_goes_back_keeps_the_previous_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let ocl = dir.path().join("MedMij_OAuthclientlist.xml");
+        let text = sample("MedMij_OAuthclientlist.xml");
+        std::fs::write(&ocl, &text).unwrap();
+        let lists = Lists::load(&settings(dir.path(), ListSource::File(ocl.clone())))
+            .await
+            .unwrap();
+        assert_eq!(lists.current().clients.volgnummer, 17);
+        // Does not parse: refused, the old one stays.
+        std::fs::write(&ocl, "<OAuthclientlist/>").unwrap();
+        let failures = lists.refresh().await;
+        assert_eq!(failures.len(), 1, "{failures:?}");
+        assert_eq!(lists.current().clients.volgnummer, 17);
+        // A lower Volgnummer: refused.
+        std::fs::write(&ocl, text.replace("<Volgnummer>17<", "<Volgnummer>16<")).unwrap();
+        let failures = lists.refresh().await;
+        assert_eq!(
+            failures,
+            ["OAuth client list: Volgnummer 16 is lower than the 17 in use"]
+        );
+        // A newer one, without a client: taken.
+        let newer = text.replace("<Volgnummer>17<", "<Volgnummer>18<").replace(
+            "<Hostname>pgo.verzamelaar.example.nl</Hostname>",
+            "<Hostname>pgo.nieuw.example.nl</Hostname>",
+        );
+        std::fs::write(&ocl, newer).unwrap();
+        assert!(lists.refresh().await.is_empty());
+        let now = lists.current();
+        assert_eq!(now.clients.volgnummer, 18);
+        assert!(now.clients.client("pgo.nieuw.example.nl").is_some());
+        // Gone: refused, the old one stays.
+        std::fs::remove_file(&ocl).unwrap();
+        assert_eq!(lists.refresh().await.len(), 1);
+        assert_eq!(lists.current().clients.volgnummer, 18);
+    }
+
+    #[tokio::test]
+    async fn lists_come_from_urls_too() {
+        let text = sample("MedMij_OAuthclientlist.xml");
+        let app = axum::Router::new().route(
+            "/MedMij_OAuthclientlist.xml",
+            axum::routing::get(move || {
+                let t = text.clone();
+                async move { t }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let dir = tempfile::tempdir().unwrap();
+        let url = url::Url::parse(&format!("http://{addr}/MedMij_OAuthclientlist.xml")).unwrap();
+        let lists = Lists::load(&settings(dir.path(), ListSource::Url(url)))
+            .await
+            .unwrap();
+        assert_eq!(lists.current().clients.clients.len(), 3);
+        let missing = url::Url::parse(&format!("http://{addr}/nope.xml")).unwrap();
+        let err = Lists::load(&settings(dir.path(), ListSource::Url(missing)))
+            .await
+            .unwrap_err();
+        assert!(err.ends_with("status 404 Not Found"), "{err}");
+    }
+}

@@ -1223,6 +1223,81 @@ mod tests {
         );
     }
 
+    const MEDMIJ: &str = "[medmij]\naanbieder = \"umcharderwijk\"\naanbieder_display_name = \"UMC Harderwijk\"\ngegevensdiensten = [\"48\"]\noauth_client_list = \"medmij/MedMij_OAuthclientlist.xml\"\nwhitelist = \"https://stelselnode.medmij.nl/MedMij_Whitelist.xml\"\ngegevensdienst_name_list = \"medmij/MedMij_Gegevensdienstnamenlijst.xml\"\n";
+
+    #[test]
+    fn medmij_is_read_as_the_issue_names_it() {
+        use crate::medmij::settings::{ListSource, Login};
+        let (_d, p) = write(&format!("{MEDMIJ}dangerous_dev_login = true\n"));
+        let m = Config::load(Some(&p), true, &HashMap::new())
+            .unwrap()
+            .medmij
+            .unwrap();
+        assert_eq!(m.aanbieder, "umcharderwijk");
+        assert_eq!(
+            m.receptive,
+            ["48"],
+            "receptive defaults to every gegevensdienst"
+        );
+        assert_eq!(m.token_lifetime, Duration::from_secs(900));
+        assert_eq!(m.lists_refresh, Duration::from_secs(3600));
+        assert!(matches!(m.whitelist, ListSource::Url(_)));
+        assert!(matches!(m.oauth_client_list, ListSource::File(_)));
+        assert_eq!(m.login, Login::DangerousDev);
+        let (_d, p) = write(&format!(
+            "{MEDMIJ}token_lifetime_seconds = 600\nreceptive = []\nreceptiveness_url = \"http://127.0.0.1:9/ontvankelijk\"\n[medmij.oidc]\nissuer = \"https://login.example.nl\"\nclient_id = \"poortwachter\"\nclient_secret_file = \"medmij/oidc-secret\"\n"
+        ));
+        let m = Config::load(Some(&p), true, &HashMap::new())
+            .unwrap()
+            .medmij
+            .unwrap();
+        let Login::Oidc(o) = &m.login else {
+            panic!("oidc")
+        };
+        assert_eq!(
+            (o.bsn_claim.as_str(), o.scopes.join(" ")),
+            ("bsn", "openid bsn".into())
+        );
+        assert!(m.receptive.is_empty() && m.receptiveness_url.is_some());
+
+        let cases = [
+            ("", "medmij.oidc: the person must log in: configure [medmij.oidc] (or, for demos only, dangerous_dev_login = true)"),
+            ("dangerous_dev_login = true\n[medmij.oidc]\nissuer = \"https://l.example.nl\"\nclient_id = \"c\"\nclient_secret_file = \"s\"", "medmij.dangerous_dev_login: choose one way to log in: [medmij.oidc] or dangerous_dev_login = true, not both"),
+            ("[medmij.oidc]\nissuer = \"http://login.example.nl\"\nclient_id = \"c\"\nclient_secret_file = \"s\"", "medmij.oidc.issuer: must be an https URL without query or fragment (http only to a loopback address with dangerous_allow_http_loopback = true)"),
+            ("dangerous_dev_login = true\nreceptive = [\"49\"]", "medmij.receptive: \"49\" is not one of gegevensdiensten"),
+            ("dangerous_dev_login = true\ntoken_lifetime_seconds = 10", "medmij.token_lifetime_seconds: must be between 60 and 86400 (got 10)"),
+        ];
+        for (extra, want) in cases {
+            let (_d, p) = write(&format!("{MEDMIJ}{extra}\n"));
+            let e = Config::load(Some(&p), true, &HashMap::new())
+                .unwrap_err()
+                .to_string();
+            assert!(e.ends_with(want), "{extra}: {e}");
+        }
+        let bad_list = MEDMIJ.replace("https://stelselnode", "http://stelselnode");
+        let (_d, p) = write(&format!("{bad_list}dangerous_dev_login = true\n"));
+        let e = Config::load(Some(&p), true, &HashMap::new())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.ends_with("medmij.whitelist: must be https (http only to a loopback address)"),
+            "{e}"
+        );
+        let (_d, p) = write(&format!(
+            "{}dangerous_dev_login = true\n",
+            MEDMIJ.replace("\"umcharderwijk\"", "\"UMC\"")
+        ));
+        assert!(Config::load(Some(&p), true, &HashMap::new())
+            .unwrap_err()
+            .to_string()
+            .contains("medmij.aanbieder"));
+        let (_d, p) = write(&format!(
+            "{MEDMIJ}dangerous_dev_login = true\nsurprise = 1\n"
+        ));
+        let e = Config::load(Some(&p), true, &HashMap::new()).unwrap_err();
+        assert_eq!(e.origin, format!("{}:9", p.display()));
+    }
+
     #[test]
     fn path_prefixes_are_plain_segments() {
         for ok in ["/", "/zorgdomein", "/medmij/fhir", "/a-b_c.d~e"] {

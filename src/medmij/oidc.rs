@@ -54,8 +54,7 @@ const CACHE: Duration = Duration::from_secs(3600);
 /// Clock skew allowed on `exp` and `iat`.
 const LEEWAY: i64 = 60;
 
-/// The OpenID provider, as we use it.
-#[derive(Debug)]
+/// The OpenID provider, as we use it. (No `Debug`: it holds the client secret.)
 pub struct Provider {
     settings: OidcSettings,
     secret: RwLock<String>,

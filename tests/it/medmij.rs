@@ -62,7 +62,7 @@ pub async fn start_source() -> Source {
             };
             if r.path == "/receptive" {
                 let ask: Value = serde_json::from_slice(&r.body).unwrap_or_default();
-                let yes = ask["bsn"] != NOT_RECEPTIVE_BSN && ask["gegevensdienst"] == "48";
+                let yes = ask["bsn"] != NOT_RECEPTIVE_BSN;
                 let answer = if yes {
                     json!({"receptive": true})
                 } else {
@@ -145,6 +145,15 @@ pub struct Person {
 }
 
 impl Person {
+    /// Through `http` to `base` (e.g. an https listener).
+    pub fn with(http: reqwest::Client, base: &str) -> Self {
+        Self {
+            http,
+            base: base.to_owned(),
+            cookie: None,
+        }
+    }
+
     pub fn new(server: &Server) -> Self {
         Self {
             http: reqwest::Client::builder()
@@ -221,18 +230,28 @@ const REDIRECT: &str = "https://pgo.example.nl/delen/terug";
 
 /// Through the flow with the development login up to the code; returns the redirect's query.
 async fn code_for(server: &Server, bsn: &str, challenge: Option<&str>) -> HashMap<String, String> {
-    let mut p = Person::new(server);
-    let (s, h, page) = p
-        .get(&format!(
-            "/medmij/authorize?{}",
-            authorize_query(REDIRECT, "umcharderwijk~48", "st-1", challenge)
-        ))
-        .await;
+    let query = authorize_query(REDIRECT, "umcharderwijk~48", "st-1", challenge);
+    code_with(&mut Person::new(server), &query, REDIRECT, bsn).await
+}
+
+/// The person's steps for `query` (an authorization request) with the development login, up to
+/// the redirect with the code; returns the redirect's query.
+async fn code_with(
+    p: &mut Person,
+    query: &str,
+    redirect: &str,
+    bsn: &str,
+) -> HashMap<String, String> {
+    let (s, h, page) = p.get(&format!("/medmij/authorize?{query}")).await;
     assert_eq!(s, StatusCode::OK, "{page}");
+    let origin = url::Url::parse(redirect)
+        .unwrap()
+        .origin()
+        .ascii_serialization();
     assert!(h["content-security-policy"]
         .to_str()
         .unwrap()
-        .contains("form-action 'self' https://pgo.example.nl"));
+        .contains(&format!("form-action 'self' {origin}")));
     let (s, h, page) = p
         .post("/medmij/login/dev", &[("csrf", &csrf(&page)), ("bsn", bsn)])
         .await;
@@ -248,7 +267,7 @@ async fn code_for(server: &Server, bsn: &str, challenge: Option<&str>) -> HashMa
         .await;
     assert_eq!(s, StatusCode::SEE_OTHER);
     let back = location(&h);
-    assert!(back.starts_with(&format!("{REDIRECT}?code=")), "{back}");
+    assert!(back.starts_with(&format!("{redirect}?code=")), "{back}");
     query_of(&back)
 }
 
@@ -744,5 +763,231 @@ async fn codes_are_single_use_bound_to_their_verifier_and_short_lived() {
     assert_eq!(
         (s, e["error_description"].as_str()),
         (StatusCode::BAD_REQUEST, Some("the code is unknown"))
+    );
+}
+
+/// A token for another gegevensdienst than the request's: 403 `insufficient_scope`; the
+/// gegevensdienst's own request passes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_for_another_gegevensdienst_is_insufficient_scope() {
+    let source = start_source().await;
+    let policies = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        repo().join("policies/medmij-48.toml"),
+        policies.path().join("medmij-48.toml"),
+    )
+    .unwrap();
+    std::fs::write(
+        policies.path().join("medmij-1.toml"),
+        "authenticator = \"medmij\"\n[response]\nformat = \"passthrough\"\n[[rule]]\nname = \"observation-create\"\nmethod = \"POST\"\npath = \"/Observation\"\n[rule.body]\nmax_bytes = 65536\nresource_type = [\"Observation\"]\n",
+    )
+    .unwrap();
+    let instance = Instance::with_config(
+        &medmij_config(&source, "dangerous_dev_login = true").replace(
+            "gegevensdiensten = [\"48\"]",
+            "gegevensdiensten = [\"48\", \"1\"]",
+        ),
+    );
+    instance.edit_config(
+        &repo().join("policies").display().to_string(),
+        &policies.path().display().to_string(),
+    );
+    let server = instance.serve();
+    // The older-style client on the sample list may ask for any gegevensdienst.
+    let client = "medmij.deenigeechtepgo.nl";
+    let redirect = "https://medmij.deenigeechtepgo.nl/terug";
+    let query = authorize_query(redirect, "umcharderwijk~1", "st-1", None).replace(
+        &format!("client_id={CLIENT}"),
+        &format!("client_id={client}"),
+    );
+    let code = code_with(&mut Person::new(&server), &query, redirect, BSN).await["code"].clone();
+    let t: Value = reqwest::Client::new()
+        .post(server.public_url("/medmij/token"))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", code.as_str()),
+            ("redirect_uri", redirect),
+            ("client_id", client),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(t["scope"], "umcharderwijk~1", "{t}");
+    let token = t["access_token"].as_str().unwrap();
+    let r = post_fhir(&server, token, &mhd_bundle(None)).await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    assert_eq!(
+        r.headers()["www-authenticate"],
+        "Bearer error=\"insufficient_scope\""
+    );
+    let r = reqwest::Client::new()
+        .post(server.public_url("/medmij/fhir/Observation"))
+        .bearer_auth(token)
+        .header("content-type", "application/fhir+json")
+        .body(r#"{"resourceType":"Observation","status":"final"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let got = source.received.lock().unwrap().clone();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].path, "/Observation");
+    assert_eq!(got[0].headers["x-poortwachter-purpose"], "medmij-1");
+}
+
+/// `require_client_certificate = true`: the token endpoint wants a TLS client certificate whose
+/// host name is the `client_id`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_token_endpoint_can_require_the_clients_certificate() {
+    use poortwachter::tls::testing::{client_config, LeafSpec, TestCa, TestCert};
+    let source = start_source().await;
+    let dir = tempfile::tempdir().unwrap();
+    let ca = TestCa::new("Test CA");
+    let (cert, key) = ca.server("127.0.0.1").write(dir.path(), "server");
+    let ca_file = ca.write(dir.path(), "ca");
+    let client_cert = |host: &str| {
+        let mut spec = LeafSpec::client(host);
+        spec.dns_names.push(host.to_owned());
+        ca.issue(&spec)
+    };
+    let (pgo, elders) = (client_cert(CLIENT), client_cert("elders.example.nl"));
+    let instance = Instance::with_config(&format!(
+        "{}[tls]\ncert = \"{}\"\nkey = \"{}\"\nclient_ca = [\"{}\"]\nclient_auth = \"optional\"\n",
+        medmij_config(
+            &source,
+            "dangerous_dev_login = true\nrequire_client_certificate = true"
+        ),
+        cert.display(),
+        key.display(),
+        ca_file.display()
+    ));
+    let server = instance.serve();
+    let base = format!("https://{}", server.public);
+    let versions = [&rustls::version::TLS13, &rustls::version::TLS12];
+    let http = |c: Option<&TestCert>| {
+        reqwest::Client::builder()
+            .use_preconfigured_tls(client_config(&ca.cert_der(), c, &versions))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap()
+    };
+    let mut person = Person::with(http(None), &base);
+    let query = authorize_query(REDIRECT, "umcharderwijk~48", "st-1", None);
+    let code = code_with(&mut person, &query, REDIRECT, BSN).await["code"].clone();
+    let exchange = |c: reqwest::Client| {
+        let (base, code) = (base.clone(), code.clone());
+        async move {
+            let r = c
+                .post(format!("{base}/medmij/token"))
+                .form(&[
+                    ("grant_type", "authorization_code"),
+                    ("code", code.as_str()),
+                    ("redirect_uri", REDIRECT),
+                    ("client_id", CLIENT),
+                ])
+                .send()
+                .await
+                .unwrap();
+            (r.status(), r.json::<Value>().await.unwrap())
+        }
+    };
+    for (who, client) in [
+        ("no certificate", http(None)),
+        ("another host's", http(Some(&elders))),
+    ] {
+        let (s, e) = exchange(client).await;
+        assert_eq!(
+            (s, e["error"].as_str()),
+            (StatusCode::UNAUTHORIZED, Some("invalid_client")),
+            "{who}"
+        );
+        assert_eq!(
+            e["error_description"],
+            "a client certificate for the client_id's host name is required"
+        );
+    }
+    let (s, t) = exchange(http(Some(&pgo))).await;
+    assert_eq!(s, StatusCode::OK, "{t}");
+    // The audit record of the token names the certificate.
+    let out = instance.ok(&["audit", "export"]);
+    let issued: Value = out
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .find(|e| e["trace"]["event"] == "token_issued")
+        .unwrap();
+    assert!(
+        issued["client_cert"]["subject"]
+            .as_str()
+            .unwrap()
+            .contains(CLIENT),
+        "{issued}"
+    );
+}
+
+/// The lists are read again on SIGHUP: a client taken off the OAuth client list is refused at
+/// once; a list that does not parse keeps the one in use.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lists_are_read_again_on_sighup() {
+    let source = start_source().await;
+    let lists = tempfile::tempdir().unwrap();
+    for f in [
+        "MedMij_OAuthclientlist.xml",
+        "MedMij_Whitelist.xml",
+        "MedMij_Gegevensdienstnamenlijst.xml",
+        "MedMij_Zorgaanbiederslijst.xml",
+    ] {
+        std::fs::copy(repo().join("medmij").join(f), lists.path().join(f)).unwrap();
+    }
+    let instance = Instance::with_config(
+        &medmij_config(&source, "dangerous_dev_login = true").replace(
+            &repo().join("medmij").display().to_string(),
+            &lists.path().display().to_string(),
+        ),
+    );
+    let server = instance.serve();
+    let ask = format!(
+        "/medmij/authorize?{}",
+        authorize_query(REDIRECT, "umcharderwijk~48", "st-1", None)
+    );
+    let hup = |server: &Server| {
+        let mark = server.log_mark();
+        std::process::Command::new("kill")
+            .args(["-HUP", &server.child.id().to_string()])
+            .status()
+            .unwrap();
+        mark
+    };
+    let wait = std::time::Duration::from_secs(10);
+    assert_eq!(Person::new(&server).get(&ask).await.0, StatusCode::OK);
+    // Broken: refused, logged, the old list stays.
+    let ocl = lists.path().join("MedMij_OAuthclientlist.xml");
+    let text = std::fs::read_to_string(&ocl).unwrap();
+    std::fs::write(&ocl, "<OAuthclientlist").unwrap();
+    let mark = hup(&server);
+    assert!(server
+        .log_after(mark, "MedMij list refused", wait)
+        .await
+        .is_some());
+    assert_eq!(Person::new(&server).get(&ask).await.0, StatusCode::OK);
+    // A newer list without pgo.example.nl: refused from now on.
+    let newer = text.replace("<Volgnummer>17<", "<Volgnummer>18<").replace(
+        "<Hostname>pgo.example.nl</Hostname>",
+        "<Hostname>pgo.ander.example.nl</Hostname>",
+    );
+    std::fs::write(&ocl, newer).unwrap();
+    let mark = hup(&server);
+    assert!(server
+        .log_after(mark, "MedMij lists in use", wait)
+        .await
+        .is_some());
+    let (s, h, page) = Person::new(&server).get(&ask).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert!(h.get("location").is_none());
+    assert!(
+        page.contains("de PGO staat niet op de lijsten van MedMij"),
+        "{page}"
     );
 }

@@ -22,7 +22,7 @@ use poortwachter::policy::{Policy, PolicySet};
 pub type Entry = fn(&[u8]);
 
 /// Every target, by name (the directory names under `fuzz/seeds/` and `fuzz/regressions/`).
-pub const TARGETS: [(&str, Entry); 11] = [
+pub const TARGETS: [(&str, Entry); 12] = [
     ("credential_proof", credential_proof),
     ("policy_compile", policy_compile),
     ("identifiers", identifiers),
@@ -31,6 +31,7 @@ pub const TARGETS: [(&str, Entry); 11] = [
     ("fhir_response", fhir_response),
     ("hub_xml", hub_xml),
     ("client_cert", client_cert),
+    ("json_body", json_body),
     ("medmij_lists", medmij_lists),
     ("medmij_authorize", medmij_authorize),
     ("medmij_token", medmij_token),
@@ -411,4 +412,124 @@ pub fn medmij_token(data: &[u8]) {
         assert_eq!(req.redirect_uri, code.redirect_uri);
         assert!(req.code_verifier.is_some());
     }
+}
+
+/// The shipped zorgdomein policy, compiled once.
+fn zorgdomein_rules() -> &'static [poortwachter::policy::request::Rule] {
+    static RULES: OnceLock<Vec<poortwachter::policy::request::Rule>> = OnceLock::new();
+    RULES.get_or_init(|| {
+        match PolicySet::compile_any(
+            "zorgdomein.toml",
+            "zorgdomein",
+            include_str!("../policies/zorgdomein.toml"),
+        ) {
+            Ok(poortwachter::policy::Compiled::Requests(p)) => p.rules,
+            _ => panic!("the shipped zorgdomein policy compiles"),
+        }
+    })
+}
+
+/// A JSON request body as a rule reads it, and a ZorgDomein token. The first byte picks the
+/// request (`POST /Bundle` or `PUT /Task/t-1`) and the media type; the rest is the body, decided
+/// under the shipped zorgdomein policy, scanned by `json_body::scan`, and verified as a token.
+/// Invariants: what `scan` accepts serde_json reads too, with the same facts (no duplicate can
+/// make them differ); a permitted document is a `document` Bundle with a Composition first, a
+/// permitted cancellation a Task `t-1` with status `cancelled`; no token verifies against a key
+/// made in this process.
+pub fn json_body(data: &[u8]) {
+    use poortwachter::policy::json_body::scan;
+    let (selector, body) = match data.split_first() {
+        Some((b, rest)) => (*b, rest),
+        None => (0, data),
+    };
+    let facts = scan(body);
+    if let Ok(f) = &facts {
+        let v: serde_json::Value =
+            serde_json::from_slice(body).expect("serde_json reads what scan accepted");
+        let s = |k: &str| {
+            v.get(k)
+                .and_then(serde_json::Value::as_str)
+                .map(str::to_owned)
+        };
+        assert_eq!(f.resource_type, s("resourceType"));
+        assert_eq!(f.bundle_type, s("type"));
+        assert_eq!(f.status, s("status"));
+        assert_eq!(f.id, s("id"));
+        if let Some(entries) = v.get("entry").and_then(serde_json::Value::as_array) {
+            if !f.entry_malformed {
+                let types: Vec<Option<String>> = entries
+                    .iter()
+                    .map(|e| {
+                        e.get("resource")
+                            .and_then(|r| r.get("resourceType"))
+                            .and_then(serde_json::Value::as_str)
+                            .map(str::to_owned)
+                    })
+                    .collect();
+                assert_eq!(f.entry_types, types);
+            }
+        }
+    }
+    let (method, path) = if selector % 2 == 0 {
+        ("POST", "/Bundle")
+    } else {
+        ("PUT", "/Task/t-1")
+    };
+    let media_type = if selector & 2 == 0 {
+        "application/fhir+json"
+    } else {
+        "application/json"
+    };
+    let none = HashSet::new();
+    let scope = TokenScope {
+        bsn: None,
+        allowed_patients: &none,
+    };
+    let shape = RequestShape {
+        method,
+        path,
+        query: None,
+        body: (!body.is_empty()).then_some(BodyShape {
+            media_type,
+            charset: None,
+            bytes: body,
+        }),
+    };
+    if let Decision::Permit(p) = decide(zorgdomein_rules(), &shape, &scope) {
+        let f = facts.as_ref().expect("a permitted body was scanned");
+        assert_eq!(media_type, "application/fhir+json");
+        match p.rule() {
+            "receive-document" => {
+                assert_eq!(f.resource_type.as_deref(), Some("Bundle"));
+                assert_eq!(f.bundle_type.as_deref(), Some("document"));
+                assert_eq!(f.entry_types.first(), Some(&Some("Composition".to_owned())));
+            }
+            "task-cancel" => {
+                assert_eq!(f.resource_type.as_deref(), Some("Task"));
+                assert_eq!(f.status.as_deref(), Some("cancelled"));
+                assert_eq!(f.id.as_deref(), Some("t-1"));
+            }
+            other => panic!("permitted by {other}"),
+        }
+    }
+    static ZD: OnceLock<poortwachter::authn::zorgdomein::ZorgDomein> = OnceLock::new();
+    let zd = ZD.get_or_init(|| {
+        let (key, _) = poortwachter::keys::SigningKey::generate(poortwachter::keys::KeyType::P256)
+            .expect("a P-256 key");
+        let poortwachter::keys::PublicKey::P256(point) = key.public_key() else {
+            panic!("a P-256 public key")
+        };
+        poortwachter::authn::zorgdomein::ZorgDomein::new(
+            vec![poortwachter::authn::zorgdomein::VerifyKey::P256(point)],
+            Vec::new(),
+            300,
+            None,
+            "zorgdomein",
+        )
+    });
+    assert!(
+        zd.verify_token(&String::from_utf8_lossy(body), 1_800_000_000)
+            .is_err(),
+        "a token verified against a key nobody else has"
+    );
 }

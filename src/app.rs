@@ -61,6 +61,8 @@ pub struct AppState {
     pub tls: Option<crate::tls::TlsAcceptorHandle>,
     /// MedMij "Delen" (`[medmij]`): the authorization server, if configured.
     pub medmij: Option<Arc<crate::medmij::service::Service>>,
+    /// The ZorgDomein SSO launch token's signer (`[zorgdomein]`).
+    pub zorgdomein_sso: Option<Arc<crate::zorgdomein::sso::SsoSigner>>,
 }
 
 /// Errors that stop start-up.
@@ -84,6 +86,9 @@ pub enum StartError {
     /// `[medmij]` cannot be used: its lists, policies or login.
     #[error("medmij: {0}")]
     Medmij(String),
+    /// `[zorgdomein]` cannot be used: its policy, keys or SSO key.
+    #[error("zorgdomein: {0}")]
+    ZorgDomein(String),
     /// The authenticators' path prefixes clash.
     #[error("authenticators: {0}")]
     Mounts(String),
@@ -112,8 +117,23 @@ fn identity(config: &Config) -> Result<Identity, StartError> {
 }
 
 /// Checks that the policies hold what the configured authenticators need: `[hub_source] policy`
-/// is a hub-source policy.
+/// is a hub-source policy, `[zorgdomein] policy` a zorgdomein one.
 fn check_policies(config: &Config, policies: &PolicySet) -> Result<(), (String, String)> {
+    if let Some(z) = &config.zorgdomein {
+        if policies
+            .for_requests(&z.policy, crate::policy::Authenticator::ZorgDomein)
+            .is_none()
+        {
+            return Err((
+                z.policy.clone(),
+                format!(
+                    "policy \"{}\" is not a zorgdomein policy in {} (`poortwachter policy install` writes the shipped zorgdomein.toml)",
+                    z.policy,
+                    config.policies_dir.display()
+                ),
+            ));
+        }
+    }
     if let Some(h) = &config.hub_source {
         if policies
             .for_requests(&h.policy, crate::policy::Authenticator::HubSource)
@@ -185,6 +205,14 @@ async fn mounts(
             ))),
         });
     }
+    if let Some(settings) = &config.zorgdomein {
+        let zorgdomein =
+            crate::authn::zorgdomein::ZorgDomein::load(settings).map_err(StartError::ZorgDomein)?;
+        mounts.push(Mount {
+            prefix: settings.path_prefix.clone(),
+            authenticator: Arc::new(Authenticator::ZorgDomein(zorgdomein)),
+        });
+    }
     if !mounts.iter().any(|m| m.prefix == "/") {
         mounts.push(Mount {
             prefix: "/".into(),
@@ -202,9 +230,15 @@ pub async fn build_state(config: Config) -> Result<Arc<AppState>, StartError> {
         Some(settings) => Some(crate::tls::TlsAcceptorHandle::load(settings)?),
         None => None,
     };
-    check_policies(&config, &policies).map_err(|(name, reason)| {
-        if name.starts_with("medmij-") {
+    check_policies(&config, &policies).map_err(|(policy, reason)| {
+        if policy.starts_with("medmij-") {
             StartError::Medmij(reason)
+        } else if config
+            .zorgdomein
+            .as_ref()
+            .is_some_and(|z| z.policy == policy)
+        {
+            StartError::ZorgDomein(reason)
         } else {
             StartError::HubSource(reason)
         }
@@ -282,6 +316,10 @@ pub async fn build_state(config: Config) -> Result<Arc<AppState>, StartError> {
         _ => None,
     };
     tokio::spawn(log_audit_head(store.clone()));
+    let zorgdomein_sso = match &config.zorgdomein {
+        Some(z) => Some(Arc::new(zorgdomein_sso(&z.sso)?)),
+        None => None,
+    };
     let live = Live::new(LiveSettings::of(&config));
     let metrics = Arc::new(Metrics::default());
     let proxy = Proxy {
@@ -315,7 +353,23 @@ pub async fn build_state(config: Config) -> Result<Arc<AppState>, StartError> {
         config,
         tls,
         medmij,
+        zorgdomein_sso,
     }))
+}
+
+/// The SSO token's signer, its key created (mode 0600) when missing.
+pub fn zorgdomein_sso(
+    settings: &crate::zorgdomein::sso::SsoSettings,
+) -> Result<crate::zorgdomein::sso::SsoSigner, StartError> {
+    let (key, created) = crate::zorgdomein::sso::SsoKey::load_or_create(&settings.key)
+        .map_err(|e| StartError::ZorgDomein(format!("sso_key: {e}")))?;
+    if created {
+        tracing::info!(path = %settings.key.display(), kid = key.kid(), "created the ZorgDomein SSO key");
+    }
+    Ok(crate::zorgdomein::sso::SsoSigner {
+        key,
+        settings: settings.clone(),
+    })
 }
 
 /// Re-reads the configuration (file, environment, flags as at start-up) and applies what can

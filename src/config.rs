@@ -41,10 +41,10 @@ pub struct ConfigError {
 }
 
 /// A number in the file, with where it was written (for the error that names its line).
-type Num<T> = Option<toml::Spanned<T>>;
+pub(crate) type Num<T> = Option<toml::Spanned<T>>;
 
 /// The file's text, to name the line of a key in an error.
-struct Lines<'a> {
+pub(crate) struct Lines<'a> {
     origin: &'a str,
     text: &'a str,
 }
@@ -61,7 +61,7 @@ impl Lines<'_> {
 
     /// The value of a numeric key: its default when absent, else it must lie in `range`; an
     /// error names the file and line, the key and the allowed range.
-    fn ranged<T>(
+    pub(crate) fn ranged<T>(
         &self,
         key: &str,
         value: &Num<T>,
@@ -121,6 +121,7 @@ struct FileConfig {
     hub_source: Option<HubSourceFile>,
     tls: Option<crate::tls::TlsSettings>,
     internal_tls: Option<bool>,
+    zorgdomein: Option<crate::zorgdomein::ZorgDomeinFile>,
     medmij: Option<MedmijFile>,
 }
 
@@ -280,6 +281,8 @@ pub struct Config {
     pub internal_tls: bool,
     /// MedMij "Delen" (`[medmij]`), if configured.
     pub medmij: Option<crate::medmij::settings::MedmijSettings>,
+    /// ZorgDomein Integrator FE in front of the XIS, if configured.
+    pub zorgdomein: Option<crate::zorgdomein::ZorgDomeinSettings>,
 }
 
 impl Config {
@@ -340,6 +343,7 @@ impl Config {
         );
         check("internal_tls", self.internal_tls == other.internal_tls);
         check("[medmij]", self.medmij == other.medmij);
+        check("[zorgdomein]", self.zorgdomein == other.zorgdomein);
         out
     }
 
@@ -670,6 +674,19 @@ impl Config {
             None => None,
             Some(m) => Some(medmij_settings(m, &lines, &origin)?),
         };
+        let zorgdomein = match file.zorgdomein {
+            None => None,
+            Some(z) => Some(crate::zorgdomein::settings(
+                z,
+                &crate::zorgdomein::Context {
+                    lines: &lines,
+                    origin: &origin,
+                    data_dir: &data_dir,
+                    public_url: &public_url,
+                    tls: tls.as_ref(),
+                },
+            )?),
+        };
         Ok(Config {
             source: ConfigSource {
                 path: config_path.map(Path::to_path_buf),
@@ -700,6 +717,7 @@ impl Config {
             tls,
             internal_tls,
             medmij,
+            zorgdomein,
         })
     }
 }

@@ -254,6 +254,7 @@ mod tests {
             status: 200,
             upstream_status: Some(200),
             client_cert: None,
+            jwt: None,
             trace: None,
         }
     }

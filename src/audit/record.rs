@@ -48,11 +48,26 @@ pub struct AuditRecord {
     /// the JSON when there was none, so records from before TLS hash as they did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_cert: Option<AuditCert>,
+    /// The `iss` and `jti` of the JWT the request was authenticated with (ZorgDomein's), if
+    /// any. Absent from the JSON when there was none, so older records hash as they did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwt: Option<AuditJwt>,
     /// The chain-log event and the ids a network's messages carry (MedMij: `MedMij-Request-ID`,
     /// `X-Correlation-ID`), if any. Absent from the JSON when there are none, so older records
     /// hash as they did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trace: Option<AuditTrace>,
+}
+
+/// A verified JWT as the audit log names it (never the token itself).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditJwt {
+    /// `iss`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iss: Option<String>,
+    /// `jti`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jti: Option<String>,
 }
 
 /// A chain-log event and the request and correlation ids of the message it is about.
@@ -176,6 +191,7 @@ mod tests {
             status: 200,
             upstream_status: Some(200),
             client_cert: None,
+            jwt: None,
             trace: None,
         };
         let token = crate::store::TokenRecord {

@@ -11,6 +11,7 @@
 //! | `nuts-token` ([`nuts`]) | an opaque access token from our token endpoint | its purposeOfUse |
 //! | `hub-source` ([`hub_source`]) | an RS512 source token signed by the Hub | `[hub_source] policy` |
 //! | `medmij` ([`medmij`]) | an opaque access token from our MedMij authorization server | `medmij-<gegevensdienst>` |
+//! | `zorgdomein` ([`zorgdomein`]) | ZorgDomein's client certificate + a JWT ZorgDomein signs | `[zorgdomein] policy` |
 //!
 //! **Invariant:** a principal is only made here, from a verified proof; everything a policy or
 //! the source system learns about the requester comes from it.
@@ -18,6 +19,7 @@
 pub mod hub_source;
 pub mod medmij;
 pub mod nuts;
+pub mod zorgdomein;
 
 use std::sync::Arc;
 
@@ -42,6 +44,13 @@ pub enum Proof {
     MedmijToken {
         /// The gegevensdienst it was issued for.
         gegevensdienst: String,
+    },
+    /// ZorgDomein's client certificate and a JWT ZorgDomein signed.
+    ZorgDomeinToken {
+        /// The token's `iss`, if it has a printable one.
+        iss: Option<String>,
+        /// The token's `jti`, if it has a printable one.
+        jti: Option<String>,
     },
 }
 
@@ -88,6 +97,9 @@ pub enum ErrorFormat {
     /// A FHIR `OperationOutcome` with RFC 6750's `WWW-Authenticate` on 401 (`invalid_token`) and
     /// 403 (`insufficient_scope`): MedMij's resource server.
     FhirBearer,
+    /// A FHIR `OperationOutcome`, and a request without valid credentials is refused with 403
+    /// rather than 401 (ZorgDomein's validation criteria).
+    FhirForbidden,
 }
 
 /// One way in.
@@ -99,6 +111,8 @@ pub enum Authenticator {
     HubSource(hub_source::HubSource),
     /// Access tokens of our MedMij authorization server.
     Medmij(medmij::MedmijToken),
+    /// ZorgDomein's calls: its client certificate and a JWT it signs.
+    ZorgDomein(zorgdomein::ZorgDomein),
 }
 
 impl Authenticator {
@@ -109,6 +123,7 @@ impl Authenticator {
             Self::NutsToken(_) => Kind::NutsToken,
             Self::HubSource(_) => Kind::HubSource,
             Self::Medmij(_) => Kind::Medmij,
+            Self::ZorgDomein(_) => Kind::ZorgDomein,
         }
     }
 
@@ -119,6 +134,7 @@ impl Authenticator {
             Self::NutsToken(_) => ErrorFormat::Fhir,
             Self::HubSource(_) => ErrorFormat::HubXml,
             Self::Medmij(_) => ErrorFormat::FhirBearer,
+            Self::ZorgDomein(_) => ErrorFormat::FhirForbidden,
         }
     }
 
@@ -129,6 +145,7 @@ impl Authenticator {
             Self::NutsToken(_) => "proxy",
             Self::HubSource(_) => "hub-source",
             Self::Medmij(_) => "medmij",
+            Self::ZorgDomein(_) => "zorgdomein",
         }
     }
 
@@ -145,7 +162,7 @@ impl Authenticator {
     pub fn trace(&self, parts: &Parts) -> Option<crate::audit::AuditTrace> {
         match self {
             Self::Medmij(_) => Some(medmij::trace(&parts.headers)),
-            Self::NutsToken(_) | Self::HubSource(_) => None,
+            Self::NutsToken(_) | Self::HubSource(_) | Self::ZorgDomein(_) => None,
         }
     }
 
@@ -155,6 +172,7 @@ impl Authenticator {
             Self::NutsToken(a) => a.authenticate(parts).await,
             Self::HubSource(a) => a.authenticate(parts, now),
             Self::Medmij(a) => a.authenticate(parts, now).await,
+            Self::ZorgDomein(a) => a.authenticate(parts, now),
         }
     }
 }

@@ -61,6 +61,16 @@ pub(crate) fn run(ctx: &Context, args: &InitArgs) -> anyhow::Result<i32> {
             hub_key.kid()
         );
     }
+    if let Some(z) = &ctx.config.zorgdomein {
+        let (key, created) = crate::zorgdomein::sso::SsoKey::load_or_create(&z.sso.key)?;
+        if created {
+            eprintln!(
+                "created the ZorgDomein SSO key {} (kid {}); give ZorgDomein `poortwachter zorgdomein sso-key`",
+                z.sso.key.display(),
+                key.kid()
+            );
+        }
+    }
     if args.json {
         println!(
             "{}",

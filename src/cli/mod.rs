@@ -13,6 +13,7 @@ mod policy;
 mod serve;
 mod tls;
 mod token;
+mod zorgdomein;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -138,6 +139,12 @@ enum Command {
         after_help = "Example:\n  poortwachter man > poortwachter.1 && man ./poortwachter.1"
     )]
     Man,
+    /// ZorgDomein: the SSO launch token for the XIS, and its public key
+    #[command(
+        subcommand,
+        after_help = "Example:\n  poortwachter zorgdomein sso-token --user-system agb-z --user 01234567 --org-system agb-z --org 07654321 --patient-id pat-1"
+    )]
+    Zorgdomein(zorgdomein::ZorgDomeinCommand),
 }
 
 /// Everything a command needs from the global options.
@@ -253,6 +260,7 @@ pub fn run() -> anyhow::Result<i32> {
             Command::Completions(args) => ops::completions(&args),
             Command::Man => ops::man(),
             Command::Tls(cmd) => tls::run(&ctx, cmd),
+            Command::Zorgdomein(cmd) => zorgdomein::run(&ctx, cmd),
         }
     })
 }

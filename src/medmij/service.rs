@@ -309,6 +309,7 @@ impl Service {
             status: ev.status,
             upstream_status: ev.upstream_status,
             client_cert: req.cert.clone(),
+            jwt: None,
             trace: Some(AuditTrace {
                 event: ev.name.into(),
                 request_id: ev.ids.0,

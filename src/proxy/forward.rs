@@ -31,7 +31,50 @@ pub(super) struct Upstream {
     pub status: u16,
     pub headers: HeaderMap,
     pub content_type: Option<HeaderValue>,
+    /// `Location` (of a create), as the source system wrote it.
+    pub location: Option<HeaderValue>,
     pub body: axum::body::Bytes,
+}
+
+/// The `Prefer` values a client may send on (RFC 7240 `return=`, as FHIR uses it on a create or
+/// update); any other preference (`respond-async`, `handling=`) is dropped.
+const PASSED_PREFER: [&str; 3] = [
+    "return=minimal",
+    "return=representation",
+    "return=operationoutcome",
+];
+
+/// The client's `Location` for the source system's `location`: the source system's own base
+/// (`upstream`) replaced by the mount's path prefix, as an absolute path (RFC 9110 allows a
+/// relative reference), so no internal address reaches the client; a FHIR-relative
+/// `Type/id/...` is put under the prefix too. A location elsewhere, or not printable, is
+/// dropped.
+pub(super) fn public_location(
+    location: &HeaderValue,
+    upstream: &url::Url,
+    prefix: &str,
+) -> Option<HeaderValue> {
+    let loc = location.to_str().ok()?;
+    if loc.is_empty() || !loc.bytes().all(|b| b.is_ascii_graphic()) {
+        return None;
+    }
+    let base = upstream.as_str().trim_end_matches('/');
+    let base_path = upstream.path().trim_end_matches('/');
+    let rest = if let Some(r) = loc.strip_prefix(base) {
+        r.to_owned()
+    } else if loc.starts_with('/') && !loc.starts_with("//") {
+        loc.strip_prefix(base_path)?.to_owned()
+    } else if !loc.contains(':') && !loc.starts_with("//") {
+        format!("/{loc}")
+    } else {
+        return None;
+    };
+    if !(rest.is_empty() || rest.starts_with('/') || rest.starts_with('?')) {
+        return None;
+    }
+    let prefix = if prefix == "/" { "" } else { prefix };
+    let out = format!("{prefix}{rest}");
+    HeaderValue::from_str(if out.is_empty() { "/" } else { &out }).ok()
 }
 
 /// Sends what `permit` allows to the source system and reads its answer.
@@ -57,6 +100,13 @@ pub(super) async fn forward(
         if let Some(v) = client_headers.get(&name) {
             headers.insert(name, v.clone());
         }
+    }
+    if let Some(v) = client_headers.get("prefer").filter(|v| {
+        v.to_str().is_ok_and(|s| {
+            PASSED_PREFER.contains(&s.trim().to_ascii_lowercase().replace(' ', "").as_str())
+        })
+    }) {
+        headers.insert(HeaderName::from_static("prefer"), v.clone());
     }
     let context = [
         ("x-poortwachter-requester", principal.requester.as_str()),
@@ -97,6 +147,7 @@ pub(super) async fn forward(
         }
     }
     let content_type = response.headers().get(header::CONTENT_TYPE).cloned();
+    let location = response.headers().get(header::LOCATION).cloned();
     let limit = live.max_upstream_body_bytes;
     let mut body = response.into_body();
     let mut buf = Vec::new();
@@ -122,6 +173,43 @@ pub(super) async fn forward(
         status,
         headers: passed,
         content_type,
+        location,
         body: buf.into(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn locations_are_put_under_the_prefix() {
+        let up = url::Url::parse("http://10.0.0.7:8090/fhir").unwrap();
+        let loc = |l: &str, prefix: &str| {
+            public_location(&HeaderValue::from_str(l).unwrap(), &up, prefix)
+                .map(|v| v.to_str().unwrap().to_owned())
+        };
+        let want = Some("/zorgdomein/Bundle/b-1/_history/1".to_owned());
+        assert_eq!(
+            loc(
+                "http://10.0.0.7:8090/fhir/Bundle/b-1/_history/1",
+                "/zorgdomein"
+            ),
+            want
+        );
+        assert_eq!(loc("/fhir/Bundle/b-1/_history/1", "/zorgdomein"), want);
+        assert_eq!(loc("Bundle/b-1/_history/1", "/zorgdomein"), want);
+        assert_eq!(loc("Bundle/b-1", "/"), Some("/Bundle/b-1".into()));
+        assert_eq!(
+            loc("http://10.0.0.7:8090/fhirX/Bundle/1", "/zorgdomein"),
+            None
+        );
+        assert_eq!(
+            loc("https://elsewhere.example/fhir/Bundle/1", "/zorgdomein"),
+            None
+        );
+        assert_eq!(loc("//elsewhere.example/x", "/zorgdomein"), None);
+        assert_eq!(loc("/other/Bundle/1", "/zorgdomein"), None);
+        assert_eq!(loc("javascript:alert(1)", "/zorgdomein"), None);
+    }
 }

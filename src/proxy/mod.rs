@@ -27,8 +27,8 @@ use axum::http::{header, HeaderMap, HeaderValue, Method, Request};
 use axum::response::Response;
 use tokio::sync::watch;
 
-use crate::audit::{redact_bsns, AuditCert, AuditRecord, AuditUser};
-use crate::authn::{ErrorFormat, Mount, Mounts, Principal};
+use crate::audit::{redact_bsns, AuditCert, AuditJwt, AuditRecord, AuditUser};
+use crate::authn::{ErrorFormat, Mount, Mounts, Principal, Proof};
 use crate::clock::Clock;
 use crate::config::Live;
 use crate::metrics::Metrics;
@@ -169,6 +169,13 @@ pub async fn handle(proxy: &Proxy, request: Request<Body>, render: Render) -> Re
             .extensions
             .get::<crate::tls::ClientCert>()
             .map(AuditCert::of),
+        jwt: p.and_then(|p| match &p.proof {
+            Proof::ZorgDomeinToken { iss, jti } => Some(AuditJwt {
+                iss: iss.clone(),
+                jti: jti.clone(),
+            }),
+            _ => None,
+        }),
         trace: trace.clone(),
     };
     if let Err(e) = proxy.writer.write(record).await {
@@ -322,7 +329,7 @@ impl Proxy {
         let upstream_status = Some(upstream.status);
         // check response: the policy's response check (for FHIR: every resource of the patient).
         let (rule, result) = match self
-            .check_response(&permit, &policy, &principal, upstream)
+            .check_response(&permit, &policy, &principal, upstream, &mount.prefix)
             .await
         {
             Ok(answer) => (rule, Ok(answer)),
@@ -377,6 +384,7 @@ impl Proxy {
         policy: &PolicyRef,
         principal: &Principal,
         upstream: Upstream,
+        prefix: &str,
     ) -> Result<Answer, (Option<String>, ProxyError)> {
         let response = policy.response();
         if !(200..300).contains(&upstream.status) {
@@ -407,6 +415,12 @@ impl Proxy {
         }
         let mut headers = upstream.headers;
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        // A create's Location, under our prefix instead of the source system's address.
+        if let (Some(loc), Some(base)) = (&upstream.location, &self.live.get().upstream) {
+            if let Some(v) = forward::public_location(loc, base, prefix) {
+                headers.insert(header::LOCATION, v);
+            }
+        }
         if response.format == crate::policy::ResponseFormat::Passthrough {
             if let Some(ct) = upstream.content_type {
                 headers.insert(header::CONTENT_TYPE, ct);

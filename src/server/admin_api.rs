@@ -7,6 +7,7 @@
 //! GET  /internal/credentials/{id}                                                                    → 200 | 404
 //! POST /internal/credentials/{id}/revoke    {reason}                                                 → 200
 //! POST /internal/credentials/verify[?proof_only=true]  <credential>                                  → 200 | 422
+//! GET  /internal/zorgdomein/sso-token?user-system=&user=&org-system=&org=&patient-id=[&task=&icpc=]   → 200 | 404
 //! ```
 
 use std::collections::HashMap;
@@ -41,6 +42,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route(
             "/internal/auth/v1/accesstoken/verify",
             get(super::oauth_api::verify).head(super::oauth_api::verify),
+        )
+        .route(
+            "/internal/zorgdomein/sso-token",
+            get(super::zorgdomein_api::sso_token),
         )
         .route("/health", get(health))
         .route("/metrics", get(metrics))
@@ -103,7 +108,10 @@ fn parse_json<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, ApiError>
 }
 
 /// Parses a query string that may only contain `allowed` keys, each at most once.
-fn parse_query(raw: Option<&str>, allowed: &[&str]) -> Result<HashMap<String, String>, ApiError> {
+pub(super) fn parse_query(
+    raw: Option<&str>,
+    allowed: &[&str],
+) -> Result<HashMap<String, String>, ApiError> {
     let mut out = HashMap::new();
     for (k, v) in url::form_urlencoded::parse(raw.unwrap_or_default().as_bytes()) {
         if !allowed.contains(&k.as_ref()) {

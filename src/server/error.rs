@@ -208,10 +208,29 @@ pub fn proxy_answer(e: &ProxyError, format: ErrorFormat) -> Response {
             crate::proxy::fhir::operation_outcome(code, text).to_string(),
         )
             .into_response(),
+        // ZorgDomein's criteria: a request without a valid certificate or token is a 403 (no
+        // challenge), the rest as for any FHIR client.
+        ErrorFormat::FhirForbidden => {
+            let (status, code, text) = match e {
+                ProxyError::Unauthenticated(_) => {
+                    (StatusCode::FORBIDDEN, "forbidden", "authentication failed")
+                }
+                _ => (status, code, text),
+            };
+            (
+                status,
+                [
+                    (header::CONTENT_TYPE, "application/fhir+json"),
+                    (header::CACHE_CONTROL, "no-store"),
+                ],
+                crate::proxy::fhir::operation_outcome(code, text).to_string(),
+            )
+                .into_response()
+        }
         // The Hub API's clients, saying as little as the FHIR answer does.
         ErrorFormat::HubXml => hub_error(status, code, text, ""),
     };
-    if matches!(e, ProxyError::Unauthenticated(_)) {
+    if matches!(e, ProxyError::Unauthenticated(_)) && format != ErrorFormat::FhirForbidden {
         response.headers_mut().insert(
             header::WWW_AUTHENTICATE,
             HeaderValue::from_static("Bearer error=\"invalid_token\""),

@@ -9,6 +9,7 @@ pub mod listen;
 pub mod medmij_api;
 pub mod oauth_api;
 mod public;
+pub mod zorgdomein_api;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -149,6 +149,7 @@ async fn token_audited(
                 status,
                 upstream_status: None,
                 client_cert: headers_cert.clone(),
+                jwt: None,
                 trace: None,
             }
         };

@@ -244,6 +244,7 @@ fn audit_record(n: usize) -> AuditRecord {
         status: 200,
         upstream_status: Some(200),
         client_cert: None,
+        jwt: None,
         trace: None,
     }
 }

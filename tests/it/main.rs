@@ -29,3 +29,4 @@ mod seams;
 mod store;
 mod support;
 mod token;
+mod zorgdomein;

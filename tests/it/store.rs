@@ -77,6 +77,7 @@ async fn sqlite_revoke_while_the_writer_commits() {
                         status: 200,
                         upstream_status: Some(200),
                         client_cert: None,
+                        jwt: None,
                         trace: None,
                     })
                     .await

@@ -45,9 +45,10 @@ pub fn hash_secret(secret: &str) -> String {
 }
 
 /// 32 random bytes, base64url: a code, token, session id, CSRF token, state, nonce or verifier.
+/// From aws-lc-rs's system random; should that ever fail, from two v4 UUIDs (the `uuid` crate's
+/// `fast-rng`: a ChaCha CSPRNG seeded by the operating system), never from anything predictable.
 pub fn random_secret() -> String {
     let mut bytes = [0u8; 32];
-    // aws-lc-rs's system random; it does not fail on a supported platform.
     if aws_lc_rs::rand::fill(&mut bytes).is_err() {
         uuid::Uuid::new_v4()
             .as_bytes()

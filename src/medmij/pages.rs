@@ -165,18 +165,32 @@ pub fn confirmation(frame: Frame<'_>, sharing: Sharing<'_>, csrf: &str) -> Marku
     )
 }
 
-/// Exception Delen 1: the aanbieder does not take these gegevens from this person now.
-/// `back`: the link to the PGO (with `error=access_denied`).
+/// The flow stops here, with the way back to the PGO (`back`, carrying `error`): the aanbieder
+/// does not take these gegevens from this person now (exception Delen 1, `receptive_problem`), or
+/// the person stopped.
 #[must_use]
-pub fn not_receptive(frame: Frame<'_>, sharing: Sharing<'_>, why: &str, back: &str) -> Markup {
+pub fn stopped(
+    frame: Frame<'_>,
+    sharing: Sharing<'_>,
+    receptive_problem: bool,
+    why: &str,
+    back: &str,
+) -> Markup {
+    let title = if receptive_problem {
+        "Delen is niet mogelijk"
+    } else {
+        "Delen is gestopt"
+    };
     layout(
         frame,
-        "Delen is niet mogelijk",
+        title,
         html! {
-            h1 { "Delen is niet mogelijk" }
-            p {
-                (frame.aanbieder) " kan de gegevens " span.wie { "‘" (sharing.gegevensdienst) "’" }
-                " nu niet van u ontvangen."
+            h1 { (title) }
+            @if receptive_problem {
+                p {
+                    (frame.aanbieder) " kan de gegevens " span.wie { "‘" (sharing.gegevensdienst) "’" }
+                    " nu niet van u ontvangen."
+                }
             }
             p { (why) }
             p { "Er zijn geen gegevens gedeeld. U kunt terug naar " (sharing.pgo) "." }

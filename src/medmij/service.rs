@@ -33,6 +33,8 @@ pub const SESSION_SECONDS: i64 = 900;
 pub const CODE_SECONDS: i64 = 60;
 /// The audit record's `kind` of every MedMij step.
 pub const AUDIT_KIND: &str = "medmij";
+/// What the page says when the person stopped at the OpenID provider.
+const STOPPED: &str = "U hebt het inloggen afgebroken.";
 /// Where the OpenID provider sends the person back.
 pub const CALLBACK_PATH: &str = "/medmij/login/callback";
 
@@ -665,6 +667,22 @@ impl Service {
                 .filter(char::is_ascii_graphic)
                 .take(64)
                 .collect();
+            if shown == "access_denied" {
+                // The person stopped at the provider: the flow ends, the PGO hears access_denied.
+                let ev = self.event(
+                    &s,
+                    "authentication_error",
+                    "deny",
+                    "the person stopped logging in".into(),
+                    200,
+                    None,
+                );
+                if self.audit(req, ev).await.is_err() {
+                    return self.unavailable(req);
+                }
+                let _ = self.store.medmij_session_delete(&hash).await;
+                return self.stop_page(&s, false, STOPPED, "access_denied", PageKind::Shown);
+            }
             return self
                 .login_failed(req, &hash, &s, &OidcError::Refused(shown))
                 .await;
@@ -768,12 +786,13 @@ impl Service {
             }
             Receptive::No(why, _) => {
                 let _ = self.store.medmij_session_delete(&hash).await;
-                self.stop_page(&s, &why, "access_denied", PageKind::Shown)
+                self.stop_page(&s, true, &why, "access_denied", PageKind::Shown)
             }
             Receptive::Failed(_) => {
                 let _ = self.store.medmij_session_delete(&hash).await;
                 self.stop_page(
                     &s,
+                    true,
                     "Dit kon nu niet worden nagegaan. Probeer het later opnieuw.",
                     "temporarily_unavailable",
                     PageKind::Unavailable,
@@ -783,7 +802,14 @@ impl Service {
     }
 
     /// Exception Delen 1: why the flow stops here, with the way back to the PGO carrying `error`.
-    fn stop_page(&self, s: &Session, why: &str, error: &str, kind: PageKind) -> Reply {
+    fn stop_page(
+        &self,
+        s: &Session,
+        receptive_problem: bool,
+        why: &str,
+        error: &str,
+        kind: PageKind,
+    ) -> Reply {
         let back = authorize::redirect_to(
             &s.request.redirect_uri,
             &[("error", error), ("state", &s.request.state)],
@@ -791,7 +817,13 @@ impl Service {
         let name = self.gegevensdienst_name(&s.request.gegevensdienst);
         Reply::page(
             kind,
-            pages::not_receptive(self.frame(), self.sharing(&s.request, &name), why, &back),
+            pages::stopped(
+                self.frame(),
+                self.sharing(&s.request, &name),
+                receptive_problem,
+                why,
+                &back,
+            ),
             origin(&s.request.redirect_uri),
         )
         .cookie(CookieOp::Clear)

@@ -149,6 +149,40 @@ async fn chromium_shares_a_document_with_the_openid_login() {
     )
     .await;
 
+    // First the person stops at the provider (Cancel on its consent page): the flow ends with a
+    // page saying so, and the way back tells the PGO access_denied.
+    browser
+        .goto(&format!(
+            "{base}/medmij/authorize?{}",
+            authorize_query(&redirect, "umcharderwijk~48", "pgo-state-0", None)
+        ))
+        .await;
+    browser
+        .wait_for_text("Gegevens delen met UMC Harderwijk")
+        .await;
+    browser.click_link("Inloggen").await;
+    browser
+        .wait_for_text("Sign in to continue to poortwachter")
+        .await;
+    browser.fill("Username", "jan").await;
+    browser.fill("Password", "geheim-wachtwoord").await;
+    browser.click_button("Sign in").await;
+    browser.wait_for_text("poortwachter asks for:").await;
+    browser.click_button("Cancel").await;
+    let stopped = browser.wait_for_text("Delen is gestopt").await;
+    assert!(
+        stopped.contains("U hebt het inloggen afgebroken."),
+        "{stopped}"
+    );
+    eprintln!(
+        "screenshot: {}",
+        browser.screenshot("stopped-at-provider").await.display()
+    );
+    browser.click_link("Terug naar Voorbeeld PGO").await;
+    let back = back_at_pgo(&mut callbacks).await;
+    assert_eq!(back.get("error").map(String::as_str), Some("access_denied"));
+    assert_eq!(back.get("state").map(String::as_str), Some("pgo-state-0"));
+
     // The landing page: who asks, what, for whom; the way to log in.
     browser
         .goto(&format!(
@@ -179,13 +213,13 @@ async fn chromium_shares_a_document_with_the_openid_login() {
     );
     browser.click_link("Inloggen").await;
 
-    // At the OpenID provider: sign in, consent.
-    browser
-        .wait_for_text("Sign in to continue to poortwachter")
-        .await;
-    browser.fill("Username", "jan").await;
-    browser.fill("Password", "geheim-wachtwoord").await;
-    browser.click_button("Sign in").await;
+    // At the OpenID provider: still signed in from before, so only the consent (else sign in).
+    let at_op = browser.wait_for_text("Test OpenID provider").await;
+    if at_op.contains("Sign in to continue") {
+        browser.fill("Username", "jan").await;
+        browser.fill("Password", "geheim-wachtwoord").await;
+        browser.click_button("Sign in").await;
+    }
     browser.wait_for_text("poortwachter asks for:").await;
     browser.click_button("Continue").await;
 

@@ -21,6 +21,8 @@ use super::support::{repo, Instance, Server};
 pub const BSN: &str = "999999990";
 /// A person the source system is not receptive for.
 pub const NOT_RECEPTIVE_BSN: &str = "111222333";
+/// A person whose receptiveness check the source system answers only after 3 s.
+pub const SLOW_BSN: &str = "123456782";
 /// The PGO of the sample lists that may ask for gegevensdienst 48.
 pub const CLIENT: &str = "pgo.example.nl";
 
@@ -62,6 +64,9 @@ pub async fn start_source() -> Source {
             };
             if r.path == "/receptive" {
                 let ask: Value = serde_json::from_slice(&r.body).unwrap_or_default();
+                if ask["bsn"] == SLOW_BSN {
+                    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+                }
                 let yes = ask["bsn"] != NOT_RECEPTIVE_BSN;
                 let answer = if yes {
                     json!({"receptive": true})
@@ -662,6 +667,66 @@ async fn authorization_requests_that_are_refused() {
     // ... and the session is over.
     let (s, _, _) = p.get("/medmij/confirm").await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
+
+    // The chain log names each refusal, with the request's ids and without a redirect's secrets.
+    let out = instance.ok(&["audit", "export"]);
+    let errors: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|e| e["trace"]["event"] == "authorization_request_error")
+        .collect();
+    assert_eq!(errors.len(), 5, "{errors:#?}");
+    assert!(errors.iter().all(|e| e["decision"] == "deny"
+        && e["kind"] == "medmij"
+        && e["trace"]["request_id"] == "8a0f7c52-7d0e-4b5f-9b1e-1f2b3c4d5e6f"));
+    assert!(errors
+        .iter()
+        .any(|e| e["rule"] == "client_id is not on the OAuth client list" && e["status"] == 400));
+    let refused: Vec<&str> = out
+        .lines()
+        .filter(|l| l.contains("receptiveness_check"))
+        .collect();
+    assert!(
+        refused.iter().any(|l| l.contains("\"decision\":\"deny\"")),
+        "{refused:?}"
+    );
+}
+
+/// A receptiveness check the source system does not answer in time: the person is told to try
+/// later, the PGO gets temporarily_unavailable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_receptiveness_check_is_temporarily_unavailable() {
+    let source = start_source().await;
+    let instance = Instance::with_config(&medmij_config(
+        &source,
+        "dangerous_dev_login = true\nreceptiveness_timeout_ms = 300",
+    ));
+    let server = instance.serve();
+    let mut p = Person::new(&server);
+    let query = authorize_query(REDIRECT, "umcharderwijk~48", "st-3", None);
+    let (_, _, page) = p.get(&format!("/medmij/authorize?{query}")).await;
+    let started = std::time::Instant::now();
+    let (s, _, page) = p
+        .post(
+            "/medmij/login/dev",
+            &[("csrf", &csrf(&page)), ("bsn", SLOW_BSN)],
+        )
+        .await;
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(2),
+        "the time limit holds"
+    );
+    assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(page.contains("Dit kon nu niet worden nagegaan."), "{page}");
+    let back = page
+        .split("href=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .replace("&amp;", "&");
+    assert_eq!(query_of(&back)["error"], "temporarily_unavailable");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -29,6 +29,8 @@
 #        PW_PG=postgres://postgres@127.0.0.1:5432/test bash bench/proxy.sh   # also the replicas
 #        TMPDIR=/dev/shm bash bench/proxy.sh   # data dir on tmpfs: what the durable audit costs
 #        PW_SEPARATE_UPSTREAM=1 bash bench/proxy.sh   # the upstream in an nginx of its own
+#        PW_SKIP_TLS=1 bash bench/proxy.sh   # without bench/tls.sh (mutual TLS against nginx)
+#                                            # after the plain runs (PW_TLS_ROUNDS=3 rounds)
 # The "steal" column: the share of CPU time the hypervisor gave to other guests while this one's
 # CPUs wanted to run (on a virtual machine; 0 on bare metal). Compare runs only at a similar steal.
 set -euo pipefail
@@ -40,8 +42,10 @@ if ! command -v nginx >/dev/null || ! command -v wrk >/dev/null; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq && (apt-get install -y -qq nginx-light wrk || apt-get install -y -qq nginx wrk) >/dev/null
 fi
-cargo build --release --quiet --bin poortwachter --example bare_proxy
-BIN="${PW_BIN:-$PWD/target/release/poortwachter}"   # PW_BIN: another build (e.g. with frame pointers, for PW_PERF)
+# PW_NO_BUILD=1: use the binaries already built (an A/B run against copies made earlier).
+[ -n "${PW_NO_BUILD:-}" ] || cargo build --release --quiet --bin poortwachter --example bare_proxy
+TARGET="${CARGO_TARGET_DIR:-$PWD/target}"
+BIN="${PW_BIN:-$TARGET/release/poortwachter}"   # PW_BIN: another build (e.g. with frame pointers, for PW_PERF)
 W=$(mktemp -d)
 chmod 755 "$W"   # nginx workers read the upstream body from here
 cleanup() {
@@ -141,7 +145,7 @@ RUST_LOG=warn "$BIN" --config "$W/config.toml" serve 2>"$W/pw.log" &
 PW_PID=$!
 for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$INT/health" >/dev/null && break; sleep 0.1; done
 BARE_WORKERS=$WORKERS; [ "$BARE_WORKERS" = 0 ] && BARE_WORKERS=$(nproc)
-"$PWD/target/release/examples/bare_proxy" "127.0.0.1:$BARE" "http://127.0.0.1:$UP/fhir" "$BARE_WORKERS" &
+"$TARGET/release/examples/bare_proxy" "127.0.0.1:$BARE" "http://127.0.0.1:$UP/fhir" "$BARE_WORKERS" &
 BARE_PID=$!
 TOKEN=$("$BIN" --config "$W/config.toml" --data-dir "$W/huisarts" token request --json \
   --endpoint "http://127.0.0.1:$PUB/n2n/auth/v1/accesstoken" --custodian "$CUSTODIAN" \
@@ -270,6 +274,13 @@ for s in direct nginx auth bare pw; do
 done
 AUDITED=$("$BIN" --config "$W/config.toml" audit verify)
 echo "$AUDITED"
+
+# TLS: poortwachter with mutual TLS against nginx with ssl_verify_client + auth_request, kept-alive
+# and a full handshake per request, interleaved with the plain-HTTP pair (PW_SKIP_TLS=1: not).
+if [ -z "${PW_SKIP_TLS:-}" ]; then
+  echo
+  bash bench/tls.sh "$DURATION" "$CONNS" "${PW_TLS_ROUNDS:-3}"
+fi
 
 [ -z "${PW_PG:-}" ] && exit 0
 # Two replicas on one PostgreSQL database: one identity (the same data dir), one store.

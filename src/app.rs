@@ -92,9 +92,14 @@ pub enum StartError {
     /// The authenticators' path prefixes clash.
     #[error("authenticators: {0}")]
     Mounts(String),
-    /// The TLS certificate, key, trust anchors or CRLs do not load.
+    /// The TLS certificate, key, trust anchors or CRLs do not load. (Not a `source`: the
+    /// message already says it all, and `{:#}` would repeat it.)
     #[error("tls: {0}")]
-    Tls(#[from] crate::tls::TlsError),
+    Tls(crate::tls::TlsError),
+    /// The source system's TLS files (`upstream_ca`, `upstream_client_cert`,
+    /// `upstream_client_key`) do not load; the message names the file.
+    #[error("{0}")]
+    UpstreamTls(crate::tls::TlsError),
     /// Binding a listener.
     #[error("cannot listen on {addr}: {reason}")]
     Bind {
@@ -103,6 +108,12 @@ pub enum StartError {
         /// Why.
         reason: String,
     },
+}
+
+impl From<crate::tls::TlsError> for StartError {
+    fn from(e: crate::tls::TlsError) -> Self {
+        StartError::Tls(e)
+    }
 }
 
 /// Loads the identity, creating a P-256 `did:key` one on first start.
@@ -230,6 +241,7 @@ pub async fn build_state(config: Config) -> Result<Arc<AppState>, StartError> {
         Some(settings) => Some(crate::tls::TlsAcceptorHandle::load(settings)?),
         None => None,
     };
+    let upstream_tls = upstream_tls(&config.upstream_tls).map_err(StartError::UpstreamTls)?;
     check_policies(&config, &policies).map_err(|(policy, reason)| {
         if policy.starts_with("medmij-") {
             StartError::Medmij(reason)
@@ -294,6 +306,7 @@ pub async fn build_state(config: Config) -> Result<Arc<AppState>, StartError> {
             config.rate_limit_per_second,
             config.rate_limit_burst,
         ),
+        require_client_certificate: config.nuts.require_client_certificate,
     }));
     let writer = Writer::spawn(store.clone())?;
     tokio::spawn(purge(writer.clone(), clock.clone()));
@@ -327,7 +340,7 @@ pub async fn build_state(config: Config) -> Result<Arc<AppState>, StartError> {
         policies: rx.clone(),
         tokens: tokens.clone(),
         writer: writer.clone(),
-        upstream: crate::proxy::client::UpstreamClient::new(),
+        upstream: crate::proxy::client::UpstreamClient::with_tls(upstream_tls),
         live: live.clone(),
         clock: clock.clone(),
         metrics: metrics.clone(),
@@ -418,6 +431,44 @@ pub async fn reload_tls(state: &AppState) {
     }
 }
 
+/// The source system's TLS configuration, when one is configured (blocking file IO).
+fn upstream_tls(
+    files: &crate::tls::OutboundTls,
+) -> Result<Option<rustls::ClientConfig>, crate::tls::TlsError> {
+    if !files.is_configured() {
+        return Ok(None);
+    }
+    crate::tls::client_config(
+        files,
+        &crate::tls::client::UPSTREAM_FILES,
+        crate::tls::Roots::ConfiguredElseSystem,
+    )
+    .map(Some)
+}
+
+/// Re-reads the source system's TLS files (those of the configuration now in force): the next
+/// request of each thread opens its connections with them. A set that does not load is refused
+/// and the old one stays.
+pub async fn reload_upstream_tls(state: &AppState) {
+    let files = match state.config.reload() {
+        Ok(c) => c.upstream_tls,
+        Err(_) => return,
+    };
+    if !files.is_configured() && !state.proxy.upstream.has_tls() {
+        return;
+    }
+    match tokio::task::spawn_blocking(move || upstream_tls(&files)).await {
+        Ok(Ok(tls)) => {
+            state.proxy.upstream.set_tls(tls);
+            tracing::info!("upstream TLS files reloaded");
+        }
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "upstream TLS reload refused; the previous files stay in force");
+        }
+        Err(e) => tracing::error!(error = %e, "upstream TLS reload failed"),
+    }
+}
+
 /// Re-reads the policies directory.
 ///
 /// A set that does not load is refused: the old one stays and the error is logged with file,
@@ -464,6 +515,7 @@ pub async fn reload_on_sighup(state: Arc<AppState>) {
                 tracing::error!(error = %e, "policy reload refused; the previous policies stay in force");
             }
             reload_tls(&state).await;
+            reload_upstream_tls(&state).await;
             if let Some(m) = &state.medmij {
                 m.reload().await;
             }

@@ -103,6 +103,9 @@ struct FileConfig {
     internal_addr: Option<String>,
     public_url: Option<String>,
     upstream: Option<String>,
+    upstream_ca: Option<Vec<String>>,
+    upstream_client_cert: Option<String>,
+    upstream_client_key: Option<String>,
     revocation_poll_ms: Num<u64>,
     max_body_bytes: Num<usize>,
     log_format: Option<LogFormat>,
@@ -122,6 +125,8 @@ struct FileConfig {
     tls: Option<crate::tls::TlsSettings>,
     internal_tls: Option<bool>,
     zorgdomein: Option<crate::zorgdomein::ZorgDomeinFile>,
+    #[serde(default)]
+    nuts: NutsFile,
     medmij: Option<MedmijFile>,
 }
 
@@ -156,6 +161,21 @@ struct MedmijOidcFile {
     bsn_claim: Option<String>,
     scopes: Option<Vec<String>>,
     dangerous_allow_http_loopback: Option<bool>,
+}
+
+/// `[nuts]`: the token endpoint's policy for Nuts grants.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NutsFile {
+    require_client_certificate: Option<bool>,
+}
+
+/// `[nuts]`: how the token endpoint treats Nuts grants.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NutsSettings {
+    /// Refuse a grant that does not come over mutual TLS (401 `invalid_client`, "a client
+    /// certificate is required"). Needs `[tls] client_auth = "optional"` or `"required"`.
+    pub require_client_certificate: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -207,6 +227,7 @@ struct DidWebFile {
     timeout_ms: Num<u64>,
     max_document_bytes: Num<usize>,
     dangerous_allow_http_loopback: Option<bool>,
+    extra_ca: Option<Vec<String>>,
 }
 
 /// Log output format.
@@ -246,6 +267,9 @@ pub struct Config {
     pub public_url: url::Url,
     /// The source system behind the proxy.
     pub upstream: Option<url::Url>,
+    /// TLS towards an https source system: `upstream_ca` (else the system roots),
+    /// `upstream_client_cert` and `upstream_client_key` (mutual TLS).
+    pub upstream_tls: crate::tls::OutboundTls,
     /// How often the revocation set is re-read from the database.
     pub revocation_poll: Duration,
     /// Largest request body.
@@ -283,6 +307,8 @@ pub struct Config {
     pub medmij: Option<crate::medmij::settings::MedmijSettings>,
     /// ZorgDomein Integrator FE in front of the XIS, if configured.
     pub zorgdomein: Option<crate::zorgdomein::ZorgDomeinSettings>,
+    /// `[nuts]`: the token endpoint's policy.
+    pub nuts: NutsSettings,
 }
 
 impl Config {
@@ -344,6 +370,7 @@ impl Config {
         check("internal_tls", self.internal_tls == other.internal_tls);
         check("[medmij]", self.medmij == other.medmij);
         check("[zorgdomein]", self.zorgdomein == other.zorgdomein);
+        check("[nuts]", self.nuts == other.nuts);
         out
     }
 
@@ -480,6 +507,19 @@ impl Config {
                 format!("{internal_addr} is not a loopback address: the internal listener must then speak TLS (internal_tls = true with [tls])"),
             ));
         }
+        let nuts = NutsSettings {
+            require_client_certificate: file.nuts.require_client_certificate.unwrap_or(false),
+        };
+        let asks_for_certificates = tls
+            .as_ref()
+            .is_some_and(|t| t.client_auth != crate::tls::ClientAuth::None);
+        if nuts.require_client_certificate && !asks_for_certificates {
+            return Err(err(
+                &origin,
+                "nuts.require_client_certificate",
+                "needs [tls] with client_auth = \"optional\" or \"required\" (and client_ca): without them no grant can come with a client certificate".into(),
+            ));
+        }
         let (pu, po) = pick("public_url", &file.public_url)
             .unwrap_or_else(|| ("http://localhost:8080".into(), "defaults".into()));
         let public_url = http_url("public_url", &pu, &po)?;
@@ -487,6 +527,7 @@ impl Config {
             Some((v, o)) if !v.is_empty() => Some(http_url("upstream", &v, &o)?),
             _ => None,
         };
+        let upstream_tls = upstream_tls(&file, &origin, upstream.as_ref())?;
         let database_url = match pick("database_url", &file.database_url) {
             Some((v, o)) => {
                 if !(v.starts_with("sqlite:")
@@ -598,6 +639,7 @@ impl Config {
                     "",
                 )?,
                 dangerous_allow_http_loopback: w.dangerous_allow_http_loopback.unwrap_or(false),
+                extra_ca: paths(&origin, "did_web.extra_ca", w.extra_ca.as_deref())?,
             },
         };
         let hub_source = match file.hub_source {
@@ -700,6 +742,7 @@ impl Config {
             internal_addr,
             public_url,
             upstream,
+            upstream_tls,
             revocation_poll: Duration::from_millis(poll),
             max_body_bytes,
             log_format: file.log_format.unwrap_or(LogFormat::Json),
@@ -718,6 +761,7 @@ impl Config {
             internal_tls,
             medmij,
             zorgdomein,
+            nuts,
         })
     }
 }
@@ -922,6 +966,78 @@ fn medmij_settings(
             "",
         )?),
     })
+}
+
+/// File paths from the configuration file: none may be empty.
+fn paths(origin: &str, key: &str, values: Option<&[String]>) -> Result<Vec<PathBuf>, ConfigError> {
+    values
+        .unwrap_or_default()
+        .iter()
+        .map(|v| {
+            if v.is_empty() {
+                Err(ConfigError {
+                    origin: origin.to_owned(),
+                    key: key.to_owned(),
+                    reason: "a file name must not be empty".into(),
+                })
+            } else {
+                Ok(PathBuf::from(v))
+            }
+        })
+        .collect()
+}
+
+/// `upstream_ca`, `upstream_client_cert` and `upstream_client_key`: only for an https
+/// upstream; the certificate and its key go together. (The files are read at start-up.)
+fn upstream_tls(
+    file: &FileConfig,
+    origin: &str,
+    upstream: Option<&url::Url>,
+) -> Result<crate::tls::OutboundTls, ConfigError> {
+    let err = |key: &str, reason: String| ConfigError {
+        origin: origin.to_owned(),
+        key: key.to_owned(),
+        reason,
+    };
+    let one = |key: &str, v: &Option<String>| -> Result<Option<PathBuf>, ConfigError> {
+        Ok(paths(origin, key, v.as_ref().map(std::slice::from_ref))?
+            .into_iter()
+            .next())
+    };
+    let tls = crate::tls::OutboundTls {
+        ca: paths(origin, "upstream_ca", file.upstream_ca.as_deref())?,
+        client_cert: one("upstream_client_cert", &file.upstream_client_cert)?,
+        client_key: one("upstream_client_key", &file.upstream_client_key)?,
+    };
+    match (&tls.client_cert, &tls.client_key) {
+        (Some(_), None) => {
+            return Err(err(
+                "upstream_client_key",
+                "upstream_client_cert needs its key (upstream_client_key)".into(),
+            ))
+        }
+        (None, Some(_)) => {
+            return Err(err(
+                "upstream_client_cert",
+                "upstream_client_key needs its certificate (upstream_client_cert)".into(),
+            ))
+        }
+        _ => {}
+    }
+    if let Some(u) = upstream.filter(|u| u.scheme() != "https") {
+        if tls.is_configured() {
+            let key = if tls.ca.is_empty() {
+                "upstream_client_cert"
+            } else {
+                "upstream_ca"
+            };
+            return Err(err(
+                key,
+                format!("applies to an https upstream; upstream is {u}"),
+            ));
+        }
+    }
+    Ok(tls)
 }
 
 /// `[tls]` from the file, with `--tls-cert`, `--tls-key`, `--tls-client-ca` (comma-separated)
@@ -1314,6 +1430,41 @@ mod tests {
         ));
         let e = Config::load(Some(&p), true, &HashMap::new()).unwrap_err();
         assert_eq!(e.origin, format!("{}:9", p.display()));
+    }
+
+    #[test]
+    fn nuts_require_client_certificate_needs_client_certificates() {
+        let (_d, p) = write("[nuts]\nrequire_client_certificate = true\n");
+        let e = Config::load(Some(&p), true, &HashMap::new())
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            format!(
+                "{}: nuts.require_client_certificate: needs [tls] with client_auth = \"optional\" or \"required\" (and client_ca): without them no grant can come with a client certificate",
+                p.display()
+            )
+        );
+        let tls = "[tls]\ncert = \"s.pem\"\nkey = \"k.pem\"\n";
+        let (_d, p) = write(&format!("{tls}[nuts]\nrequire_client_certificate = true\n"));
+        assert!(
+            Config::load(Some(&p), true, &HashMap::new()).is_err(),
+            "client_auth none"
+        );
+        let (_d, p) = write(&format!(
+            "{tls}client_ca = [\"ca.pem\"]\nclient_auth = \"optional\"\n[nuts]\nrequire_client_certificate = true\n"
+        ));
+        let c = Config::load(Some(&p), true, &HashMap::new()).unwrap();
+        assert!(c.nuts.require_client_certificate);
+        let (_d, p) = write("");
+        let c = Config::load(Some(&p), true, &HashMap::new()).unwrap();
+        assert!(!c.nuts.require_client_certificate, "off by default");
+        let (_d, p) = write("[nuts]\nrequire_client_cert = true\n");
+        let e = Config::load(Some(&p), true, &HashMap::new()).unwrap_err();
+        assert!(
+            e.reason.starts_with("unknown field `require_client_cert`"),
+            "{e}"
+        );
     }
 
     #[test]

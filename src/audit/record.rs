@@ -204,6 +204,7 @@ mod tests {
             user_identity: None,
             issued_at: 1,
             expires_at: 2,
+            cnf_x5t_s256: None,
         };
         for text in [format!("{record:?}"), format!("{token:?}")] {
             assert!(!text.contains("999999990"), "{text}");

@@ -8,7 +8,7 @@
 //!
 //! | authenticator | proof | policy |
 //! |---|---|---|
-//! | `nuts-token` ([`nuts`]) | an opaque access token from our token endpoint | its purposeOfUse |
+//! | `nuts-token` ([`nuts`]) | an opaque access token from our token endpoint (if its grant came over mutual TLS, with that client certificate: RFC 8705) | its purposeOfUse |
 //! | `hub-source` ([`hub_source`]) | an RS512 source token signed by the Hub | `[hub_source] policy` |
 //! | `medmij` ([`medmij`]) | an opaque access token from our MedMij authorization server | `medmij-<gegevensdienst>` |
 //! | `zorgdomein` ([`zorgdomein`]) | ZorgDomein's client certificate + a JWT ZorgDomein signs | `[zorgdomein] policy` |

@@ -13,7 +13,7 @@ use crate::clock::{Clock as _, SystemClock};
 pub(crate) enum TokenCommand {
     /// Request an access token from a custodian with an authorization credential
     #[command(
-        after_help = "Example:\n  poortwachter --data-dir ./huisarts token request \\\n      --endpoint https://zorg.example.nl/n2n/auth/v1/accesstoken --custodian did:web:zorg.example.nl \\\n      --purpose zorginzage-thuiszorgdossier-door-huisarts --credential cred.json \\\n      --uzi 900012345 --name 'Dr. A. Huisarts' --role 01.015"
+        after_help = "Example:\n  poortwachter --data-dir ./huisarts token request \\\n      --endpoint https://zorg.example.nl/n2n/auth/v1/accesstoken --custodian did:web:zorg.example.nl \\\n      --purpose zorginzage-thuiszorgdossier-door-huisarts --credential cred.json \\\n      --uzi 900012345 --name 'Dr. A. Huisarts' --role 01.015 \\\n      --cacert certs/ca.pem --cert certs/huisarts.pem --key certs/huisarts-key.pem"
     )]
     Request {
         /// The custodian's token endpoint URL
@@ -49,6 +49,15 @@ pub(crate) enum TokenCommand {
         /// E-mail address
         #[arg(long)]
         email: Option<String>,
+        /// Trust this CA file (PEM) for the endpoint instead of the system's roots
+        #[arg(long, value_name = "FILE")]
+        cacert: Vec<PathBuf>,
+        /// Present this client certificate (PEM chain, leaf first) when the endpoint requires mutual TLS; the token is then bound to it
+        #[arg(long, value_name = "FILE", requires = "key")]
+        cert: Option<PathBuf>,
+        /// The private key of --cert (PEM, mode 0600 or stricter)
+        #[arg(long, value_name = "FILE", requires = "cert")]
+        key: Option<PathBuf>,
         /// Print the answer (or the error) as one JSON line
         #[arg(long)]
         json: bool,
@@ -68,8 +77,21 @@ pub(crate) async fn run(ctx: &Context, cmd: TokenCommand) -> anyhow::Result<i32>
         initials,
         family_name,
         email,
+        cacert,
+        cert,
+        key,
         json,
     } = cmd;
+    // The TLS files first: a bad one stops the command before anything is signed or sent.
+    let tls = crate::tls::client_config(
+        &crate::tls::OutboundTls {
+            ca: cacert,
+            client_cert: cert,
+            client_key: key,
+        },
+        &crate::tls::client::CLI_FILES,
+        crate::tls::Roots::ConfiguredElseSystem,
+    )?;
     let identity = ctx.identity()?;
     let mut vcs = Vec::new();
     for file in &credential {
@@ -110,6 +132,7 @@ pub(crate) async fn run(ctx: &Context, cmd: TokenCommand) -> anyhow::Result<i32>
     }
     let assertion = crate::jose::sign(&claims, &identity.key, &identity.verification_method)?;
     let client = reqwest::Client::builder()
+        .use_preconfigured_tls(tls)
         .timeout(std::time::Duration::from_secs(30))
         .redirect(reqwest::redirect::Policy::none())
         .build()?;

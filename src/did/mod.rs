@@ -41,6 +41,10 @@ pub enum DidError {
         /// Why.
         reason: String,
     },
+    /// The resolver cannot be set up: a `[did_web] extra_ca` file does not load (the message
+    /// names the file and the reason).
+    #[error("{0}")]
+    Setup(String),
     /// The verification method is not in the document or not in the required relationship.
     #[error("verification method {0} is not an assertionMethod of its DID document")]
     NotAssertionMethod(String),

@@ -18,6 +18,8 @@ pub struct WebSettings {
     pub max_bytes: usize,
     /// Allow `http://` to loopback addresses (never to anything else).
     pub dangerous_allow_http_loopback: bool,
+    /// CA files trusted for `did:web` hosts besides the web PKI's roots (`[did_web] extra_ca`).
+    pub extra_ca: Vec<std::path::PathBuf>,
 }
 
 impl Default for WebSettings {
@@ -26,6 +28,7 @@ impl Default for WebSettings {
             timeout: Duration::from_secs(5),
             max_bytes: 64 * 1024,
             dangerous_allow_http_loopback: false,
+            extra_ca: Vec::new(),
         }
     }
 }
@@ -33,6 +36,8 @@ impl Default for WebSettings {
 /// Fetches `did:web` documents.
 pub struct WebResolver {
     settings: WebSettings,
+    /// The web PKI's roots (the system's) and the `extra_ca` files, read once.
+    tls: rustls::ClientConfig,
 }
 
 /// Where a `did:web` document lives.
@@ -119,9 +124,20 @@ pub fn is_public(ip: IpAddr) -> bool {
 }
 
 impl WebResolver {
-    /// Creates the resolver.
+    /// Creates the resolver; reads the system's roots and the `extra_ca` files (a file that
+    /// does not load is an error naming it).
     pub fn new(settings: WebSettings) -> Result<Self, DidError> {
-        Ok(Self { settings })
+        let files = crate::tls::OutboundTls {
+            ca: settings.extra_ca.clone(),
+            ..Default::default()
+        };
+        let tls = crate::tls::client_config(
+            &files,
+            &crate::tls::client::DID_WEB_FILES,
+            crate::tls::Roots::SystemAndConfigured,
+        )
+        .map_err(|e| DidError::Setup(e.to_string()))?;
+        Ok(Self { settings, tls })
     }
 
     /// Resolves a `did:web` DID.
@@ -160,14 +176,8 @@ impl WebResolver {
             Some(p) => format!("{scheme}://{}:{p}{}", loc.host, loc.path),
             None => format!("{scheme}://{}{}", loc.host, loc.path),
         };
-        let client = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(self.settings.timeout)
-            .connect_timeout(self.settings.timeout)
-            .no_proxy()
-            .https_only(!plain_http)
-            .resolve(&loc.host, target)
-            .build()
+        let client = self
+            .client(&loc.host, target, plain_http)
             .map_err(|e| unresolvable(format!("HTTP client: {e}")))?;
         let mut response = client
             .get(&url)
@@ -207,6 +217,27 @@ impl WebResolver {
             });
         }
         Ok(doc)
+    }
+}
+
+impl WebResolver {
+    /// The HTTP client for one fetch: pinned to `target` for `host`, no redirects, no proxy,
+    /// https only unless `plain_http`, trusting the web PKI and the `extra_ca` files.
+    fn client(
+        &self,
+        host: &str,
+        target: SocketAddr,
+        plain_http: bool,
+    ) -> Result<reqwest::Client, reqwest::Error> {
+        reqwest::Client::builder()
+            .use_preconfigured_tls(self.tls.clone())
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(self.settings.timeout)
+            .connect_timeout(self.settings.timeout)
+            .no_proxy()
+            .https_only(!plain_http)
+            .resolve(host, target)
+            .build()
     }
 }
 
@@ -263,5 +294,110 @@ mod tests {
         for ip in ["8.8.8.8", "145.97.1.1", "2a00:1450::1"] {
             assert!(is_public(ip.parse().unwrap()), "{ip}");
         }
+    }
+
+    /// `[did_web] extra_ca`: a host whose certificate chains to an extra CA is fetched; without
+    /// it, the same host fails its handshake (the web PKI does not know that CA).
+    #[tokio::test]
+    async fn extra_ca_is_trusted_besides_the_web_pki() {
+        use crate::tls::testing::TestCa;
+        let dir = tempfile::tempdir().unwrap();
+        let ca = TestCa::new("Zorgnetwerk test CA");
+        let ca_file = ca.write(dir.path(), "extra-ca");
+        let server = crate::tls::testing::settings(
+            dir.path(),
+            &ca.server("localhost"),
+            &[],
+            crate::tls::ClientAuth::None,
+        );
+        let handle = crate::tls::TlsAcceptorHandle::load(&server).unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                let handle = handle.clone();
+                tokio::spawn(async move {
+                    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+                    let Ok((mut tls, _)) =
+                        crate::tls::accept(&handle, tcp, Duration::from_secs(5)).await
+                    else {
+                        return;
+                    };
+                    let mut buf = [0u8; 4096];
+                    let _ = tls.read(&mut buf).await;
+                    let body = "{\"id\":\"did:web:localhost\"}";
+                    let _ = tls
+                        .write_all(
+                            format!(
+                                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                                body.len()
+                            )
+                            .as_bytes(),
+                        )
+                        .await;
+                    let _ = tls.shutdown().await;
+                });
+            }
+        });
+        let url = format!("https://localhost:{}/.well-known/did.json", addr.port());
+        let with = WebResolver::new(WebSettings {
+            extra_ca: vec![ca_file],
+            ..WebSettings::default()
+        })
+        .unwrap();
+        let body = with
+            .client("localhost", addr, false)
+            .unwrap()
+            .get(&url)
+            .send()
+            .await
+            .expect("trusted through extra_ca")
+            .text()
+            .await
+            .unwrap();
+        assert_eq!(body, "{\"id\":\"did:web:localhost\"}");
+        let without = WebResolver::new(WebSettings::default()).unwrap();
+        let err = without
+            .client("localhost", addr, false)
+            .unwrap()
+            .get(&url)
+            .send()
+            .await
+            .expect_err("an unknown CA");
+        assert!(err.is_connect(), "{err:?}");
+    }
+
+    #[test]
+    fn a_bad_extra_ca_file_names_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("missing.pem");
+        let err = WebResolver::new(WebSettings {
+            extra_ca: vec![missing.clone()],
+            ..WebSettings::default()
+        })
+        .err()
+        .expect("refused");
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "did_web.extra_ca file {}: cannot read: No such file or directory (os error 2)",
+                missing.display()
+            )
+        );
+        let junk = dir.path().join("junk.pem");
+        std::fs::write(&junk, "no certificate here\n").unwrap();
+        let err = WebResolver::new(WebSettings {
+            extra_ca: vec![junk.clone()],
+            ..WebSettings::default()
+        })
+        .err()
+        .expect("refused");
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "did_web.extra_ca file {}: no CERTIFICATE PEM block in it",
+                junk.display()
+            )
+        );
     }
 }

@@ -35,6 +35,10 @@ pub enum GrantError {
     /// The signer could not be authenticated (key not found, not an assertionMethod, bad signature).
     #[error("{0}")]
     Client(String),
+    /// `[nuts] require_client_certificate` and the grant came without a verified client
+    /// certificate (no mutual TLS).
+    #[error("a client certificate is required")]
+    ClientCertificateRequired,
     /// `purposeOfUse` has no policy.
     #[error("purposeOfUse \"{0}\" is not supported by this custodian")]
     UnknownPurpose(String),

@@ -4,12 +4,16 @@
 //! The grant path, top-down:
 //!
 //! ```text
-//! parse JWT (alg allow-list) → claims (kid of iss, sub = us, aud = us, iat/exp, jti, usi, vcs)
+//! client certificate (if [nuts] require_client_certificate) → parse JWT (alg allow-list) → claims (kid of iss, sub = us, aud = us, iat/exp, jti, usi, vcs)
 //! → signer key from iss's DID document (assertionMethod) → signature → rate limit (per iss)
 //! → policy for purposeOfUse → usi if required → each credential: verify (cached) + issuer = sub,
 //! subject = iss, same purpose, issued by us → one patient → mint token → (caller) one group
 //! commit of jti + token hash + audit record (a replayed jti stores no token) → cache → answer
 //! ```
+//!
+//! RFC 8705: a grant that arrives over mutual TLS gets a token bound to that client certificate
+//! (its `x5t#S256` is stored with the token, introspection shows it as `cnf`); the `nuts-token`
+//! authenticator accepts a bound token only over a connection with that certificate.
 
 pub mod grant;
 pub mod ratelimit;
@@ -28,6 +32,7 @@ use crate::credential::verify::{Mode, RevocationCheck, Verifier};
 use crate::did::Resolver;
 use crate::policy::PolicySet;
 use crate::store::{Store, StoreError, TokenRecord, UsedJti};
+use crate::tls::ClientCert;
 use grant::{Expectations, GrantError, UserIdentity};
 
 /// The path of the token endpoint (the same as nuts-node's).
@@ -110,6 +115,7 @@ pub struct TokenService {
     pub limiter: ratelimit::RateLimiter,
     tokens: moka::sync::Cache<String, Arc<TokenContext>>,
     known_credentials: moka::sync::Cache<String, String>,
+    require_client_certificate: bool,
 }
 
 impl std::fmt::Debug for TokenService {
@@ -141,6 +147,9 @@ pub struct TokenServiceParts {
     pub clock: Arc<dyn Clock>,
     /// Rate limit.
     pub limiter: ratelimit::RateLimiter,
+    /// `[nuts] require_client_certificate`: refuse a grant that came without a verified client
+    /// certificate.
+    pub require_client_certificate: bool,
 }
 
 impl TokenService {
@@ -162,14 +171,24 @@ impl TokenService {
                 .time_to_live(std::time::Duration::from_secs(3600))
                 .build(),
             known_credentials: moka::sync::Cache::new(100_000),
+            require_client_certificate: p.require_client_certificate,
         }
     }
 
-    /// Handles one grant.
     /// Checks a grant and mints its token. Nothing is stored yet: the caller commits the `jti`,
     /// the token and the audit record together ([`crate::store::writer::Writer::write_grant`]) and then
     /// [`TokenService::activate`]s it.
-    pub async fn issue(&self, assertion: &str) -> Result<Issued, GrantError> {
+    ///
+    /// `client_cert` is the verified certificate of the connection the grant came on (mutual
+    /// TLS): the token is bound to it (RFC 8705).
+    pub async fn issue(
+        &self,
+        assertion: &str,
+        client_cert: Option<&ClientCert>,
+    ) -> Result<Issued, GrantError> {
+        if self.require_client_certificate && client_cert.is_none() {
+            return Err(GrantError::ClientCertificateRequired);
+        }
         let now = self.clock.now().unix_timestamp();
         let jws = crate::jose::parse(assertion, &crate::jose::GRANT_ALGS)?;
         let claims = grant::check_claims(
@@ -256,6 +275,7 @@ impl TokenService {
                 .and_then(|u| serde_json::to_string(u).ok()),
             issued_at: now,
             expires_at: now + i64::from(policy.token.lifetime_seconds),
+            cnf_x5t_s256: client_cert.map(|c| c.x5t_s256().to_owned()),
         };
         let jti = UsedJti {
             issuer: claims.iss.clone(),

@@ -67,7 +67,9 @@ pub fn grant_status(e: &GrantError) -> (StatusCode, &'static str) {
         | GrantError::Claim(_)
         | GrantError::Credential { .. }
         | GrantError::Replay => (StatusCode::BAD_REQUEST, "invalid_grant"),
-        GrantError::Client(_) => (StatusCode::UNAUTHORIZED, "invalid_client"),
+        GrantError::Client(_) | GrantError::ClientCertificateRequired => {
+            (StatusCode::UNAUTHORIZED, "invalid_client")
+        }
         GrantError::UnknownPurpose(_) => (StatusCode::BAD_REQUEST, "invalid_scope"),
         GrantError::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "slow_down"),
         GrantError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable"),

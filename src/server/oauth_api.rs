@@ -122,7 +122,7 @@ async fn token_audited(
     let headers_cert = cert.as_ref().map(crate::audit::AuditCert::of);
     let outcome = match crate::http::read_body(body, live.max_body_bytes, live.client_timeout).await
     {
-        Ok(bytes) => issue(state, &headers, &bytes, &mut claimed).await,
+        Ok(bytes) => issue(state, cert.as_ref(), &headers, &bytes, &mut claimed).await,
         Err(e) => Err(e.into()),
     };
     // The audit record, built once from the outcome.
@@ -197,6 +197,7 @@ async fn token_audited(
 
 async fn issue(
     state: &AppState,
+    cert: Option<&crate::tls::ClientCert>,
     headers: &HeaderMap,
     bytes: &[u8],
     claimed: &mut Claimed,
@@ -225,7 +226,7 @@ async fn issue(
         claimed.requester = claim("iss");
         claimed.purpose = claim("purposeOfUse");
     }
-    Ok(state.tokens.issue(assertion).await?)
+    Ok(state.tokens.issue(assertion, cert).await?)
 }
 
 /// `GET /.well-known/oauth-authorization-server` (RFC 8414).
@@ -299,6 +300,10 @@ pub async fn introspect(
         "vcs": r.credential_ids,
         "subject": r.bsn.to_urn(),
     });
+    if let (Some(x5t), Some(m)) = (&r.cnf_x5t_s256, body.as_object_mut()) {
+        // RFC 8705 §3.2: the certificate the token is bound to.
+        m.insert("cnf".into(), json!({"x5t#S256": x5t}));
+    }
     if let Some(u) = &ctx.user {
         let m = body.as_object_mut().map(|m| {
             m.insert("uzi".into(), json!(u.uzi));
@@ -319,13 +324,33 @@ pub async fn introspect(
     Ok(([(header::CACHE_CONTROL, "no-store")], Json(body)).into_response())
 }
 
+/// The header in which a reverse proxy that terminated the client's mutual TLS passes the
+/// verified client certificate to the verify endpoint: URL-encoded PEM, as nginx's
+/// `$ssl_client_escaped_cert`.
+pub const CLIENT_CERT_HEADER: &str = "x-client-cert";
+
 /// `HEAD|GET /internal/auth/v1/accesstoken/verify`: 200 for a live Bearer token, 403 otherwise.
+/// A token bound to a client certificate (RFC 8705) is 200 only when the request names that
+/// certificate in `X-Client-Cert` (nginx: `proxy_set_header X-Client-Cert
+/// $ssl_client_escaped_cert;`): the proxy in front verified the client's certificate, this
+/// endpoint checks it is the token's.
 pub async fn verify(State(state): State<Arc<AppState>>, headers: HeaderMap) -> StatusCode {
-    match crate::http::bearer(&headers) {
-        Ok(t) => match state.tokens.lookup(t).await {
-            Ok(Some(_)) => StatusCode::OK,
-            _ => StatusCode::FORBIDDEN,
-        },
-        Err(_) => StatusCode::FORBIDDEN,
+    let Ok(token) = crate::http::bearer(&headers) else {
+        return StatusCode::FORBIDDEN;
+    };
+    let ctx = match state.tokens.lookup(token).await {
+        Ok(Some(ctx)) => ctx,
+        _ => return StatusCode::FORBIDDEN,
+    };
+    let Some(bound) = &ctx.record.cnf_x5t_s256 else {
+        return StatusCode::OK;
+    };
+    let presented = headers
+        .get(CLIENT_CERT_HEADER)
+        .and_then(|v| crate::tls::x5t_s256_of_escaped_pem(v.as_bytes()));
+    if presented.as_deref() == Some(bound.as_str()) {
+        StatusCode::OK
+    } else {
+        StatusCode::FORBIDDEN
     }
 }

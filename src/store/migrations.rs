@@ -11,6 +11,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0002_tokens.sql"),
     include_str!("../../migrations/0003_audit.sql"),
     include_str!("../../migrations/0004_hub.sql"),
+    include_str!("../../migrations/0005_token_binding.sql"),
     include_str!("../../migrations/0007_medmij.sql"),
 ];
 

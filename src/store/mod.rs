@@ -13,6 +13,8 @@ pub mod medmij;
 mod migrations;
 pub mod revocations;
 pub mod sqlite;
+#[doc(hidden)]
+pub mod testing;
 #[cfg(test)]
 mod tests;
 mod tokens;

@@ -43,7 +43,7 @@ pub(super) const CONNECTION_PRAGMAS: &str =
     "PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL; PRAGMA wal_autocheckpoint = 0;";
 
 const INSERT_JTI: &str = "INSERT INTO used_jtis (issuer, jti, expires_at) VALUES ($1, $2, $3) ON CONFLICT (issuer, jti) DO NOTHING";
-const INSERT_TOKEN: &str = "INSERT INTO tokens (hash, requester, custodian, purpose, credential_ids, bsn, user_identity, issued_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+const INSERT_TOKEN: &str = "INSERT INTO tokens (hash, requester, custodian, purpose, credential_ids, bsn, user_identity, issued_at, expires_at, cnf_x5t_s256) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
 const AUDIT_HEAD: &str = "SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1";
 const INSERT_AUDIT: &str = "INSERT INTO audit_log (seq, time_unix, requester, bsn, record, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7)";
 
@@ -272,7 +272,8 @@ impl BatchWriter {
                         t.bsn.as_str(),
                         t.user_identity,
                         t.issued_at,
-                        t.expires_at
+                        t.expires_at,
+                        t.cnf_x5t_s256
                     ])?;
                 }
                 fresh.push(is_fresh);

@@ -31,7 +31,7 @@ macro_rules! on_both_backends {
 
             #[tokio::test]
             async fn postgres() {
-                let Some(db) = super::PgDatabase::create(stringify!($part)).await else {
+                let Some(db) = super::PgDatabase::create(&format!("store part {}", stringify!($part))).await else {
                     return;
                 };
                 super::$part(&db.url).await;
@@ -87,66 +87,7 @@ impl SqliteFile {
     }
 }
 
-/// A fresh PostgreSQL database, dropped when this guard is dropped (also when the test panics,
-/// so a failing part leaks no database).
-struct PgDatabase {
-    admin: String,
-    url: String,
-}
-
-impl PgDatabase {
-    /// A new database, or `None` (visibly, on stderr) where no server runs; in CI (`CI` set) a
-    /// missing server is a failure.
-    async fn create(part: &str) -> Option<Self> {
-        sqlx::any::install_default_drivers();
-        let admin = std::env::var("POORTWACHTER_TEST_PG")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-        let mut conn = match sqlx::AnyConnection::connect(&admin).await {
-            Ok(c) => c,
-            Err(e) => {
-                assert!(
-                    std::env::var_os("CI").is_none(),
-                    "CI must provide PostgreSQL at {admin}: {e}"
-                );
-                eprintln!("SKIPPED: no PostgreSQL at {admin} ({e}); store part {part} not run on PostgreSQL");
-                return None;
-            }
-        };
-        let name = format!("pw_test_{}", uuid::Uuid::new_v4().simple());
-        sqlx::query(&format!("CREATE DATABASE {name}"))
-            .execute(&mut conn)
-            .await
-            .expect("create database");
-        conn.close().await.expect("close");
-        let (base, _) = admin.rsplit_once('/').expect("a database URL");
-        let url = format!("{base}/{name}");
-        Some(Self { admin, url })
-    }
-}
-
-impl Drop for PgDatabase {
-    fn drop(&mut self) {
-        let (admin, url) = (self.admin.clone(), self.url.clone());
-        // Its own thread and runtime: this may run while the test's runtime unwinds a panic.
-        let dropped = std::thread::spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            else {
-                return;
-            };
-            rt.block_on(async {
-                let name = url.rsplit('/').next().unwrap_or_default().to_owned();
-                if let Ok(mut conn) = sqlx::AnyConnection::connect(&admin).await {
-                    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                        .execute(&mut conn)
-                        .await;
-                }
-            });
-        });
-        let _ = dropped.join();
-    }
-}
+use super::testing::PgDatabase;
 
 fn bsn(s: &str) -> Bsn {
     Bsn::parse(s).expect("a valid BSN")
@@ -179,6 +120,15 @@ fn token(hash: &str, expires_at: i64) -> TokenRecord {
         user_identity: Some("{\"uzi\":\"1\"}".into()),
         issued_at: 100,
         expires_at,
+        cnf_x5t_s256: None,
+    }
+}
+
+/// A token bound to a client certificate (RFC 8705), as a grant over mutual TLS stores it.
+fn bound(token: TokenRecord) -> TokenRecord {
+    TokenRecord {
+        cnf_x5t_s256: Some("bwcK0esc3ACC3DB2Y5_lESsXE8o9ltc05O89jdN-dg2".into()),
+        ..token
     }
 }
 
@@ -379,7 +329,8 @@ async fn credentials(url: &str) {
 async fn tokens_and_replays(url: &str) {
     let store = Store::open(url).await.expect("open");
     let (j1, j2, j1again) = (jti("j1", 110), jti("j2", 5_000), jti("j1", 110));
-    let (t1, t2, t3) = (token("h1", 400), token("h2", 400), token("h3", 400));
+    // h2 is bound to a client certificate: its x5t#S256 is stored and read back.
+    let (t1, t2, t3) = (token("h1", 400), bound(token("h2", 400)), token("h3", 400));
     assert_eq!(
         commit_grants(
             &store,
@@ -739,7 +690,7 @@ async fn group_commit(url: &str) {
     let (result, seen) = commit(
         vec![
             (jti("a"), token("ta")),
-            (jti("b"), token("tb")),
+            (jti("b"), bound(token("tb"))),
             (jti("a"), token("tc")),
         ],
         3,
@@ -757,6 +708,9 @@ async fn group_commit(url: &str) {
     assert_eq!(store.audit_head().await.unwrap(), (5, "h5".to_owned()));
     assert_eq!(store.token_count().await.unwrap(), 2, "ta and tb only");
     assert_eq!(store.token("ta").await.unwrap(), token("ta"));
+    // The writer's own SQL (SQLite's batch writer, PostgreSQL's multi-row insert) stores the
+    // binding too.
+    assert_eq!(store.token("tb").await.unwrap(), bound(token("tb")));
     assert!(matches!(store.token("tc").await, Err(StoreError::NotFound)));
     // A batch of records only.
     let (result, _) = commit(Vec::new(), 1000).await;

@@ -27,6 +27,9 @@ pub struct TokenRecord {
     pub issued_at: i64,
     /// Expires (unix seconds).
     pub expires_at: i64,
+    /// RFC 8705: the `x5t#S256` of the client certificate the token is bound to (the grant
+    /// came over mutual TLS); `None` for an unbound token.
+    pub cnf_x5t_s256: Option<String>,
 }
 
 /// A grant's `jti`, kept until its grant cannot be valid any more.
@@ -54,8 +57,8 @@ impl Store {
     /// A token by the hex SHA-256 of its value.
     pub async fn token(&self, hash: &str) -> Result<TokenRecord, StoreError> {
         let row = sqlx::query(
-            "SELECT hash, requester, custodian, purpose, credential_ids, bsn, user_identity, issued_at, expires_at \
-             FROM tokens WHERE hash = $1",
+            "SELECT hash, requester, custodian, purpose, credential_ids, bsn, user_identity, issued_at, expires_at, \
+             cnf_x5t_s256 FROM tokens WHERE hash = $1",
         )
         .bind(hash)
         .fetch_optional(&self.pool)
@@ -72,6 +75,7 @@ impl Store {
             user_identity: row.try_get(6)?,
             issued_at: row.try_get(7)?,
             expires_at: row.try_get(8)?,
+            cnf_x5t_s256: row.try_get(9)?,
         })
     }
 
@@ -210,8 +214,8 @@ pub(super) async fn insert_grants(
             continue;
         }
         let sql = format!(
-            "INSERT INTO tokens (hash, requester, custodian, purpose, credential_ids, bsn, user_identity, issued_at, expires_at) VALUES {}",
-            placeholders(fresh.len(), 9)
+            "INSERT INTO tokens (hash, requester, custodian, purpose, credential_ids, bsn, user_identity, issued_at, expires_at, cnf_x5t_s256) VALUES {}",
+            placeholders(fresh.len(), 10)
         );
         let mut q = sqlx::query(&sql);
         for token in fresh {
@@ -224,7 +228,8 @@ pub(super) async fn insert_grants(
                 .bind(token.bsn.as_str())
                 .bind(&token.user_identity)
                 .bind(token.issued_at)
-                .bind(token.expires_at);
+                .bind(token.expires_at)
+                .bind(&token.cnf_x5t_s256);
         }
         q.execute(&mut **tx).await?;
     }

@@ -177,6 +177,23 @@ impl fmt::Debug for ClientCert {
     }
 }
 
+/// RFC 8705 `x5t#S256` of a certificate: base64url without padding of the SHA-256 of its DER.
+#[must_use]
+pub fn x5t_s256(der: &[u8]) -> String {
+    URL_SAFE_NO_PAD.encode(Sha256::digest(der))
+}
+
+/// The `x5t#S256` of the first certificate of a URL-encoded PEM text (what nginx puts in
+/// `$ssl_client_escaped_cert`), or `None` when it holds no certificate. Only a hash is taken:
+/// the certificate was verified by whoever sends it.
+#[must_use]
+pub fn x5t_s256_of_escaped_pem(escaped: &[u8]) -> Option<String> {
+    use rustls::pki_types::pem::PemObject as _;
+    let pem: Vec<u8> = percent_encoding::percent_decode(escaped).collect();
+    let der = CertificateDer::from_pem_slice(&pem).ok()?;
+    Some(x5t_s256(der.as_ref()))
+}
+
 /// The string inside an otherName value: `[0] EXPLICIT` around an IA5String (what the UZI
 /// register writes), PrintableString or UTF8String (what other tools write for the same value);
 /// ASCII only. `None` for anything else.

@@ -16,10 +16,26 @@ use x509_parser::prelude::FromDer as _;
 
 use super::{TlsError, TlsSettings};
 
-const CERT_FILE: &str = "TLS certificate file";
-const KEY_FILE: &str = "TLS key file";
-const CA_FILE: &str = "client CA file";
 const CRL_FILE: &str = "CRL file";
+
+/// What a set of files is called in error messages: the server's own (`[tls]`), or an outbound
+/// client's (`upstream_*`, `token request --cert`, `[did_web] extra_ca`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileLabels {
+    /// The certificate chain.
+    pub cert: &'static str,
+    /// The private key.
+    pub key: &'static str,
+    /// Trust anchors.
+    pub ca: &'static str,
+}
+
+/// The labels of `[tls]`'s files.
+pub const SERVER_FILES: FileLabels = FileLabels {
+    cert: "TLS certificate file",
+    key: "TLS key file",
+    ca: "client CA file",
+};
 
 /// Warn when the server certificate expires within this many seconds (14 days).
 const EXPIRY_WARNING_SECS: i64 = 14 * 24 * 3600;
@@ -37,30 +53,10 @@ pub(crate) fn load(
     provider: &CryptoProvider,
     now: UnixTime,
 ) -> Result<Loaded, TlsError> {
-    let chain = load_chain(&settings.cert, now)?;
-    let key = load_key(&settings.key)?;
-    let signer =
-        provider
-            .key_provider
-            .load_private_key(key)
-            .map_err(|e| TlsError::UnsupportedKey {
-                path: display(&settings.key),
-                reason: e.to_string(),
-            })?;
-    let certified_key = CertifiedKey::new(chain, signer);
-    match certified_key.keys_match() {
-        // `Unknown`: the key cannot tell its public half; rustls accepts that too.
-        Ok(()) | Err(rustls::Error::InconsistentKeys(rustls::InconsistentKeys::Unknown)) => {}
-        Err(_) => {
-            return Err(TlsError::KeyMismatch {
-                key: display(&settings.key),
-                cert: display(&settings.cert),
-            })
-        }
-    }
+    let certified_key = certified_key(&SERVER_FILES, &settings.cert, &settings.key, provider, now)?;
     let mut roots = RootCertStore::empty();
     for path in &settings.client_ca {
-        load_cas(path, &mut roots)?;
+        load_cas(SERVER_FILES.ca, path, &mut roots)?;
     }
     let mut crls = Vec::new();
     for path in &settings.crl {
@@ -73,15 +69,49 @@ pub(crate) fn load(
     })
 }
 
+/// A certificate chain (leaf valid at `now`) with its private key (mode checked, loadable by
+/// `provider`, the key of the leaf).
+pub(crate) fn certified_key(
+    labels: &FileLabels,
+    cert: &Path,
+    key: &Path,
+    provider: &CryptoProvider,
+    now: UnixTime,
+) -> Result<CertifiedKey, TlsError> {
+    let chain = load_chain(labels.cert, cert, now)?;
+    let der = load_key(labels.key, key)?;
+    let signer =
+        provider
+            .key_provider
+            .load_private_key(der)
+            .map_err(|e| TlsError::UnsupportedKey {
+                what: labels.key,
+                path: display(key),
+                reason: e.to_string(),
+            })?;
+    let certified_key = CertifiedKey::new(chain, signer);
+    match certified_key.keys_match() {
+        // `Unknown`: the key cannot tell its public half; rustls accepts that too.
+        Ok(()) | Err(rustls::Error::InconsistentKeys(rustls::InconsistentKeys::Unknown)) => {
+            Ok(certified_key)
+        }
+        Err(_) => Err(TlsError::KeyMismatch {
+            what: labels.key,
+            key: display(key),
+            cert: display(cert),
+        }),
+    }
+}
+
 fn display(path: &Path) -> String {
     path.display().to_string()
 }
 
 fn read(what: &'static str, path: &Path) -> Result<Vec<u8>, TlsError> {
-    std::fs::read(path).map_err(|source| TlsError::Read {
+    std::fs::read(path).map_err(|io| TlsError::Read {
         what,
         path: display(path),
-        source,
+        io,
     })
 }
 
@@ -138,18 +168,19 @@ fn certificates(
     Ok(certs)
 }
 
-/// The server's chain, leaf first; the leaf must be valid at `now`.
+/// A certificate chain, leaf first; the leaf must be valid at `now`.
 pub(crate) fn load_chain(
+    what: &'static str,
     path: &Path,
     now: UnixTime,
 ) -> Result<Vec<CertificateDer<'static>>, TlsError> {
-    let bytes = read(CERT_FILE, path)?;
-    let chain = certificates(CERT_FILE, path, &bytes)?;
+    let bytes = read(what, path)?;
+    let chain = certificates(what, path, &bytes)?;
     let now = i64::try_from(now.as_secs()).unwrap_or(i64::MAX);
     let (_, leaf) =
         x509_parser::certificate::X509Certificate::from_der(&chain[0]).map_err(|e| {
             TlsError::BadCertificate {
-                what: CERT_FILE,
+                what,
                 path: display(path),
                 index: 1,
                 reason: e.to_string(),
@@ -158,12 +189,14 @@ pub(crate) fn load_chain(
     let validity = leaf.validity();
     if now < validity.not_before.timestamp() {
         return Err(TlsError::NotYetValid {
+            what,
             path: display(path),
             not_before: rfc3339(validity.not_before),
         });
     }
     if now > validity.not_after.timestamp() {
         return Err(TlsError::Expired {
+            what,
             path: display(path),
             not_after: rfc3339(validity.not_after),
         });
@@ -172,7 +205,7 @@ pub(crate) fn load_chain(
         tracing::warn!(
             file = %path.display(),
             not_after = %rfc3339(validity.not_after),
-            "the TLS server certificate expires within 14 days"
+            "a TLS certificate expires within 14 days"
         );
     }
     Ok(chain)
@@ -188,16 +221,20 @@ pub(crate) fn rfc3339(t: x509_parser::time::ASN1Time) -> String {
 /// (mode 0600 or stricter, as `keys::write_private_key` creates ours), holding one PKCS#8, SEC1
 /// or PKCS#1 PEM key. The mode is read from the opened file, so the file checked is the file
 /// read.
-pub(crate) fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
-    let io = |source| TlsError::Read {
-        what: KEY_FILE,
+pub(crate) fn load_key(
+    what: &'static str,
+    path: &Path,
+) -> Result<PrivateKeyDer<'static>, TlsError> {
+    let io = |io| TlsError::Read {
+        what,
         path: display(path),
-        source,
+        io,
     };
     let mut file = std::fs::File::open(path).map_err(io)?;
     let meta = file.metadata().map_err(io)?;
     if !meta.is_file() {
         return Err(TlsError::KeyNotAFile {
+            what,
             path: display(path),
         });
     }
@@ -207,6 +244,7 @@ pub(crate) fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> 
         let mode = meta.permissions().mode() & 0o7777;
         if mode & 0o077 != 0 {
             return Err(TlsError::KeyPermissions {
+                what,
                 path: display(path),
                 mode,
             });
@@ -217,6 +255,7 @@ pub(crate) fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> 
     match PrivateKeyDer::from_pem_slice(&bytes) {
         Ok(key) => Ok(key),
         Err(rustls::pki_types::pem::Error::NoItemsFound) => Err(TlsError::NoKey {
+            what,
             path: display(path),
             reason: if contains(&bytes, b"-----BEGIN ENCRYPTED PRIVATE KEY-----") {
                 "the private key is encrypted; give it unencrypted (openssl pkey -in FILE -out FILE)"
@@ -224,7 +263,7 @@ pub(crate) fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> 
                 "no PRIVATE KEY, EC PRIVATE KEY or RSA PRIVATE KEY PEM block in it"
             },
         }),
-        Err(e) => Err(pem_error(KEY_FILE, path, &e)),
+        Err(e) => Err(pem_error(what, path, &e)),
     }
 }
 
@@ -232,11 +271,24 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
 }
 
+/// Every certificate of a PEM file (at least one, each a parseable X.509 certificate).
+pub(crate) fn load_certificates(
+    what: &'static str,
+    path: &Path,
+) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let bytes = read(what, path)?;
+    certificates(what, path, &bytes)
+}
+
 /// Adds every certificate of a CA file to `roots`.
-pub(crate) fn load_cas(path: &Path, roots: &mut RootCertStore) -> Result<(), TlsError> {
-    let bytes = read(CA_FILE, path)?;
-    for (i, der) in certificates(CA_FILE, path, &bytes)?.into_iter().enumerate() {
+pub(crate) fn load_cas(
+    what: &'static str,
+    path: &Path,
+    roots: &mut RootCertStore,
+) -> Result<(), TlsError> {
+    for (i, der) in load_certificates(what, path)?.into_iter().enumerate() {
         roots.add(der).map_err(|e| TlsError::BadCa {
+            what,
             path: display(path),
             index: i + 1,
             reason: e.to_string(),

@@ -10,6 +10,8 @@
 //!   presented one, its verified certificate as a [`ClientCert`].
 //! - [`ClientCert`]: the identity in a verified client certificate (SHA-256 fingerprint, RFC
 //!   4514 subject, SAN DNS names, the UZI-register `otherName` as a [`UziName`]).
+//! - [`client`]: outbound TLS (the source system, `token request`, `did:web`): trust anchors
+//!   and an optional client certificate, read and checked like the listener's files.
 //! - [`devca`]: a development CA for trying TLS locally (`poortwachter tls dev-ca`);
 //!   [`testing`]: a certificate factory for tests.
 //!
@@ -27,6 +29,7 @@
 //! [`accept`] only returns a [`ClientCert`] for such a verified certificate.
 
 mod accept;
+pub mod client;
 mod config;
 pub(crate) mod der;
 pub mod devca;
@@ -40,8 +43,12 @@ use std::path::PathBuf;
 use std::str::FromStr;
 
 pub use accept::{accept, AcceptError, TlsAcceptorHandle};
+pub use client::{client_config, OutboundTls, Roots};
 pub use config::{crypto_provider, server_config};
-pub use identity::{CertificateError, ClientCert, UziError, UziName};
+pub use identity::{
+    x5t_s256, x5t_s256_of_escaped_pem, CertificateError, ClientCert, UziError, UziName,
+};
+pub use load::{FileLabels, SERVER_FILES};
 
 /// The `[tls]` section of `config.toml`:
 ///
@@ -115,14 +122,14 @@ impl FromStr for ClientAuth {
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
     /// A file could not be read.
-    #[error("{what} {path}: cannot read: {source}")]
+    #[error("{what} {path}: cannot read: {io}")]
     Read {
         /// What the file is for ("TLS certificate file", ...).
         what: &'static str,
         /// The file.
         path: String,
-        /// The cause.
-        source: std::io::Error,
+        /// The cause (in the message, so not a `source`: `{:#}` would repeat it).
+        io: std::io::Error,
     },
     /// The file's PEM is malformed.
     #[error("{what} {path}: bad PEM: {reason}")]
@@ -154,66 +161,82 @@ pub enum TlsError {
         /// The reason.
         reason: String,
     },
-    /// The server certificate's validity period has ended.
-    #[error("TLS certificate file {path}: the certificate expired on {not_after}")]
+    /// The (server or outbound client) certificate's validity period has ended.
+    #[error("{what} {path}: the certificate expired on {not_after}")]
     Expired {
+        /// What the file is for.
+        what: &'static str,
         /// The file.
         path: String,
         /// Its notAfter, RFC 3339.
         not_after: String,
     },
-    /// The server certificate's validity period has not begun.
-    #[error("TLS certificate file {path}: the certificate is not valid before {not_before}")]
+    /// The (server or outbound client) certificate's validity period has not begun.
+    #[error("{what} {path}: the certificate is not valid before {not_before}")]
     NotYetValid {
+        /// What the file is for.
+        what: &'static str,
         /// The file.
         path: String,
         /// Its notBefore, RFC 3339.
         not_before: String,
     },
     /// The key file is not a regular file.
-    #[error("TLS key file {path}: not a regular file")]
+    #[error("{what} {path}: not a regular file")]
     KeyNotAFile {
+        /// What the file is for.
+        what: &'static str,
         /// The file.
         path: String,
     },
     /// The key file can be read or written by others than its owner.
     #[error(
-        "TLS key file {path}: mode {mode:04o} gives its group or others access; a private key \
+        "{what} {path}: mode {mode:04o} gives its group or others access; a private key \
          must be 0600 or stricter (chmod 600 {path})"
     )]
     KeyPermissions {
+        /// What the file is for.
+        what: &'static str,
         /// The file.
         path: String,
         /// Its permission bits.
         mode: u32,
     },
     /// The key file holds no private key we can read.
-    #[error("TLS key file {path}: {reason}")]
+    #[error("{what} {path}: {reason}")]
     NoKey {
+        /// What the file is for.
+        what: &'static str,
         /// The file.
         path: String,
         /// What was found instead.
         reason: &'static str,
     },
     /// The private key is of a type or form the provider does not support.
-    #[error("TLS key file {path}: unsupported private key: {reason}")]
+    #[error("{what} {path}: unsupported private key: {reason}")]
     UnsupportedKey {
+        /// What the file is for.
+        what: &'static str,
         /// The file.
         path: String,
         /// The provider's reason.
         reason: String,
     },
     /// The private key is not the key of the certificate.
-    #[error("TLS key file {key} does not belong to the certificate in {cert}")]
+    #[error("{what} {key} does not belong to the certificate in {cert}")]
     KeyMismatch {
+        /// What the key file is for.
+        what: &'static str,
         /// The key file.
         key: String,
         /// The certificate file.
         cert: String,
     },
     /// A trust anchor was refused.
-    #[error("client CA file {path}: certificate {index} cannot be a trust anchor: {reason}")]
+    #[error("{what} {path}: certificate {index} cannot be a trust anchor: {reason}")]
     BadCa {
+        /// What the file is for.
+        what: &'static str,
         /// The file.
         path: String,
         /// Its position in the file, from 1.

@@ -1482,3 +1482,32 @@ fn openssl_made_certificates() {
     assert_eq!(plain.issuer(), plain.subject());
     assert!(plain.uzi().is_none() && plain.dns_names().is_empty());
 }
+
+#[test]
+fn x5t_s256_of_an_escaped_pem_is_the_certificates() {
+    let ca = TestCa::new("network");
+    let leaf = ca.client("huisarts");
+    let cert = ClientCert::from_chain(leaf.chain.clone()).unwrap();
+    // What nginx's $ssl_client_escaped_cert holds: the PEM, URL-encoded.
+    let escaped: String = leaf
+        .chain_pem()
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect();
+    assert_eq!(
+        crate::tls::x5t_s256_of_escaped_pem(escaped.as_bytes()).as_deref(),
+        Some(cert.x5t_s256())
+    );
+    assert_eq!(crate::tls::x5t_s256(leaf.der()), cert.x5t_s256());
+    assert_eq!(
+        crate::tls::x5t_s256_of_escaped_pem(b"not a certificate"),
+        None
+    );
+    assert_eq!(crate::tls::x5t_s256_of_escaped_pem(b""), None);
+}

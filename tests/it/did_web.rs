@@ -30,6 +30,7 @@ fn resolver(allow_loopback: bool) -> Resolver {
             timeout: Duration::from_millis(500),
             max_bytes: 16 * 1024,
             dangerous_allow_http_loopback: allow_loopback,
+            extra_ca: Vec::new(),
         },
         ..Default::default()
     })

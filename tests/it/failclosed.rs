@@ -68,7 +68,7 @@ impl Relay {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn database_loss_fails_closed_and_recovers() {
-    let Some(db) = PgDatabase::create().await else {
+    let Some(db) = PgDatabase::create("this test").await else {
         return;
     };
     let url = db.url.clone();
@@ -228,7 +228,7 @@ fn an_unusable_database_url_stops_startup_with_a_clear_error() {
 /// revocation made on A afterwards still reaches B within a second.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lost_listen_connection_is_reestablished() {
-    let Some(db) = PgDatabase::create().await else {
+    let Some(db) = PgDatabase::create("this test").await else {
         return;
     };
     let url = db.url.clone();

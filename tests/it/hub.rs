@@ -4,9 +4,7 @@
 //! behind it); the token fails after expiry, for another BSN and at another provider. Bad input
 //! to the Hub gets the documented `<error>` XML and stores nothing.
 
-use std::io::{BufRead as _, BufReader};
 use std::net::SocketAddr;
-use std::process::{Child, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -15,53 +13,7 @@ use poortwachter::demo::sample_fhir::{BSN1, BSN2};
 use poortwachter::hub::token::{key_path, HubKey, SourceClaims};
 use reqwest::StatusCode;
 
-use super::support::Instance;
-
-/// A running `hub serve`.
-struct HubServer {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl HubServer {
-    fn start(instance: &Instance, extra: &[&str]) -> Self {
-        let mut child = instance
-            .command()
-            .args(["hub", "serve", "--addr", "127.0.0.1:0"])
-            .args(extra)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn hub serve");
-        let stderr = child.stderr.take().expect("stderr");
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(addr) = line.strip_prefix("hub listening on ") {
-                    let _ = tx.send(addr.to_owned());
-                }
-                eprintln!("[hub] {line}");
-            }
-        });
-        let addr = rx
-            .recv_timeout(Duration::from_secs(30))
-            .expect("hub serve did not start")
-            .parse()
-            .expect("hub addr");
-        HubServer { child, addr }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
-    }
-}
-
-impl Drop for HubServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use super::support::{free_port, HubServer, Instance};
 
 /// An account's credentials.
 #[derive(Clone)]
@@ -199,14 +151,6 @@ async fn start_dossier_backend(b: Arc<DossierBackend>) -> SocketAddr {
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await });
     addr
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 async fn resource_count(hub: &Instance) -> i64 {

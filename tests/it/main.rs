@@ -28,5 +28,6 @@ mod robustness;
 mod seams;
 mod store;
 mod support;
+mod tls;
 mod token;
 mod zorgdomein;

@@ -6,7 +6,7 @@
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use super::support::{repo, Instance};
+use super::support::{free_port, repo, Instance};
 
 #[test]
 fn version_names_the_git_commit() {
@@ -17,7 +17,7 @@ fn version_names_the_git_commit() {
     let (version, commit) = rest.split_once(" (").unwrap();
     assert_eq!(version, env!("CARGO_PKG_VERSION"));
     let commit = commit.trim_end_matches(')');
-    let hex = commit.trim_end_matches("-modified");
+    let hex = commit;
     if repo().join(".git").exists() {
         assert!(
             hex.len() == 12 && hex.bytes().all(|b| b.is_ascii_hexdigit()),
@@ -237,12 +237,4 @@ fn chown_nobody(path: &std::path::Path) {
 fn owner(path: &std::path::Path) -> u32 {
     use std::os::unix::fs::MetadataExt as _;
     std::fs::metadata(path).unwrap().uid()
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }

@@ -22,7 +22,7 @@ const AUD: &str = "https://zorg.example.nl/n2n/auth/v1/accesstoken";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_replicas_share_tokens_replay_store_patients_audit_and_revocations() {
-    let Some(db) = PgDatabase::create().await else {
+    let Some(db) = PgDatabase::create("this test").await else {
         return;
     };
     let url = db.url.clone();
@@ -178,7 +178,7 @@ async fn two_replicas_share_tokens_replay_store_patients_audit_and_revocations()
 /// PostgreSQL `NOTIFY` carries them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn revocations_reach_the_other_replica_through_notify() {
-    let Some(db) = PgDatabase::create().await else {
+    let Some(db) = PgDatabase::create("this test").await else {
         return;
     };
     let url = db.url.clone();

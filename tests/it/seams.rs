@@ -4,9 +4,8 @@
 //! authenticator is refused, never tried with another), the Hub API's body time limit, and the
 //! binary outside the repository (`demo`, `serve` without a policies directory).
 
-use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::io::{Read as _, Write as _};
 use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -14,7 +13,7 @@ use poortwachter::demo::sample_fhir::{start as start_backend, Backend};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use super::support::{setup, Instance, Setup};
+use super::support::{setup, HubServer, Instance, Setup};
 
 async fn token_for(s: &Setup) -> String {
     let (status, body) = s.post_grant(&s.grant(&s.claims())).await;
@@ -41,46 +40,6 @@ fn get_with(path: &str, headers: &str) -> Vec<u8> {
     format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{headers}\r\n").into_bytes()
 }
 
-/// `hub serve` on a free port of `instance`.
-struct HubServe {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl HubServe {
-    fn start(instance: &Instance) -> Self {
-        let mut child = instance
-            .command()
-            .args(["hub", "serve", "--addr", "127.0.0.1:0"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn hub serve");
-        let stderr = child.stderr.take().expect("stderr");
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(addr) = line.strip_prefix("hub listening on ") {
-                    let _ = tx.send(addr.to_owned());
-                }
-            }
-        });
-        let addr = rx
-            .recv_timeout(Duration::from_secs(30))
-            .expect("hub serve did not start")
-            .parse()
-            .expect("hub addr");
-        Self { child, addr }
-    }
-}
-
-impl Drop for HubServe {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// Every listener (public, internal, `hub serve`) refuses a request head over 32 KiB or with
 /// more than 100 header lines with 431, and takes a head under the limits; the limits are
 /// configurable; HTTP/2 has the same limit on its header list.
@@ -89,7 +48,7 @@ async fn oversized_request_heads_get_431_on_every_listener() {
     let inst = Instance::new();
     inst.ok(&["init"]);
     let server = inst.serve();
-    let hub = HubServe::start(&inst);
+    let hub = HubServer::start(&inst, &[]);
     let big = |kib: usize| format!("X-Big: {}\r\n", "a".repeat(kib * 1024));
     let many: String = (0..101).map(|i| format!("X-H{i}: v\r\n")).collect();
     let few: String = (0..90).map(|i| format!("X-H{i}: v\r\n")).collect();
@@ -378,7 +337,7 @@ fn the_hub_api_answers_a_stalled_body_with_408() {
         "Verloskundigen A",
     ]);
     let account: Value = serde_json::from_str(&out).unwrap();
-    let hub = HubServe::start(&inst);
+    let hub = HubServer::start(&inst, &[]);
     let basic = base64_basic(
         account["key"].as_str().unwrap(),
         account["secret"].as_str().unwrap(),

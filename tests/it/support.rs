@@ -292,67 +292,7 @@ pub fn enc(id: &str) -> String {
     url::form_urlencoded::byte_serialize(id.as_bytes()).collect()
 }
 
-/// A fresh PostgreSQL database on the server at `POORTWACHTER_TEST_PG` (default
-/// `postgres://postgres@127.0.0.1:5432/test`), dropped when this guard is dropped — also when
-/// the test panics, so a failing test leaks no database.
-pub struct PgDatabase {
-    admin: String,
-    /// The database's URL.
-    pub url: String,
-}
-
-impl PgDatabase {
-    /// A new database, or `None` (visibly) where no server runs outside CI.
-    pub async fn create() -> Option<Self> {
-        use sqlx::Connection as _;
-        sqlx::any::install_default_drivers();
-        let admin = std::env::var("POORTWACHTER_TEST_PG")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-        let mut conn = match sqlx::AnyConnection::connect(&admin).await {
-            Ok(c) => c,
-            Err(e) => {
-                assert!(
-                    std::env::var_os("CI").is_none(),
-                    "CI must provide PostgreSQL at {admin}: {e}"
-                );
-                eprintln!("SKIPPED: no PostgreSQL at {admin} ({e}); PostgreSQL tests not run");
-                return None;
-            }
-        };
-        let name = format!("pw_test_{}", uuid::Uuid::new_v4().simple());
-        sqlx::query(&format!("CREATE DATABASE {name}"))
-            .execute(&mut conn)
-            .await
-            .unwrap();
-        conn.close().await.unwrap();
-        let (base, _) = admin.rsplit_once('/').expect("a database URL");
-        let url = format!("{base}/{name}");
-        Some(Self { admin, url })
-    }
-}
-
-impl Drop for PgDatabase {
-    fn drop(&mut self) {
-        let (admin, url) = (self.admin.clone(), self.url.clone());
-        // Its own thread and runtime: this may run while a runtime unwinds a panicking test.
-        let dropped = std::thread::spawn(move || {
-            use sqlx::Connection as _;
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("runtime");
-            rt.block_on(async {
-                let name = url.rsplit('/').next().unwrap_or_default().to_owned();
-                if let Ok(mut conn) = sqlx::AnyConnection::connect(&admin).await {
-                    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                        .execute(&mut conn)
-                        .await;
-                }
-            });
-        });
-        let _ = dropped.join();
-    }
-}
+pub use poortwachter::store::testing::PgDatabase;
 
 /// The purposeOfUse of [`setup`]'s credential (the shipped huisarts policy).
 pub const PURPOSE: &str = "zorginzage-thuiszorgdossier-door-huisarts";
@@ -536,4 +476,58 @@ impl Setup {
             })
         })
     }
+}
+
+/// A running `hub serve`.
+pub struct HubServer {
+    pub child: Child,
+    pub addr: SocketAddr,
+}
+
+impl HubServer {
+    pub fn start(instance: &Instance, extra: &[&str]) -> Self {
+        let mut child = instance
+            .command()
+            .args(["hub", "serve", "--addr", "127.0.0.1:0"])
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn hub serve");
+        let stderr = child.stderr.take().expect("stderr");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(addr) = line.strip_prefix("hub listening on ") {
+                    let _ = tx.send(addr.to_owned());
+                }
+                eprintln!("[hub] {line}");
+            }
+        });
+        let addr = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("hub serve did not start")
+            .parse()
+            .expect("hub addr");
+        HubServer { child, addr }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+}
+
+impl Drop for HubServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }

@@ -366,6 +366,14 @@ async fn chromium_shows_the_development_login_and_a_provider_that_is_not_recepti
     let back = back_at_pgo(&mut callbacks).await;
     assert_eq!(back.get("error").map(String::as_str), Some("access_denied"));
     browser.wait_for_text("Er is niet gedeeld.").await;
+
+    // "Annuleren" on the landing page (a button of the cancel form, beside "Inloggen").
+    browser.goto(&ask).await;
+    browser.wait_for_text("Testomgeving").await;
+    browser.click_button("Annuleren").await;
+    let back = back_at_pgo(&mut callbacks).await;
+    assert_eq!(back.get("error").map(String::as_str), Some("access_denied"));
+    assert_eq!(back.get("state").map(String::as_str), Some("pgo-state-2"));
     browser.close().await;
     assert!(source.received.lock().unwrap().is_empty());
     drop(server);

@@ -22,7 +22,7 @@ use poortwachter::policy::{Policy, PolicySet};
 pub type Entry = fn(&[u8]);
 
 /// Every target, by name (the directory names under `fuzz/seeds/` and `fuzz/regressions/`).
-pub const TARGETS: [(&str, Entry); 10] = [
+pub const TARGETS: [(&str, Entry); 12] = [
     ("credential_proof", credential_proof),
     ("policy_compile", policy_compile),
     ("identifiers", identifiers),
@@ -31,8 +31,10 @@ pub const TARGETS: [(&str, Entry); 10] = [
     ("fhir_response", fhir_response),
     ("hub_xml", hub_xml),
     ("client_cert", client_cert),
-    ("medmij_lists", medmij_lists),
     ("json_body", json_body),
+    ("medmij_lists", medmij_lists),
+    ("medmij_authorize", medmij_authorize),
+    ("medmij_token", medmij_token),
 ];
 
 /// Credential bytes → parse → proof preparation (strict JSON-LD + URDNA2015). No IO.
@@ -320,6 +322,95 @@ pub fn medmij_lists(data: &[u8]) {
                 }
             }
         }
+    }
+}
+
+/// The sample OAuth client list and whitelist (`medmij/`), read once.
+fn medmij_sample_lists() -> &'static (
+    poortwachter::medmij::lists::OAuthClientList,
+    poortwachter::medmij::lists::Whitelist,
+) {
+    use poortwachter::medmij::lists;
+    static LISTS: OnceLock<(lists::OAuthClientList, lists::Whitelist)> = OnceLock::new();
+    LISTS.get_or_init(|| {
+        (
+            lists::parse_oauth_client_list(include_bytes!("../medmij/MedMij_OAuthclientlist.xml"))
+                .expect("OCL"),
+            lists::parse_whitelist(include_bytes!("../medmij/MedMij_Whitelist.xml"))
+                .expect("whitelist"),
+        )
+    })
+}
+
+/// An authorization request's query (the bytes, lossy UTF-8) → `medmij::authorize::check` against
+/// the sample lists, aanbieder `umcharderwijk`, gegevensdiensten 48 and 1.
+pub fn medmij_authorize(data: &[u8]) {
+    use poortwachter::medmij::authorize::{self, AuthzRefusal, Context};
+    let (clients, whitelist) = medmij_sample_lists();
+    let served = vec!["48".to_owned(), "1".to_owned()];
+    let ctx = Context {
+        clients,
+        whitelist,
+        aanbieder: "umcharderwijk",
+        gegevensdiensten: &served,
+    };
+    let query = String::from_utf8_lossy(data);
+    match authorize::check(&query, &ctx, (None, None)) {
+        Ok(a) => {
+            assert!(clients.client(&a.client_id).is_some() && whitelist.contains(&a.client_id));
+            assert!(authorize::valid_redirect_uri(&a.redirect_uri, &a.client_id).is_some());
+            assert_eq!(a.scope, format!("umcharderwijk~{}", a.gegevensdienst));
+            assert!(served.contains(&a.gegevensdienst));
+            assert!(!a.state.is_empty() && a.state.len() <= authorize::MAX_STATE);
+            assert!(a.code_challenge.as_ref().is_none_or(|c| c.len() == 43));
+        }
+        Err(AuthzRefusal::Redirect {
+            client_id,
+            redirect_uri,
+            error,
+            state,
+            ..
+        }) => {
+            // Only ever back to a listed client's own https host.
+            assert!(clients.client(&client_id).is_some() && whitelist.contains(&client_id));
+            assert!(authorize::valid_redirect_uri(&redirect_uri, &client_id).is_some());
+            assert!(!error.is_empty());
+            assert!(state.is_none_or(|s| !s.is_empty() && s.len() <= authorize::MAX_STATE));
+        }
+        Err(AuthzRefusal::NoRedirect { reason, .. }) => assert!(!reason.is_empty()),
+    }
+}
+
+/// A token request body → `medmij::token::parse` (form), then `check_code` against a fixed code;
+/// the same bytes through `medmij::bsn_scan::contains_bsn`.
+pub fn medmij_token(data: &[u8]) {
+    use poortwachter::medmij::token;
+    let _ = poortwachter::medmij::bsn_scan::contains_bsn(data);
+    let Ok(req) = token::parse("application/x-www-form-urlencoded", data) else {
+        return;
+    };
+    assert!(!req.code.is_empty() && !req.client_id.is_empty() && !req.redirect_uri.is_empty());
+    assert!(req
+        .code_verifier
+        .as_ref()
+        .is_none_or(|v| (43..=128).contains(&v.len())));
+    let code = poortwachter::store::medmij::MedmijCode {
+        hash: String::new(),
+        client_id: "pgo.example.nl".into(),
+        redirect_uri: "https://pgo.example.nl/cb".into(),
+        aanbieder: "umcharderwijk".into(),
+        gegevensdienst: "48".into(),
+        code_challenge: Some("E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM".into()),
+        bsn: Bsn::parse("999999990").expect("a BSN"),
+        correlation_id: None,
+        issued_at: 0,
+        expires_at: 60,
+        used: false,
+    };
+    if token::check_code(&code, &req, 30).is_ok() {
+        assert_eq!(req.client_id, code.client_id);
+        assert_eq!(req.redirect_uri, code.redirect_uri);
+        assert!(req.code_verifier.is_some());
     }
 }
 

@@ -14,7 +14,7 @@ seconds="${1:-60}"
 shift || true
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-    targets=(grant policy_request fhir_response credential_proof policy_compile identifiers hub_xml client_cert medmij_lists json_body)
+    targets=(grant policy_request fhir_response credential_proof policy_compile identifiers hub_xml client_cert json_body medmij_lists medmij_authorize medmij_token)
 fi
 export RUSTC_BOOTSTRAP=1
 # The fuzz crate's own target dir (git-ignored), never the main one.

@@ -59,6 +59,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// The listeners' TLS (`[tls]`), re-read on SIGHUP.
     pub tls: Option<crate::tls::TlsAcceptorHandle>,
+    /// MedMij "Delen" (`[medmij]`): the authorization server, if configured.
+    pub medmij: Option<Arc<crate::medmij::service::Service>>,
     /// The ZorgDomein SSO launch token's signer (`[zorgdomein]`).
     pub zorgdomein_sso: Option<Arc<crate::zorgdomein::sso::SsoSigner>>,
     /// The admin console (sessions, logins, the chart's counts).
@@ -83,6 +85,9 @@ pub enum StartError {
     /// `[hub_source]` cannot be used: its policy or the Hub's keys.
     #[error("hub_source: {0}")]
     HubSource(String),
+    /// `[medmij]` cannot be used: its lists, policies or login.
+    #[error("medmij: {0}")]
+    Medmij(String),
     /// `[zorgdomein]` cannot be used: its policy, keys or SSO key.
     #[error("zorgdomein: {0}")]
     ZorgDomein(String),
@@ -160,14 +165,46 @@ fn check_policies(config: &Config, policies: &PolicySet) -> Result<(), (String, 
             ));
         }
     }
+    if let Some(m) = &config.medmij {
+        for id in &m.gegevensdiensten {
+            let name = crate::medmij::settings::MedmijSettings::policy_of(id);
+            if policies
+                .for_requests(&name, crate::policy::Authenticator::Medmij)
+                .is_none()
+            {
+                return Err((
+                    name.clone(),
+                    format!(
+                        "gegevensdienst {id} needs a medmij policy \"{name}\" in {} (authenticator = \"medmij\")",
+                        config.policies_dir.display()
+                    ),
+                ));
+            }
+        }
+    }
     Ok(())
 }
+
+/// Where MedMij's resource server is on the public listener.
+pub const MEDMIJ_FHIR_PREFIX: &str = "/medmij/fhir";
 
 /// The authenticators of the public listener by path prefix: `[hub_source]` at its
 /// `path_prefix` (the whole listener when it has none), our access tokens at `/` unless that is
 /// taken.
-async fn mounts(config: &Config, tokens: &Arc<TokenService>) -> Result<Mounts, StartError> {
+async fn mounts(
+    config: &Config,
+    tokens: &Arc<TokenService>,
+    store: &Store,
+) -> Result<Mounts, StartError> {
     let mut mounts = Vec::new();
+    if let Some(m) = &config.medmij {
+        mounts.push(Mount {
+            prefix: MEDMIJ_FHIR_PREFIX.into(),
+            authenticator: Arc::new(Authenticator::Medmij(
+                crate::authn::medmij::MedmijToken::new(store.clone(), m.gegevensdiensten.clone()),
+            )),
+        });
+    }
     if let Some(settings) = &config.hub_source {
         let verifier = crate::authn::hub_source::verifier(settings)
             .await
@@ -211,7 +248,9 @@ pub async fn build_state(config: Config) -> Result<Arc<AppState>, StartError> {
     };
     let upstream_tls = upstream_tls(&config.upstream_tls).map_err(StartError::UpstreamTls)?;
     check_policies(&config, &policies).map_err(|(policy, reason)| {
-        if config
+        if policy.starts_with("medmij-") {
+            StartError::Medmij(reason)
+        } else if config
             .zorgdomein
             .as_ref()
             .is_some_and(|z| z.policy == policy)
@@ -221,6 +260,15 @@ pub async fn build_state(config: Config) -> Result<Arc<AppState>, StartError> {
             StartError::HubSource(reason)
         }
     })?;
+    // The MedMij lists before anything is created: a list that cannot be read stops start-up.
+    let medmij_lists = match &config.medmij {
+        Some(m) => Some(Arc::new(
+            crate::medmij::sources::Lists::load(m)
+                .await
+                .map_err(StartError::Medmij)?,
+        )),
+        None => None,
+    };
     let identity = identity(&config)?;
     let store = Store::open(&config.database_url).await?;
     store
@@ -268,6 +316,24 @@ pub async fn build_state(config: Config) -> Result<Arc<AppState>, StartError> {
     }));
     let writer = Writer::spawn(store.clone())?;
     tokio::spawn(purge(writer.clone(), clock.clone()));
+    let medmij = match (&config.medmij, medmij_lists) {
+        (Some(settings), Some(lists)) => {
+            tokio::spawn(lists.clone().follow());
+            tokio::spawn(purge_medmij(store.clone(), clock.clone()));
+            Some(Arc::new(
+                crate::medmij::service::Service::new(crate::medmij::service::Parts {
+                    settings: settings.clone(),
+                    lists,
+                    store: store.clone(),
+                    writer: writer.clone(),
+                    clock: clock.clone(),
+                    public_url: config.public_url.clone(),
+                })
+                .map_err(StartError::Medmij)?,
+            ))
+        }
+        _ => None,
+    };
     tokio::spawn(log_audit_head(store.clone()));
     let zorgdomein_sso = match &config.zorgdomein {
         Some(z) => Some(Arc::new(zorgdomein_sso(&z.sso)?)),
@@ -292,7 +358,7 @@ pub async fn build_state(config: Config) -> Result<Arc<AppState>, StartError> {
     let live = Live::new(LiveSettings::of(&config));
     let metrics = Arc::new(Metrics::default());
     let proxy = Proxy {
-        mounts: mounts(&config, &tokens).await?,
+        mounts: mounts(&config, &tokens, &store).await?,
         policies: rx.clone(),
         tokens: tokens.clone(),
         writer: writer.clone(),
@@ -321,6 +387,7 @@ pub async fn build_state(config: Config) -> Result<Arc<AppState>, StartError> {
         clock,
         config,
         tls,
+        medmij,
         zorgdomein_sso,
         console,
     }))
@@ -472,6 +539,9 @@ pub async fn reload_on_sighup(state: Arc<AppState>) {
             }
             reload_tls(&state).await;
             reload_upstream_tls(&state).await;
+            if let Some(m) = &state.medmij {
+                m.reload().await;
+            }
         }
     }
     #[cfg(not(unix))]
@@ -487,6 +557,18 @@ async fn purge(audit: crate::store::writer::Writer, clock: Arc<dyn Clock>) {
         ticker.tick().await;
         if let Err(e) = audit.purge_expired(clock.now().unix_timestamp() - 60).await {
             tracing::warn!(error = %e, "purging expired tokens failed");
+        }
+    }
+}
+
+/// Forgets expired MedMij sessions, tokens and (a day after they expired) codes, every minute.
+async fn purge_medmij(store: Store, clock: Arc<dyn Clock>) {
+    let mut ticker = tokio::time::interval(std::time::Duration::from_secs(60));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        if let Err(e) = store.medmij_purge(clock.now().unix_timestamp() - 60).await {
+            tracing::warn!(error = %e, "purging expired MedMij sessions and tokens failed");
         }
     }
 }

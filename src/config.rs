@@ -129,6 +129,40 @@ struct FileConfig {
     nuts: NutsFile,
     #[serde(default)]
     console: ConsoleFile,
+    medmij: Option<MedmijFile>,
+}
+
+/// `[medmij]` as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MedmijFile {
+    aanbieder: String,
+    aanbieder_display_name: String,
+    gegevensdiensten: Vec<String>,
+    oauth_client_list: String,
+    whitelist: String,
+    gegevensdienst_name_list: String,
+    zorgaanbieder_list: Option<String>,
+    lists_refresh_seconds: Num<u64>,
+    token_lifetime_seconds: Num<u64>,
+    require_client_certificate: Option<bool>,
+    dangerous_dev_login: Option<bool>,
+    receptive: Option<Vec<String>>,
+    receptiveness_url: Option<String>,
+    receptiveness_timeout_ms: Num<u64>,
+    oidc: Option<MedmijOidcFile>,
+}
+
+/// `[medmij.oidc]` as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MedmijOidcFile {
+    issuer: String,
+    client_id: String,
+    client_secret_file: String,
+    bsn_claim: Option<String>,
+    scopes: Option<Vec<String>>,
+    dangerous_allow_http_loopback: Option<bool>,
 }
 
 /// `[nuts]`: the token endpoint's policy for Nuts grants.
@@ -303,6 +337,8 @@ pub struct Config {
     pub tls: Option<crate::tls::TlsSettings>,
     /// Whether the internal listener speaks TLS too (with the same `[tls]`).
     pub internal_tls: bool,
+    /// MedMij "Delen" (`[medmij]`), if configured.
+    pub medmij: Option<crate::medmij::settings::MedmijSettings>,
     /// ZorgDomein Integrator FE in front of the XIS, if configured.
     pub zorgdomein: Option<crate::zorgdomein::ZorgDomeinSettings>,
     /// `[nuts]`: the token endpoint's policy.
@@ -368,6 +404,7 @@ impl Config {
             self.tls.is_some() == other.tls.is_some(),
         );
         check("internal_tls", self.internal_tls == other.internal_tls);
+        check("[medmij]", self.medmij == other.medmij);
         check("[zorgdomein]", self.zorgdomein == other.zorgdomein);
         check("[nuts]", self.nuts == other.nuts);
         check("[console]", self.console == other.console);
@@ -720,6 +757,10 @@ impl Config {
                 })
             }
         };
+        let medmij = match file.medmij {
+            None => None,
+            Some(m) => Some(medmij_settings(m, &lines, &origin)?),
+        };
         let zorgdomein = match file.zorgdomein {
             None => None,
             Some(z) => Some(crate::zorgdomein::settings(
@@ -763,11 +804,214 @@ impl Config {
             hub_source,
             tls,
             internal_tls,
+            medmij,
             zorgdomein,
             nuts,
             console,
         })
     }
+}
+
+/// A list's location: an `https` URL (or `http` to a loopback address), else a file.
+fn list_source(
+    value: &str,
+    key: &str,
+    origin: &str,
+) -> Result<crate::medmij::settings::ListSource, ConfigError> {
+    use crate::medmij::settings::ListSource;
+    let err = |reason: String| ConfigError {
+        origin: origin.to_owned(),
+        key: key.to_owned(),
+        reason,
+    };
+    if value.is_empty() {
+        return Err(err("must not be empty".into()));
+    }
+    if value.starts_with("https://") || value.starts_with("http://") {
+        let u = url::Url::parse(value).map_err(|e| err(format!("not a URL: {e}")))?;
+        if u.scheme() == "http" && !loopback_url(&u) {
+            return Err(err("must be https (http only to a loopback address)".into()));
+        }
+        return Ok(ListSource::Url(u));
+    }
+    Ok(ListSource::File(PathBuf::from(value)))
+}
+
+/// Whether a URL's host is a loopback address.
+fn loopback_url(u: &url::Url) -> bool {
+    match u.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(d)) => d == "localhost",
+        None => false,
+    }
+}
+
+/// `[medmij]` and `[medmij.oidc]`, validated.
+fn medmij_settings(
+    m: MedmijFile,
+    lines: &Lines<'_>,
+    origin: &str,
+) -> Result<crate::medmij::settings::MedmijSettings, ConfigError> {
+    use crate::medmij::settings::{
+        valid_aanbieder, valid_gegevensdienst_id, Login, MedmijSettings, OidcSettings,
+    };
+    let err = |key: &str, reason: String| ConfigError {
+        origin: origin.to_owned(),
+        key: format!("medmij.{key}"),
+        reason,
+    };
+    if !valid_aanbieder(&m.aanbieder) {
+        return Err(err(
+            "aanbieder",
+            "must be the aanbiedernaam without @medmij: lower-case letters a-z".into(),
+        ));
+    }
+    if m.aanbieder_display_name.trim().is_empty() {
+        return Err(err("aanbieder_display_name", "must not be empty".into()));
+    }
+    if m.gegevensdiensten.is_empty() {
+        return Err(err(
+            "gegevensdiensten",
+            "must name at least one gegevensdienst id".into(),
+        ));
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for id in &m.gegevensdiensten {
+        if !valid_gegevensdienst_id(id) || !seen.insert(id.as_str()) {
+            return Err(err(
+                "gegevensdiensten",
+                format!(
+                    "\"{}\" is not a gegevensdienst id (1 to 16 letters or digits, each once)",
+                    crate::policy::display_purpose(id)
+                ),
+            ));
+        }
+    }
+    let receptive = m.receptive.unwrap_or_else(|| m.gegevensdiensten.clone());
+    for id in &receptive {
+        if !m.gegevensdiensten.contains(id) {
+            return Err(err(
+                "receptive",
+                format!(
+                    "\"{}\" is not one of gegevensdiensten",
+                    crate::policy::display_purpose(id)
+                ),
+            ));
+        }
+    }
+    let receptiveness_url = match m.receptiveness_url.as_deref() {
+        None | Some("") => None,
+        Some(v) => {
+            let u = url::Url::parse(v)
+                .map_err(|e| err("receptiveness_url", format!("not a URL: {e}")))?;
+            if !matches!(u.scheme(), "http" | "https") || u.host().is_none() {
+                return Err(err(
+                    "receptiveness_url",
+                    "must be an http(s) URL with a host".into(),
+                ));
+            }
+            Some(u)
+        }
+    };
+    let dev = m.dangerous_dev_login.unwrap_or(false);
+    let login = match (m.oidc, dev) {
+        (Some(_), true) => {
+            return Err(err(
+                "dangerous_dev_login",
+                "choose one way to log in: [medmij.oidc] or dangerous_dev_login = true, not both".into(),
+            ))
+        }
+        (None, false) => {
+            return Err(err(
+                "oidc",
+                "the person must log in: configure [medmij.oidc] (or, for demos only, dangerous_dev_login = true)".into(),
+            ))
+        }
+        (None, true) => Login::DangerousDev,
+        (Some(o), false) => {
+            let allow_http = o.dangerous_allow_http_loopback.unwrap_or(false);
+            let issuer = url::Url::parse(&o.issuer)
+                .map_err(|e| err("oidc.issuer", format!("not a URL: {e}")))?;
+            let https = issuer.scheme() == "https";
+            if !(https || (issuer.scheme() == "http" && allow_http && loopback_url(&issuer)))
+                || issuer.host().is_none()
+                || issuer.query().is_some()
+                || issuer.fragment().is_some()
+            {
+                return Err(err(
+                    "oidc.issuer",
+                    "must be an https URL without query or fragment (http only to a loopback address with dangerous_allow_http_loopback = true)".into(),
+                ));
+            }
+            if o.client_id.is_empty() {
+                return Err(err("oidc.client_id", "must not be empty".into()));
+            }
+            if o.client_secret_file.is_empty() {
+                return Err(err("oidc.client_secret_file", "must not be empty".into()));
+            }
+            let bsn_claim = o.bsn_claim.unwrap_or_else(|| "bsn".into());
+            if bsn_claim.is_empty() {
+                return Err(err("oidc.bsn_claim", "must not be empty".into()));
+            }
+            let mut scopes = o.scopes.unwrap_or_else(|| vec!["openid".into(), "bsn".into()]);
+            if scopes.iter().any(|s| s.is_empty() || !s.bytes().all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\')) {
+                return Err(err("oidc.scopes", "must be scope tokens".into()));
+            }
+            if !scopes.iter().any(|s| s == "openid") {
+                scopes.insert(0, "openid".into());
+            }
+            Login::Oidc(OidcSettings {
+                issuer,
+                client_id: o.client_id,
+                client_secret_file: PathBuf::from(o.client_secret_file),
+                bsn_claim,
+                scopes,
+                dangerous_allow_http_loopback: allow_http,
+            })
+        }
+    };
+    Ok(MedmijSettings {
+        aanbieder: m.aanbieder,
+        aanbieder_display_name: m.aanbieder_display_name,
+        gegevensdiensten: m.gegevensdiensten,
+        oauth_client_list: list_source(&m.oauth_client_list, "medmij.oauth_client_list", origin)?,
+        whitelist: list_source(&m.whitelist, "medmij.whitelist", origin)?,
+        gegevensdienst_name_list: list_source(
+            &m.gegevensdienst_name_list,
+            "medmij.gegevensdienst_name_list",
+            origin,
+        )?,
+        zorgaanbieder_list: match m.zorgaanbieder_list.as_deref() {
+            None | Some("") => None,
+            Some(v) => Some(list_source(v, "medmij.zorgaanbieder_list", origin)?),
+        },
+        lists_refresh: Duration::from_secs(lines.ranged(
+            "medmij.lists_refresh_seconds",
+            &m.lists_refresh_seconds,
+            3600,
+            10..=86_400,
+            "",
+        )?),
+        token_lifetime: Duration::from_secs(lines.ranged(
+            "medmij.token_lifetime_seconds",
+            &m.token_lifetime_seconds,
+            900,
+            60..=86_400,
+            "",
+        )?),
+        require_client_certificate: m.require_client_certificate.unwrap_or(false),
+        login,
+        receptive,
+        receptiveness_url,
+        receptiveness_timeout: Duration::from_millis(lines.ranged(
+            "medmij.receptiveness_timeout_ms",
+            &m.receptiveness_timeout_ms,
+            3000,
+            100..=10_000,
+            "",
+        )?),
+    })
 }
 
 /// File paths from the configuration file: none may be empty.
@@ -1232,6 +1476,81 @@ mod tests {
             ),
             (3, 8192, 100)
         );
+    }
+
+    const MEDMIJ: &str = "[medmij]\naanbieder = \"umcharderwijk\"\naanbieder_display_name = \"UMC Harderwijk\"\ngegevensdiensten = [\"48\"]\noauth_client_list = \"medmij/MedMij_OAuthclientlist.xml\"\nwhitelist = \"https://stelselnode.medmij.nl/MedMij_Whitelist.xml\"\ngegevensdienst_name_list = \"medmij/MedMij_Gegevensdienstnamenlijst.xml\"\n";
+
+    #[test]
+    fn medmij_is_read_as_the_issue_names_it() {
+        use crate::medmij::settings::{ListSource, Login};
+        let (_d, p) = write(&format!("{MEDMIJ}dangerous_dev_login = true\n"));
+        let m = Config::load(Some(&p), true, &HashMap::new())
+            .unwrap()
+            .medmij
+            .unwrap();
+        assert_eq!(m.aanbieder, "umcharderwijk");
+        assert_eq!(
+            m.receptive,
+            ["48"],
+            "receptive defaults to every gegevensdienst"
+        );
+        assert_eq!(m.token_lifetime, Duration::from_secs(900));
+        assert_eq!(m.lists_refresh, Duration::from_secs(3600));
+        assert!(matches!(m.whitelist, ListSource::Url(_)));
+        assert!(matches!(m.oauth_client_list, ListSource::File(_)));
+        assert_eq!(m.login, Login::DangerousDev);
+        let (_d, p) = write(&format!(
+            "{MEDMIJ}token_lifetime_seconds = 600\nreceptive = []\nreceptiveness_url = \"http://127.0.0.1:9/ontvankelijk\"\n[medmij.oidc]\nissuer = \"https://login.example.nl\"\nclient_id = \"poortwachter\"\nclient_secret_file = \"medmij/oidc-secret\"\n"
+        ));
+        let m = Config::load(Some(&p), true, &HashMap::new())
+            .unwrap()
+            .medmij
+            .unwrap();
+        let Login::Oidc(o) = &m.login else {
+            panic!("oidc")
+        };
+        assert_eq!(
+            (o.bsn_claim.as_str(), o.scopes.join(" ")),
+            ("bsn", "openid bsn".into())
+        );
+        assert!(m.receptive.is_empty() && m.receptiveness_url.is_some());
+
+        let cases = [
+            ("", "medmij.oidc: the person must log in: configure [medmij.oidc] (or, for demos only, dangerous_dev_login = true)"),
+            ("dangerous_dev_login = true\n[medmij.oidc]\nissuer = \"https://l.example.nl\"\nclient_id = \"c\"\nclient_secret_file = \"s\"", "medmij.dangerous_dev_login: choose one way to log in: [medmij.oidc] or dangerous_dev_login = true, not both"),
+            ("[medmij.oidc]\nissuer = \"http://login.example.nl\"\nclient_id = \"c\"\nclient_secret_file = \"s\"", "medmij.oidc.issuer: must be an https URL without query or fragment (http only to a loopback address with dangerous_allow_http_loopback = true)"),
+            ("dangerous_dev_login = true\nreceptive = [\"49\"]", "medmij.receptive: \"49\" is not one of gegevensdiensten"),
+            ("dangerous_dev_login = true\ntoken_lifetime_seconds = 10", "medmij.token_lifetime_seconds: must be between 60 and 86400 (got 10)"),
+        ];
+        for (extra, want) in cases {
+            let (_d, p) = write(&format!("{MEDMIJ}{extra}\n"));
+            let e = Config::load(Some(&p), true, &HashMap::new())
+                .unwrap_err()
+                .to_string();
+            assert!(e.ends_with(want), "{extra}: {e}");
+        }
+        let bad_list = MEDMIJ.replace("https://stelselnode", "http://stelselnode");
+        let (_d, p) = write(&format!("{bad_list}dangerous_dev_login = true\n"));
+        let e = Config::load(Some(&p), true, &HashMap::new())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.ends_with("medmij.whitelist: must be https (http only to a loopback address)"),
+            "{e}"
+        );
+        let (_d, p) = write(&format!(
+            "{}dangerous_dev_login = true\n",
+            MEDMIJ.replace("\"umcharderwijk\"", "\"UMC\"")
+        ));
+        assert!(Config::load(Some(&p), true, &HashMap::new())
+            .unwrap_err()
+            .to_string()
+            .contains("medmij.aanbieder"));
+        let (_d, p) = write(&format!(
+            "{MEDMIJ}dangerous_dev_login = true\nsurprise = 1\n"
+        ));
+        let e = Config::load(Some(&p), true, &HashMap::new()).unwrap_err();
+        assert_eq!(e.origin, format!("{}:9", p.display()));
     }
 
     #[test]

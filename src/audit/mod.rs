@@ -18,5 +18,5 @@ pub use chain::{
     GENESIS_HASH,
 };
 pub use record::{
-    audit_time, redact_bsns, AuditCert, AuditJwt, AuditRecord, AuditUser, REPLAY_RULE,
+    audit_time, redact_bsns, AuditCert, AuditJwt, AuditRecord, AuditTrace, AuditUser, REPLAY_RULE,
 };

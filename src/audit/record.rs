@@ -52,6 +52,11 @@ pub struct AuditRecord {
     /// any. Absent from the JSON when there was none, so older records hash as they did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jwt: Option<AuditJwt>,
+    /// The chain-log event and the ids a network's messages carry (MedMij: `MedMij-Request-ID`,
+    /// `X-Correlation-ID`), if any. Absent from the JSON when there are none, so older records
+    /// hash as they did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace: Option<AuditTrace>,
 }
 
 /// A verified JWT as the audit log names it (never the token itself).
@@ -63,6 +68,19 @@ pub struct AuditJwt {
     /// `jti`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jti: Option<String>,
+}
+
+/// A chain-log event and the request and correlation ids of the message it is about.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditTrace {
+    /// The event (MedMij's chain-log names: `receive_authorization_request`, ...).
+    pub event: String,
+    /// The sender's id of this message (`MedMij-Request-ID`), if it sent one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+    /// The id of the whole exchange (`X-Correlation-ID`), if known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub correlation_id: Option<String>,
 }
 
 /// The client certificate as the audit log names it.
@@ -174,6 +192,7 @@ mod tests {
             upstream_status: Some(200),
             client_cert: None,
             jwt: None,
+            trace: None,
         };
         let token = crate::store::TokenRecord {
             hash: "h".into(),

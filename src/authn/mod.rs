@@ -10,12 +10,14 @@
 //! |---|---|---|
 //! | `nuts-token` ([`nuts`]) | an opaque access token from our token endpoint (if its grant came over mutual TLS, with that client certificate: RFC 8705) | its purposeOfUse |
 //! | `hub-source` ([`hub_source`]) | an RS512 source token signed by the Hub | `[hub_source] policy` |
+//! | `medmij` ([`medmij`]) | an opaque access token from our MedMij authorization server | `medmij-<gegevensdienst>` |
 //! | `zorgdomein` ([`zorgdomein`]) | ZorgDomein's client certificate + a JWT ZorgDomein signs | `[zorgdomein] policy` |
 //!
 //! **Invariant:** a principal is only made here, from a verified proof; everything a policy or
 //! the source system learns about the requester comes from it.
 
 pub mod hub_source;
+pub mod medmij;
 pub mod nuts;
 pub mod zorgdomein;
 
@@ -37,6 +39,11 @@ pub enum Proof {
     HubSourceToken {
         /// The token's `jti`, if it has one.
         jti: Option<String>,
+    },
+    /// An access token from our MedMij authorization server.
+    MedmijToken {
+        /// The gegevensdienst it was issued for.
+        gegevensdienst: String,
     },
     /// ZorgDomein's client certificate and a JWT ZorgDomein signed.
     ZorgDomeinToken {
@@ -87,6 +94,9 @@ pub enum ErrorFormat {
     Fhir,
     /// The Hub API's `<error>` XML.
     HubXml,
+    /// A FHIR `OperationOutcome` with RFC 6750's `WWW-Authenticate` on 401 (`invalid_token`) and
+    /// 403 (`insufficient_scope`): MedMij's resource server.
+    FhirBearer,
     /// A FHIR `OperationOutcome`, and a request without valid credentials is refused with 403
     /// rather than 401 (ZorgDomein's validation criteria).
     FhirForbidden,
@@ -99,6 +109,8 @@ pub enum Authenticator {
     NutsToken(nuts::NutsToken),
     /// Hub API v3 source tokens.
     HubSource(hub_source::HubSource),
+    /// Access tokens of our MedMij authorization server.
+    Medmij(medmij::MedmijToken),
     /// ZorgDomein's calls: its client certificate and a JWT it signs.
     ZorgDomein(zorgdomein::ZorgDomein),
 }
@@ -110,6 +122,7 @@ impl Authenticator {
         match self {
             Self::NutsToken(_) => Kind::NutsToken,
             Self::HubSource(_) => Kind::HubSource,
+            Self::Medmij(_) => Kind::Medmij,
             Self::ZorgDomein(_) => Kind::ZorgDomein,
         }
     }
@@ -120,6 +133,7 @@ impl Authenticator {
         match self {
             Self::NutsToken(_) => ErrorFormat::Fhir,
             Self::HubSource(_) => ErrorFormat::HubXml,
+            Self::Medmij(_) => ErrorFormat::FhirBearer,
             Self::ZorgDomein(_) => ErrorFormat::FhirForbidden,
         }
     }
@@ -130,7 +144,25 @@ impl Authenticator {
         match self {
             Self::NutsToken(_) => "proxy",
             Self::HubSource(_) => "hub-source",
+            Self::Medmij(_) => "medmij",
             Self::ZorgDomein(_) => "zorgdomein",
+        }
+    }
+
+    /// Whether a request body must carry no BSN: a MedMij DVP identifies the person only through
+    /// the OAuth exchange, never in the data it sends.
+    #[must_use]
+    pub fn refuses_bsn_in_body(&self) -> bool {
+        matches!(self, Self::Medmij(_))
+    }
+
+    /// The chain-log trace of a request (its network's request and correlation ids), echoed in
+    /// the answer and kept in the audit record.
+    #[must_use]
+    pub fn trace(&self, parts: &Parts) -> Option<crate::audit::AuditTrace> {
+        match self {
+            Self::Medmij(_) => Some(medmij::trace(&parts.headers)),
+            Self::NutsToken(_) | Self::HubSource(_) | Self::ZorgDomein(_) => None,
         }
     }
 
@@ -139,6 +171,7 @@ impl Authenticator {
         match self {
             Self::NutsToken(a) => a.authenticate(parts).await,
             Self::HubSource(a) => a.authenticate(parts, now),
+            Self::Medmij(a) => a.authenticate(parts, now).await,
             Self::ZorgDomein(a) => a.authenticate(parts, now),
         }
     }

@@ -26,6 +26,10 @@ pub(crate) struct DemoArgs {
     /// docker compose
     #[arg(long, value_name = "ADDR")]
     source_only: Option<std::net::SocketAddr>,
+    /// `medmij`: MedMij "Delen" to click through in your browser (a demo PGO, poortwachter as the
+    /// care provider's DVA with the development login, a sample source system)
+    #[arg(value_name = "SECTION", value_parser = ["medmij"])]
+    section: Option<String>,
 }
 
 fn enc(s: &str) -> String {
@@ -41,6 +45,9 @@ fn identity(dir: &std::path::Path) -> anyhow::Result<Identity> {
 }
 
 pub(crate) async fn run(ctx: &Context, args: &DemoArgs) -> anyhow::Result<i32> {
+    if args.section.as_deref() == Some("medmij") {
+        return super::demo_medmij::run(ctx, args.once).await;
+    }
     if let Some(addr) = args.source_only {
         let listener = tokio::net::TcpListener::bind(addr).await?;
         println!(

@@ -5,6 +5,7 @@ mod admin;
 mod audit;
 mod credential;
 mod demo;
+mod demo_medmij;
 mod did;
 mod hub;
 mod init;
@@ -68,7 +69,9 @@ struct GlobalArgs {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run everything in one process: sample source system, custodian, GP practice
-    #[command(after_help = "Example:\n  cargo run --release -- demo")]
+    #[command(
+        after_help = "Examples:\n  cargo run --release -- demo\n  cargo run --release -- demo medmij      # MedMij Delen in your browser"
+    )]
     Demo(demo::DemoArgs),
     /// Create the data dir, the signing key and the DID (idempotent)
     #[command(

@@ -118,6 +118,56 @@ pub(crate) async fn config(ctx: &Context, cmd: &ConfigCommand) -> anyhow::Result
                 ));
             }
         }
+        if let Some(m) = &config.medmij {
+            for id in &m.gegevensdiensten {
+                let name = crate::medmij::settings::MedmijSettings::policy_of(id);
+                if set
+                    .for_requests(&name, crate::policy::Authenticator::Medmij)
+                    .is_none()
+                {
+                    r.problem(&format!(
+                        "[medmij] gegevensdienst {id} needs a medmij policy \"{name}\" in {}",
+                        config.policies_dir.display()
+                    ));
+                }
+            }
+        }
+    }
+    // MedMij lists (read and checked as serve would).
+    if let Some(m) = &config.medmij {
+        match crate::medmij::sources::Lists::load(m).await {
+            Ok(lists) => {
+                let l = lists.current();
+                r.ok(&format!(
+                    "[medmij] lists: OAuth client list {} (Volgnummer {}), whitelist {} ({}), gegevensdienst names {} ({})",
+                    m.oauth_client_list,
+                    l.clients.volgnummer,
+                    m.whitelist,
+                    l.whitelist.volgnummer,
+                    m.gegevensdienst_name_list,
+                    l.names.volgnummer
+                ));
+            }
+            Err(e) => r.problem(&format!("[medmij] lists: {e}")),
+        }
+        if let crate::medmij::settings::Login::Oidc(o) = &m.login {
+            match std::fs::read_to_string(&o.client_secret_file) {
+                Ok(s) if !s.trim().is_empty() => r.ok(&format!(
+                    "[medmij.oidc] client secret file {}",
+                    o.client_secret_file.display()
+                )),
+                Ok(_) => r.problem(&format!(
+                    "[medmij.oidc] client_secret_file {}: empty",
+                    o.client_secret_file.display()
+                )),
+                Err(e) => r.problem(&format!(
+                    "[medmij.oidc] client_secret_file {}: {e}",
+                    o.client_secret_file.display()
+                )),
+            }
+        } else {
+            r.ok("[medmij] dangerous_dev_login = true: a test BSN form instead of a real login (demos only)");
+        }
     }
     // Identity and keys.
     match crate::identity::Identity::load(&config.data_dir) {

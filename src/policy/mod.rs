@@ -98,6 +98,10 @@ pub enum Authenticator {
     /// are passed through (the principal is an organisation, not one patient).
     #[serde(rename = "zorgdomein")]
     ZorgDomein,
+    /// Access tokens of our MedMij authorization server (`[medmij]` in the config); the file is
+    /// `medmij-<gegevensdienst id>.toml`. Answers are passed through (creates: the source
+    /// system's answer is about the data sent, not a patient record to check).
+    Medmij,
 }
 
 impl Authenticator {
@@ -108,6 +112,7 @@ impl Authenticator {
             Self::NutsToken => "nuts-token",
             Self::HubSource => "hub-source",
             Self::ZorgDomein => "zorgdomein",
+            Self::Medmij => "medmij",
         }
     }
 }
@@ -134,6 +139,11 @@ pub struct ResponsePolicy {
     /// Resource types that belong to no patient (Practitioner, ...) and may be returned as they are.
     #[serde(default)]
     pub non_patient_resources: Vec<String>,
+    /// The source system's error answers keep their body when it is FHIR JSON (an
+    /// `OperationOutcome` saying what could not be placed: MedMij's exception "Delen 2"). Only
+    /// with `format = "passthrough"`; otherwise the client learns only the status.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub pass_errors: bool,
 }
 
 /// A compiled policy for requests that another authenticator than our access tokens vouches for
@@ -394,6 +404,12 @@ impl PolicySet {
                 .map_or(0, |i| i + 1)
         };
         request::validate(&parsed.rules).map_err(|reason| err(line_of("[[rule]]"), reason))?;
+        if parsed.response.pass_errors && parsed.response.format != ResponseFormat::Passthrough {
+            return Err(err(
+                line_of("pass_errors"),
+                "pass_errors needs [response] format = \"passthrough\"".into(),
+            ));
+        }
         if parsed.authenticator != Authenticator::NutsToken {
             let kind = parsed.authenticator.as_str();
             if parsed.token.is_some() || parsed.credential.is_some() {
@@ -415,12 +431,14 @@ impl PolicySet {
                     format!("rule \"{}\": patient binding needs Nuts access tokens, not a {kind} principal", r.name),
                 ));
             }
-            if parsed.authenticator == Authenticator::ZorgDomein
-                && parsed.response.format != ResponseFormat::Passthrough
+            if matches!(
+                parsed.authenticator,
+                Authenticator::ZorgDomein | Authenticator::Medmij
+            ) && parsed.response.format != ResponseFormat::Passthrough
             {
                 return Err(err(
                     line_of("[response]"),
-                    "a zorgdomein policy passes answers through ([response] format = \"passthrough\"): its principal has no patient to check them against".into(),
+                    format!("a {kind} policy passes answers through ([response] format = \"passthrough\"): its principal has no patient record to check them against"),
                 ));
             }
             return Ok(Compiled::Requests(RequestPolicy {

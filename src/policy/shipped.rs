@@ -2,7 +2,7 @@
 //! writes them into a policies directory, and `demo` runs on them wherever it is started.
 
 /// File name and text of each shipped policy.
-pub const SHIPPED: [(&str, &str); 3] = [
+pub const SHIPPED: [(&str, &str); 4] = [
     (
         "zorginzage-thuiszorgdossier-door-huisarts.toml",
         include_str!("../../policies/zorginzage-thuiszorgdossier-door-huisarts.toml"),
@@ -14,6 +14,10 @@ pub const SHIPPED: [(&str, &str); 3] = [
     (
         "zorgdomein.toml",
         include_str!("../../policies/zorgdomein.toml"),
+    ),
+    (
+        "medmij-48.toml",
+        include_str!("../../policies/medmij-48.toml"),
     ),
 ];
 

@@ -17,6 +17,8 @@ pub enum ProxyError {
     Malformed(&'static str),
     /// The request body is over the limit.
     TooLarge,
+    /// The request body names a person by BSN where only the token may (MedMij).
+    BsnInBody,
     /// The request body's media type, charset or coding is not one the rule reads (the audit
     /// reason).
     UnsupportedMediaType(&'static str),
@@ -78,6 +80,7 @@ impl ProxyError {
             ProxyError::Refused => "refused".into(),
             ProxyError::Malformed(m) => format!("malformed: {m}"),
             ProxyError::TooLarge => "request-too-large".into(),
+            ProxyError::BsnInBody => "bsn-in-body".into(),
             ProxyError::UnsupportedMediaType(why) => (*why).to_owned(),
             ProxyError::InvalidBody(e) => format!("invalid-body: {e}"),
             ProxyError::ClientTimeout => "client-timeout".into(),

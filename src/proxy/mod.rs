@@ -116,6 +116,8 @@ pub async fn handle(proxy: &Proxy, request: Request<Body>, render: Render) -> Re
     let (format, kind) = mount.map_or((ErrorFormat::Fhir, "proxy"), |(m, _)| {
         (m.authenticator.error_format(), m.authenticator.audit_kind())
     });
+    // The network's own request and correlation ids (MedMij), kept and echoed.
+    let trace = mount.and_then(|(m, _)| m.authenticator.trace(&parts));
     let outcome = match mount {
         Some((mount, path)) => {
             let path = path.to_owned();
@@ -174,6 +176,7 @@ pub async fn handle(proxy: &Proxy, request: Request<Body>, render: Render) -> Re
             }),
             _ => None,
         }),
+        trace: trace.clone(),
     };
     if let Err(e) = proxy.writer.write(record).await {
         tracing::error!(error = %e, request_id, "audit log unavailable: refusing to answer");
@@ -186,7 +189,25 @@ pub async fn handle(proxy: &Proxy, request: Request<Body>, render: Render) -> Re
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         response.headers_mut().insert("x-request-id", v);
     }
+    if let Some(t) = &trace {
+        echo_ids(&mut response, t);
+    }
     response
+}
+
+/// Echoes a request's `MedMij-Request-ID` and `X-Correlation-ID` in its answer.
+fn echo_ids(response: &mut Response, trace: &crate::audit::AuditTrace) {
+    use crate::authn::medmij::{CORRELATION_ID_HEADER, REQUEST_ID_HEADER};
+    for (name, value) in [
+        (REQUEST_ID_HEADER, &trace.request_id),
+        (CORRELATION_ID_HEADER, &trace.correlation_id),
+    ] {
+        if let Some(Ok(v)) = value.as_deref().map(HeaderValue::from_str) {
+            response
+                .headers_mut()
+                .insert(axum::http::HeaderName::from_static(name), v);
+        }
+    }
 }
 
 impl Proxy {
@@ -263,6 +284,18 @@ impl Proxy {
             Err(e) => return Outcome::refused(Some(principal), e),
         };
         let rule = permit.rule().to_owned();
+        // no BSN in the body where the authenticator forbids one (MedMij: the token names the
+        // person, the data never does).
+        if mount.authenticator.refuses_bsn_in_body()
+            && crate::medmij::bsn_scan::contains_bsn(permit.body())
+        {
+            return Outcome {
+                principal: Some(principal),
+                rule: Some(rule),
+                upstream_status: None,
+                result: Err(ProxyError::BsnInBody),
+            };
+        }
         // fail closed: while the audit log cannot be written, nothing reaches the source system.
         if !self.writer.is_healthy() {
             return Outcome {
@@ -353,11 +386,33 @@ impl Proxy {
         upstream: Upstream,
         prefix: &str,
     ) -> Result<Answer, (Option<String>, ProxyError)> {
+        let response = policy.response();
         if !(200..300).contains(&upstream.status) {
-            // The source system's error detail stays here; the client learns only the status.
+            // A policy may pass the source system's FHIR error answer on (what could not be
+            // placed, and why); otherwise its detail stays here and the client learns the status.
+            let fhir = upstream.content_type.as_ref().is_some_and(|ct| {
+                ct.to_str().is_ok_and(|v| {
+                    matches!(
+                        crate::http::media_type_of(v).as_str(),
+                        "application/fhir+json" | "application/json"
+                    )
+                })
+            });
+            if response.pass_errors && fhir && (400..600).contains(&upstream.status) {
+                let mut headers = upstream.headers;
+                headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+                headers.insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/fhir+json"),
+                );
+                return Ok(Answer {
+                    status: upstream.status,
+                    headers,
+                    body: upstream.body,
+                });
+            }
             return Err((None, ProxyError::UpstreamStatus(upstream.status)));
         }
-        let response = policy.response();
         let mut headers = upstream.headers;
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         // A create's Location, under our prefix instead of the source system's address.

@@ -175,6 +175,11 @@ fn proxy_status(e: &ProxyError) -> (StatusCode, &'static str, &'static str) {
             (StatusCode::FORBIDDEN, "forbidden", "access refused")
         }
         ProxyError::Malformed(_) => (StatusCode::BAD_REQUEST, "invalid", "malformed request"),
+        ProxyError::BsnInBody => (
+            StatusCode::BAD_REQUEST,
+            "security",
+            "a BSN is not allowed in the request body: the access token identifies the person",
+        ),
         ProxyError::TooLarge => (
             StatusCode::PAYLOAD_TOO_LARGE,
             "too-costly",
@@ -215,7 +220,7 @@ fn proxy_status(e: &ProxyError) -> (StatusCode, &'static str, &'static str) {
 pub fn proxy_answer(e: &ProxyError, format: ErrorFormat) -> Response {
     let (status, code, text) = proxy_status(e);
     let mut response = match format {
-        ErrorFormat::Fhir => (
+        ErrorFormat::Fhir | ErrorFormat::FhirBearer => (
             status,
             [
                 (header::CONTENT_TYPE, "application/fhir+json"),
@@ -250,6 +255,14 @@ pub fn proxy_answer(e: &ProxyError, format: ErrorFormat) -> Response {
         response.headers_mut().insert(
             header::WWW_AUTHENTICATE,
             HeaderValue::from_static("Bearer error=\"invalid_token\""),
+        );
+    }
+    // RFC 6750 §3.1: a token that does not cover the request.
+    if format == ErrorFormat::FhirBearer && matches!(e, ProxyError::Denied(_) | ProxyError::Refused)
+    {
+        response.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer error=\"insufficient_scope\""),
         );
     }
     response
@@ -340,4 +353,142 @@ impl From<crate::http::BodyError> for HubError {
             crate::http::BodyError::Timeout => HubError::ClientTimeout,
         }
     }
+}
+
+/// The MedMij session cookie's name: with the `__Host-` prefix when it is `Secure`.
+#[must_use]
+pub fn medmij_cookie_name(secure: bool) -> &'static str {
+    if secure {
+        "__Host-poortwachter-medmij"
+    } else {
+        "poortwachter-medmij"
+    }
+}
+
+/// A MedMij browser step's answer: pages 200 (a step), 400 (a request or session that is not
+/// valid) or 503 (something we depend on is down); redirects 303. Every page carries the strict
+/// Content-Security-Policy, no caching, no framing, no referrer.
+#[must_use]
+pub fn medmij_reply(reply: crate::medmij::service::Reply, secure: bool) -> Response {
+    use crate::medmij::service::{Answer, CookieOp, PageKind};
+    let mut response = match reply.answer {
+        Answer::Page {
+            kind,
+            html,
+            client_origin,
+        } => {
+            let status = match kind {
+                PageKind::Shown => StatusCode::OK,
+                PageKind::Invalid => StatusCode::BAD_REQUEST,
+                PageKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            };
+            let mut r = (
+                status,
+                [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+                html,
+            )
+                .into_response();
+            if let Ok(v) =
+                HeaderValue::from_str(&crate::medmij::pages::csp(client_origin.as_deref()))
+            {
+                r.headers_mut().insert(header::CONTENT_SECURITY_POLICY, v);
+            }
+            r
+        }
+        Answer::Redirect(location) => {
+            let mut r = StatusCode::SEE_OTHER.into_response();
+            match HeaderValue::from_str(&location) {
+                Ok(v) => {
+                    r.headers_mut().insert(header::LOCATION, v);
+                }
+                Err(_) => *r.status_mut() = StatusCode::BAD_REQUEST,
+            }
+            r
+        }
+    };
+    let h = response.headers_mut();
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    let name = medmij_cookie_name(secure);
+    let attributes = if secure {
+        "; Path=/; HttpOnly; SameSite=Lax; Secure"
+    } else {
+        "; Path=/; HttpOnly; SameSite=Lax"
+    };
+    let cookie = match reply.cookie {
+        CookieOp::Keep => None,
+        CookieOp::Set(id) => Some(format!(
+            "{name}={id}{attributes}; Max-Age={}",
+            crate::medmij::service::SESSION_SECONDS
+        )),
+        CookieOp::Clear => Some(format!("{name}={attributes}; Max-Age=0")),
+    };
+    if let Some(Ok(v)) = cookie.map(|c| HeaderValue::from_str(&c)) {
+        h.insert(header::SET_COOKIE, v);
+    }
+    response
+}
+
+/// A MedMij endpoint while `[medmij]` is not configured (or the development login is off).
+#[must_use]
+pub fn medmij_not_configured() -> Response {
+    ApiError::NotFound.into_response()
+}
+
+/// A form the MedMij pages did not post (too large, too slow).
+#[must_use]
+pub fn medmij_bad_form() -> Response {
+    ApiError::BadRequest("the form is too large or was not received in time".into()).into_response()
+}
+
+/// The MedMij token endpoint's answer (RFC 6749 §5.1 / §5.2), with the request's
+/// `MedMij-Request-ID` and `X-Correlation-ID` echoed.
+#[must_use]
+pub fn medmij_token(
+    answer: Result<crate::medmij::service::TokenAnswer, crate::medmij::token::TokenError>,
+    ids: &(Option<String>, Option<String>),
+) -> Response {
+    use crate::medmij::token::TokenError;
+    let mut response = match answer {
+        Ok(a) => (StatusCode::OK, axum::Json(a)).into_response(),
+        Err(e) => {
+            let (status, code) = match &e {
+                TokenError::InvalidRequest(_) => (StatusCode::BAD_REQUEST, "invalid_request"),
+                TokenError::InvalidClient(_) => (StatusCode::UNAUTHORIZED, "invalid_client"),
+                TokenError::InvalidGrant(_) => (StatusCode::BAD_REQUEST, "invalid_grant"),
+                TokenError::UnsupportedGrantType => {
+                    (StatusCode::BAD_REQUEST, "unsupported_grant_type")
+                }
+                TokenError::Unavailable => {
+                    (StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable")
+                }
+            };
+            tracing::info!(code, error = %e, "MedMij token request refused");
+            (
+                status,
+                axum::Json(json!({"error": code, "error_description": e.to_string()})),
+            )
+                .into_response()
+        }
+    };
+    let h = response.headers_mut();
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    for (name, value) in [
+        (crate::authn::medmij::REQUEST_ID_HEADER, &ids.0),
+        (crate::authn::medmij::CORRELATION_ID_HEADER, &ids.1),
+    ] {
+        if let Some(Ok(v)) = value.as_deref().map(HeaderValue::from_str) {
+            h.insert(axum::http::HeaderName::from_static(name), v);
+        }
+    }
+    response
 }

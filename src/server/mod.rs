@@ -7,6 +7,7 @@ pub mod console;
 pub mod error;
 pub mod hub_api;
 pub mod listen;
+pub mod medmij_api;
 pub mod oauth_api;
 mod public;
 pub mod zorgdomein_api;

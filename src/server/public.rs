@@ -40,6 +40,9 @@ pub fn router(state: Arc<AppState>) -> Router {
             );
         }
     }
+    if state.medmij.is_some() {
+        router = router.merge(super::medmij_api::router());
+    }
     router
         // Everything else is a request for the source system: the proxy decides.
         .fallback(proxy)

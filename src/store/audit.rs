@@ -3,6 +3,7 @@
 
 use sqlx::Row as _;
 
+use super::medmij::{MedmijOutcome, MedmijWrite};
 use super::tokens::insert_grants;
 use super::{
     begin_write, placeholders, Store, StoreError, TokenRecord, Tx, UsedJti, ROWS_PER_STATEMENT,
@@ -27,11 +28,25 @@ impl Store {
     /// audit rows that `rows` builds from the chain head and the grants' freshness. On
     /// PostgreSQL an advisory lock serialises the writers of all replicas, and the head is read
     /// inside the transaction, so concurrent replicas extend one chain without conflicts.
+    #[cfg(test)]
     pub(crate) async fn commit_batch(
         &self,
         grants: &[(&UsedJti, &TokenRecord)],
         rows: impl FnOnce((i64, String), &[bool]) -> Vec<AuditRow>,
     ) -> Result<Vec<bool>, StoreError> {
+        self.commit_batch_with(grants, &[], |head, fresh, _| rows(head, fresh))
+            .await
+            .map(|(fresh, _)| fresh)
+    }
+
+    /// [`Store::commit_batch`] with MedMij writes too (after the grants, before the audit rows,
+    /// which `rows` builds knowing what each write did).
+    pub(crate) async fn commit_batch_with(
+        &self,
+        grants: &[(&UsedJti, &TokenRecord)],
+        medmij: &[&MedmijWrite],
+        rows: impl FnOnce((i64, String), &[bool], &[MedmijOutcome]) -> Vec<AuditRow>,
+    ) -> Result<(Vec<bool>, Vec<MedmijOutcome>), StoreError> {
         let mut tx = begin_write(&self.pool, self.postgres).await?;
         if self.postgres {
             sqlx::query("SELECT pg_advisory_xact_lock(7513)")
@@ -39,6 +54,10 @@ impl Store {
                 .await?;
         }
         let fresh = insert_grants(&mut tx, grants).await?;
+        let mut outcomes = Vec::with_capacity(medmij.len());
+        for w in medmij {
+            outcomes.push(super::medmij::apply_any(&mut tx, w).await?);
+        }
         let head = match sqlx::query("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
             .fetch_optional(&mut *tx)
             .await?
@@ -46,9 +65,9 @@ impl Store {
             Some(r) => (r.try_get(0)?, r.try_get(1)?),
             None => (0, GENESIS_HASH.to_owned()),
         };
-        append_rows(&mut tx, &rows(head, &fresh)).await?;
+        append_rows(&mut tx, &rows(head, &fresh, &outcomes)).await?;
         tx.commit().await?;
-        Ok(fresh)
+        Ok((fresh, outcomes))
     }
 
     /// The last audit record's sequence number and hash (`0` and the genesis hash when empty).

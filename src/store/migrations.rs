@@ -13,6 +13,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0004_hub.sql"),
     include_str!("../../migrations/0005_token_binding.sql"),
     include_str!("../../migrations/0006_console.sql"),
+    include_str!("../../migrations/0007_medmij.sql"),
 ];
 
 /// The schema version this binary writes.

@@ -10,6 +10,7 @@ mod audit;
 pub mod console;
 mod credentials;
 pub mod hub;
+pub mod medmij;
 mod migrations;
 pub mod revocations;
 pub mod sqlite;

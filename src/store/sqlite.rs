@@ -236,11 +236,23 @@ impl BatchWriter {
     /// ones, their tokens) and then the audit rows that `rows` builds on the head of the chain,
     /// in one transaction. `BEGIN IMMEDIATE` takes the write lock first, so no other process can
     /// append between the head read and the write.
+    #[cfg(test)]
     pub fn commit_batch(
         &mut self,
         grants: &[(&UsedJti, &TokenRecord)],
         rows: impl FnOnce((i64, String), &[bool]) -> Vec<AuditRow>,
     ) -> Result<Vec<bool>, StoreError> {
+        self.commit_batch_with(grants, &[], |head, fresh, _| rows(head, fresh))
+            .map(|(fresh, _)| fresh)
+    }
+
+    /// [`Self::commit_batch`] with MedMij writes too, as [`super::Store::commit_batch_with`].
+    pub fn commit_batch_with(
+        &mut self,
+        grants: &[(&UsedJti, &TokenRecord)],
+        medmij: &[&super::medmij::MedmijWrite],
+        rows: impl FnOnce((i64, String), &[bool], &[super::medmij::MedmijOutcome]) -> Vec<AuditRow>,
+    ) -> Result<(Vec<bool>, Vec<super::medmij::MedmijOutcome>), StoreError> {
         let mut tx = self
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
@@ -267,6 +279,10 @@ impl BatchWriter {
                 fresh.push(is_fresh);
             }
         }
+        let mut outcomes = Vec::with_capacity(medmij.len());
+        for w in medmij {
+            outcomes.push(super::medmij::apply_sqlite(&tx, w)?);
+        }
         let head = tx
             .prepare_cached(AUDIT_HEAD)?
             .query_row([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))
@@ -282,7 +298,7 @@ impl BatchWriter {
         }
         {
             let mut insert = tx.prepare_cached(INSERT_AUDIT)?;
-            for r in rows(head, &fresh) {
+            for r in rows(head, &fresh, &outcomes) {
                 insert.execute(params![
                     r.seq,
                     r.time_unix,
@@ -295,7 +311,7 @@ impl BatchWriter {
             }
         }
         tx.commit()?;
-        Ok(fresh)
+        Ok((fresh, outcomes))
     }
 }
 

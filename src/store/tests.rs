@@ -63,6 +63,7 @@ on_both_backends!(
     concurrent_starts,
     group_commit,
     writer_purge,
+    medmij_codes_tokens_sessions,
 );
 
 on_sqlite!(
@@ -194,6 +195,7 @@ fn audit_record(n: usize) -> AuditRecord {
         upstream_status: Some(200),
         client_cert: None,
         jwt: None,
+        trace: None,
     }
 }
 
@@ -892,4 +894,138 @@ async fn writer_purge_failure(url: &str) {
         .unwrap();
     assert_eq!(audit.purge_expired(450).await.unwrap(), 60);
     assert_eq!(store.token_count().await.unwrap(), 0);
+}
+
+/// MedMij codes and tokens through the writer (with their audit records), the redeem that finds
+/// a code spent (no token, the earlier one revoked, the record a denial), sessions and the purge.
+async fn medmij_codes_tokens_sessions(url: &str) {
+    use super::medmij::{MedmijCode, MedmijOutcome, MedmijToken, MedmijWrite};
+    let store = Store::open(url).await.expect("open");
+    let writer = Writer::spawn(store.clone()).expect("writer");
+    let bsn = Bsn::parse("999999990").unwrap();
+    let code = |hash: &str, expires_at: i64| MedmijCode {
+        hash: hash.into(),
+        client_id: "pgo.example.nl".into(),
+        redirect_uri: "https://pgo.example.nl/cb".into(),
+        aanbieder: "umcharderwijk".into(),
+        gegevensdienst: "48".into(),
+        code_challenge: Some("E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM".into()),
+        bsn: bsn.clone(),
+        correlation_id: Some("corr".into()),
+        issued_at: 100,
+        expires_at,
+        used: false,
+    };
+    let token = |hash: &str| MedmijToken {
+        hash: hash.into(),
+        client_id: "pgo.example.nl".into(),
+        aanbieder: "umcharderwijk".into(),
+        gegevensdienst: "48".into(),
+        bsn: bsn.clone(),
+        correlation_id: Some("corr".into()),
+        issued_at: 500,
+        expires_at: 1400,
+        revoked: false,
+    };
+    let redeem = |c: &str, t: &str, now: i64| MedmijWrite::Redeem {
+        code_hash: c.into(),
+        token: token(t),
+        now,
+    };
+    for (c, expires) in [("c1", 1000), ("c2", 200), ("c3", 1000)] {
+        let done = writer
+            .write_medmij(MedmijWrite::Code(code(c, expires)), audit_record(1))
+            .await
+            .unwrap();
+        assert_eq!(done, MedmijOutcome::Done);
+    }
+    assert_eq!(
+        store.medmij_code("c1").await.unwrap(),
+        Some(code("c1", 1000))
+    );
+    assert_eq!(store.medmij_code("nope").await.unwrap(), None);
+    // Redeemed once: the token is stored, the code spent.
+    let first = writer
+        .write_medmij(redeem("c1", "t1", 500), audit_record(2))
+        .await;
+    assert_eq!(first.unwrap(), MedmijOutcome::Done);
+    assert_eq!(store.medmij_token("t1").await.unwrap(), Some(token("t1")));
+    assert!(store.medmij_code("c1").await.unwrap().unwrap().used);
+    // Again: no token, and the first one is revoked.
+    let again = writer
+        .write_medmij(redeem("c1", "t2", 501), audit_record(3))
+        .await;
+    assert_eq!(again.unwrap(), MedmijOutcome::Spent);
+    assert_eq!(store.medmij_token("t2").await.unwrap(), None);
+    assert!(store.medmij_token("t1").await.unwrap().unwrap().revoked);
+    // An expired code issues nothing.
+    let late = writer
+        .write_medmij(redeem("c2", "t3", 500), audit_record(4))
+        .await;
+    assert_eq!(late.unwrap(), MedmijOutcome::Spent);
+    assert_eq!(store.medmij_token("t3").await.unwrap(), None);
+    // A code presented again after its redeem: Revoke.
+    writer
+        .write_medmij(redeem("c3", "t4", 500), audit_record(5))
+        .await
+        .unwrap();
+    let revoked = writer
+        .write_medmij(
+            MedmijWrite::Revoke {
+                code_hash: "c3".into(),
+            },
+            audit_record(6),
+        )
+        .await;
+    assert_eq!(revoked.unwrap(), MedmijOutcome::Done);
+    assert!(store.medmij_token("t4").await.unwrap().unwrap().revoked);
+    // Every write has its record in the chain; the spent redeems are recorded as denials.
+    let rows = store
+        .audit_rows(&super::AuditFilter::default())
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 8);
+    let records: Vec<AuditRecord> = rows
+        .iter()
+        .map(|r| serde_json::from_str(&r.record).unwrap())
+        .collect();
+    let denied: Vec<&str> = records
+        .iter()
+        .filter(|r| r.decision == "deny")
+        .map(|r| r.rule.as_str())
+        .collect();
+    assert_eq!(denied, [super::writer::MEDMIJ_SPENT_RULE; 2]);
+    assert!(matches!(
+        crate::audit::verify(&rows),
+        ChainReport::Intact { .. }
+    ));
+    // Sessions: stored, replaced, expired, deleted.
+    store
+        .medmij_session_put("s1", "{\"a\":1}", 1000)
+        .await
+        .unwrap();
+    store
+        .medmij_session_put("s1", "{\"a\":2}", 1000)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.medmij_session("s1", 999).await.unwrap().as_deref(),
+        Some("{\"a\":2}")
+    );
+    assert_eq!(store.medmij_session("s1", 1000).await.unwrap(), None);
+    store.medmij_session_delete("s1").await.unwrap();
+    store.medmij_session_put("s2", "{}", 100).await.unwrap();
+    // The purge: expired sessions and tokens; codes a day after they expired.
+    let purged = store.medmij_purge(2000).await.unwrap();
+    assert_eq!(purged, 3, "the session s2 and the tokens t1 and t4");
+    assert!(
+        store.medmij_code("c1").await.unwrap().is_some(),
+        "kept a day"
+    );
+    assert_eq!(
+        store.medmij_purge(1000 + 86_401).await.unwrap(),
+        3,
+        "the codes"
+    );
+    assert_eq!(store.medmij_code("c1").await.unwrap(), None);
 }

@@ -11,6 +11,7 @@
 
 use tokio::sync::{mpsc, oneshot};
 
+use super::medmij::{MedmijOutcome, MedmijWrite};
 use super::sqlite::BatchWriter;
 use super::{Store, StoreError, TokenRecord, UsedJti};
 use crate::audit::{chain, AuditRecord, AuditRow, REPLAY_RULE};
@@ -26,6 +27,9 @@ enum Job {
     /// A grant's jti and token with its audit record; answered with whether the jti was fresh
     /// (if not, no token is stored and the record says the grant was refused as a replay).
     Grant(UsedJti, TokenRecord, AuditRecord, Answer<bool>),
+    /// A MedMij code or token with its audit record; answered with what the write did (a
+    /// redeemed code that was spent already stores no token, and its record says so).
+    Medmij(MedmijWrite, AuditRecord, Answer<MedmijOutcome>),
 }
 
 /// What the writer's channel carries (a purge is rare; boxing jobs would cost an allocation
@@ -127,6 +131,19 @@ impl Writer {
         answer.await.map_err(|_| stopped())?
     }
 
+    /// Stores a MedMij code or token (or spends a code and revokes its token) together with its
+    /// audit record, in one transaction. A redeemed code that was spent already or expired
+    /// stores no token: `Ok(MedmijOutcome::Spent)`, and the record is written as refused.
+    pub async fn write_medmij(
+        &self,
+        write: MedmijWrite,
+        record: AuditRecord,
+    ) -> Result<MedmijOutcome, StoreError> {
+        let (done, answer) = Answer::new();
+        self.send(Job::Medmij(write, record, done)).await?;
+        answer.await.map_err(|_| stopped())?
+    }
+
     /// Removes the `jti`s and tokens (with their bound patients) that expired before `before`
     /// (unix seconds); returns how many. On a SQLite file the writer does it, a few rows in each
     /// commit (no other connection takes the write lock, so no commit waits for one); elsewhere
@@ -169,18 +186,21 @@ async fn writer(
             continue;
         }
         let grants = grants_of(&batch);
+        let medmij = medmij_of(&batch);
         let mut result = Err(StoreError::Unavailable("not attempted".into()));
         // The head is read inside the transaction (under a lock on PostgreSQL); a conflict
         // (another process appending between our read and our write) is retried.
         for _ in 0..5 {
             result = store
-                .commit_batch(&grants, |head, fresh| rows_of(&batch, head, fresh))
+                .commit_batch_with(&grants, &medmij, |head, fresh, outcomes| {
+                    rows_of(&batch, head, fresh, outcomes)
+                })
                 .await;
             if !matches!(result, Err(StoreError::Conflict)) {
                 break;
             }
         }
-        drop(grants);
+        drop((grants, medmij));
         answer(batch, result, &healthy);
     }
 }
@@ -218,9 +238,12 @@ fn sqlite_writer(
         }
         if !batch.is_empty() {
             let grants = grants_of(&batch);
+            let medmij = medmij_of(&batch);
             // `BEGIN IMMEDIATE` holds the write lock from the head read on: no conflict to retry.
-            let result = conn.commit_batch(&grants, |head, fresh| rows_of(&batch, head, fresh));
-            drop(grants);
+            let result = conn.commit_batch_with(&grants, &medmij, |head, fresh, outcomes| {
+                rows_of(&batch, head, fresh, outcomes)
+            });
+            drop((grants, medmij));
             answer(batch, result, healthy);
         }
         answer_purge_if_finished(&mut conn, &mut purge_waiting);
@@ -265,15 +288,34 @@ fn grants_of(batch: &[Job]) -> Vec<(&UsedJti, &TokenRecord)> {
         .iter()
         .filter_map(|j| match j {
             Job::Grant(jti, token, _, _) => Some((jti, token)),
-            Job::Record(..) => None,
+            Job::Record(..) | Job::Medmij(..) => None,
         })
         .collect()
 }
 
+fn medmij_of(batch: &[Job]) -> Vec<&MedmijWrite> {
+    batch
+        .iter()
+        .filter_map(|j| match j {
+            Job::Medmij(w, _, _) => Some(w),
+            Job::Record(..) | Job::Grant(..) => None,
+        })
+        .collect()
+}
+
+/// What the record of a redeemed code that was spent already says.
+pub const MEDMIJ_SPENT_RULE: &str = "code already used or expired; the token it issued is revoked";
+
 /// The batch's chained rows on `head`; a grant whose `jti` was not fresh is recorded as a
 /// refused replay.
-fn rows_of(batch: &[Job], (seq, hash): (i64, String), fresh: &[bool]) -> Vec<AuditRow> {
+fn rows_of(
+    batch: &[Job],
+    (seq, hash): (i64, String),
+    fresh: &[bool],
+    outcomes: &[MedmijOutcome],
+) -> Vec<AuditRow> {
     let mut fresh = fresh.iter();
+    let mut outcomes = outcomes.iter();
     let records: Vec<std::borrow::Cow<'_, AuditRecord>> = batch
         .iter()
         .map(|j| match j {
@@ -289,6 +331,17 @@ fn rows_of(batch: &[Job], (seq, hash): (i64, String), fresh: &[bool]) -> Vec<Aud
                     std::borrow::Cow::Borrowed(r)
                 }
             }
+            Job::Medmij(_, r, _) => {
+                if outcomes.next() == Some(&MedmijOutcome::Spent) {
+                    let mut r = r.clone();
+                    r.decision = "deny".into();
+                    MEDMIJ_SPENT_RULE.clone_into(&mut r.rule);
+                    r.status = 400;
+                    std::borrow::Cow::Owned(r)
+                } else {
+                    std::borrow::Cow::Borrowed(r)
+                }
+            }
         })
         .collect();
     chain(seq, &hash, records.iter().map(AsRef::as_ref)).0
@@ -297,12 +350,14 @@ fn rows_of(batch: &[Job], (seq, hash): (i64, String), fresh: &[bool]) -> Vec<Aud
 /// Tells every caller in `batch` the outcome.
 fn answer(
     batch: Vec<Job>,
-    result: Result<Vec<bool>, StoreError>,
+    result: Result<(Vec<bool>, Vec<MedmijOutcome>), StoreError>,
     healthy: &std::sync::atomic::AtomicBool,
 ) {
     healthy.store(result.is_ok(), std::sync::atomic::Ordering::Relaxed);
-    let outcome: Result<Vec<bool>, String> = result.map_err(|e| e.to_string());
-    let mut fresh = outcome.as_ref().ok().map(|f| f.clone().into_iter());
+    let outcome: Result<(Vec<bool>, Vec<MedmijOutcome>), String> =
+        result.map_err(|e| e.to_string());
+    let mut fresh = outcome.as_ref().ok().map(|(f, _)| f.clone().into_iter());
+    let mut medmij = outcome.as_ref().ok().map(|(_, m)| m.clone().into_iter());
     let mut answers = Vec::with_capacity(batch.len());
     for job in batch {
         let failed = |e: &String| StoreError::Unavailable(e.clone());
@@ -311,6 +366,16 @@ fn answer(
             Job::Grant(_, _, _, done) => {
                 let answer = match (&outcome, fresh.as_mut()) {
                     (Ok(_), Some(f)) => Ok(f.next().unwrap_or(false)),
+                    (Err(e), _) => Err(failed(e)),
+                    (Ok(_), None) => Err(StoreError::Unavailable("no outcome".into())),
+                };
+                done.with(answer)
+            }
+            Job::Medmij(_, _, done) => {
+                let answer = match (&outcome, medmij.as_mut()) {
+                    (Ok(_), Some(m)) => m
+                        .next()
+                        .ok_or_else(|| StoreError::Unavailable("no outcome".into())),
                     (Err(e), _) => Err(failed(e)),
                     (Ok(_), None) => Err(StoreError::Unavailable("no outcome".into())),
                 };

@@ -105,6 +105,11 @@ const WAIT: Duration = Duration::from_secs(30);
 impl Browser {
     /// Starts chromedriver and a Chromium session for `test` (the screenshot directory's name).
     pub async fn launch(tools: &BrowserTools, test: &str) -> Browser {
+        Self::launch_with(tools, test, &[]).await
+    }
+
+    /// [`Browser::launch`] with more Chromium arguments (e.g. `--host-resolver-rules=...`).
+    pub async fn launch_with(tools: &BrowserTools, test: &str, extra: &[String]) -> Browser {
         let shots = screenshot_dir(test);
         let _ = std::fs::remove_dir_all(&shots);
         std::fs::create_dir_all(&shots).expect("screenshot dir");
@@ -169,6 +174,10 @@ impl Browser {
                 ],
             },
         });
+        let mut capabilities = capabilities;
+        if let Some(args) = capabilities["goog:chromeOptions"]["args"].as_array_mut() {
+            args.extend(extra.iter().map(|a| serde_json::Value::String(a.clone())));
+        }
         let serde_json::Value::Object(capabilities) = capabilities else {
             unreachable!("an object")
         };
@@ -278,6 +287,37 @@ impl Browser {
         button.click().await.expect("click");
     }
 
+    /// Follows the link that reads `text`.
+    pub async fn click_link(&self, text: &str) {
+        let link = match self.client.find(Locator::LinkText(text)).await {
+            Ok(l) => l,
+            Err(e) => panic!("no link {text:?} on {}: {e}", self.url().await),
+        };
+        link.click().await.expect("click");
+    }
+
+    /// The page's HTML source.
+    pub async fn source(&self) -> String {
+        self.client.source().await.expect("page source")
+    }
+
+    /// Waits until the address of the page shown starts with `prefix`; returns it.
+    pub async fn wait_for_url(&self, prefix: &str) -> url::Url {
+        let start = Instant::now();
+        loop {
+            let u = self.url().await;
+            if u.as_str().starts_with(prefix) {
+                return u;
+            }
+            assert!(
+                start.elapsed() < WAIT,
+                "not at {prefix} within {WAIT:?}; at {u}:\n{}",
+                self.text().await
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// Writes a PNG of the viewport to the test's screenshot directory; returns its path.
     pub async fn screenshot(&self, name: &str) -> PathBuf {
         let png = self.client.screenshot().await.expect("screenshot");
@@ -301,15 +341,6 @@ impl Browser {
                 self.text().await
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    /// Clicks the link that reads `text`.
-    pub async fn click_link(&self, text: &str) {
-        let link = self.client.find(Locator::LinkText(text)).await;
-        match link {
-            Ok(link) => link.click().await.expect("click"),
-            Err(e) => panic!("no link {text:?} on {}: {e}", self.url().await),
         }
     }
 

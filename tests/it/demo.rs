@@ -22,3 +22,21 @@ fn demo_runs_end_to_end() {
     }
     assert!(repo().join("policies").exists());
 }
+
+/// `poortwachter demo medmij --once`: the person's steps and the PGO's, through the real binary.
+#[test]
+fn demo_medmij_shares_a_document() {
+    let inst = Instance::new();
+    let (code, out, err) = inst.run(&["demo", "medmij", "--once"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    for expected in [
+        "4. The landing page asks the person to log in: yes",
+        "5. Logged in with test BSN 999999990: HTTP 303 → /medmij/confirm",
+        "6. Confirmation page: shown",
+        "Token ontvangen voor umcharderwijk~48 (geldig 900 s).",
+        "Document verstuurd: HTTP 200 OK.",
+        "Delen worked.",
+    ] {
+        assert!(out.contains(expected), "missing {expected:?} in:\n{out}");
+    }
+}

@@ -4,6 +4,7 @@
 
 mod admin_api;
 mod attacks;
+mod browser_medmij;
 mod browser_oidc;
 mod browser_support;
 mod cli;
@@ -17,6 +18,7 @@ mod fuzz_regressions;
 mod hub;
 mod interop_python;
 mod limits;
+mod medmij;
 mod nuts_fixtures;
 mod oidc_support;
 mod packaging;

@@ -26,6 +26,7 @@ pub mod metrics;
 pub mod oauth;
 pub mod policy;
 pub mod proxy;
+pub mod rsa_key;
 pub mod server;
 pub mod store;
 pub mod telemetry;

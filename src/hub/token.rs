@@ -6,31 +6,21 @@
 use std::path::{Path, PathBuf};
 use std::sync::RwLock;
 
-use aws_lc_rs::rand::SystemRandom;
-use aws_lc_rs::rsa::{KeyPair, KeySize};
-use aws_lc_rs::signature::{self, KeyPair as _};
+use aws_lc_rs::signature;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
 
 use crate::keys::KeyError;
+use crate::rsa_key::{RsaAlg, RsaSigningKey};
 
 /// Largest source JWT accepted.
 const MAX_JWT: usize = 8 * 1024;
 
 /// The Hub's RS512 signing key.
-pub struct HubKey {
-    pair: KeyPair,
-    kid: String,
-}
-
-impl std::fmt::Debug for HubKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "HubKey({})", self.kid)
-    }
-}
+#[derive(Debug)]
+pub struct HubKey(RsaSigningKey);
 
 /// Where the Hub key lives in a data dir.
 #[must_use]
@@ -42,95 +32,31 @@ impl HubKey {
     /// Loads the Hub key of a data dir, creating a 3072-bit RSA key (mode 0600) when there is
     /// none. Returns the key and whether it was created.
     pub fn load_or_create(data_dir: &Path) -> Result<(Self, bool), KeyError> {
-        let path = key_path(data_dir);
-        if path.exists() {
-            return Ok((Self::load(&path)?, false));
-        }
-        let pair = KeyPair::generate(KeySize::Rsa3072).map_err(|_| KeyError::Generation)?;
-        let der = aws_lc_rs::encoding::AsDer::<aws_lc_rs::encoding::Pkcs8V1Der>::as_der(&pair)
-            .map_err(|_| KeyError::Generation)?;
-        if let Some(dir) = path.parent() {
-            crate::identity::create_private_dir(dir).map_err(|e| KeyError::Io {
-                path: dir.display().to_string(),
-                source: std::io::Error::other(e.to_string()),
-            })?;
-        }
-        crate::keys::write_private_key(&path, der.as_ref())?;
-        Ok((Self::from_pair(pair), true))
+        RsaSigningKey::load_or_create(&key_path(data_dir)).map(|(k, created)| (Self(k), created))
     }
 
     /// Reads a PEM `PRIVATE KEY` (PKCS#8 RSA) file.
     pub fn load(path: &Path) -> Result<Self, KeyError> {
-        let bad = || KeyError::BadPrivateKey(path.display().to_string());
-        let text = std::fs::read_to_string(path).map_err(|source| KeyError::Io {
-            path: path.display().to_string(),
-            source,
-        })?;
-        let der = crate::keys::pem_decode(&text, "PRIVATE KEY").ok_or_else(bad)?;
-        let pair = KeyPair::from_pkcs8(&der).map_err(|_| bad())?;
-        Ok(Self::from_pair(pair))
-    }
-
-    fn from_pair(pair: KeyPair) -> Self {
-        let (n, e) = components(&pair);
-        // RFC 7638 thumbprint of {"e","kty","n"}.
-        let canonical = format!(
-            r#"{{"e":"{}","kty":"RSA","n":"{}"}}"#,
-            URL_SAFE_NO_PAD.encode(&e),
-            URL_SAFE_NO_PAD.encode(&n)
-        );
-        let kid = URL_SAFE_NO_PAD.encode(Sha256::digest(canonical.as_bytes()));
-        Self { pair, kid }
+        RsaSigningKey::load(path).map(Self)
     }
 
     /// The key id (JWK thumbprint).
     #[must_use]
     pub fn kid(&self) -> &str {
-        &self.kid
+        self.0.kid()
     }
 
     /// The public key as a JWKS document.
     #[must_use]
     pub fn jwks(&self) -> Value {
-        let (n, e) = components(&self.pair);
-        json!({"keys": [{
-            "kty": "RSA",
-            "use": "sig",
-            "alg": "RS512",
-            "kid": self.kid,
-            "n": URL_SAFE_NO_PAD.encode(n),
-            "e": URL_SAFE_NO_PAD.encode(e),
-        }]})
+        json!({"keys": [self.0.jwk(RsaAlg::Rs512)]})
     }
 
     /// Signs `claims` as a compact RS512 JWT.
     pub fn sign(&self, claims: &SourceClaims) -> Result<String, KeyError> {
-        let header = json!({"alg": "RS512", "typ": "JWT", "kid": self.kid});
         let claims = serde_json::to_string(claims).map_err(|_| KeyError::Signing)?;
-        let input = format!(
-            "{}.{}",
-            URL_SAFE_NO_PAD.encode(header.to_string()),
-            URL_SAFE_NO_PAD.encode(claims)
-        );
-        let mut sig = vec![0u8; self.pair.public_modulus_len()];
-        self.pair
-            .sign(
-                &signature::RSA_PKCS1_SHA512,
-                &SystemRandom::new(),
-                input.as_bytes(),
-                &mut sig,
-            )
-            .map_err(|_| KeyError::Signing)?;
-        Ok(format!("{input}.{}", URL_SAFE_NO_PAD.encode(sig)))
+        self.0.sign_jwt(RsaAlg::Rs512, &claims)
     }
-}
-
-fn components(pair: &KeyPair) -> (Vec<u8>, Vec<u8>) {
-    let public = pair.public_key();
-    (
-        public.modulus().big_endian_without_leading_zero().to_vec(),
-        public.exponent().big_endian_without_leading_zero().to_vec(),
-    )
 }
 
 /// The claims of a source token.

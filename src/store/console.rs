@@ -8,7 +8,7 @@
 
 use sqlx::Row as _;
 
-use super::tokens::stored_bsn;
+use super::tokens::{token_of_row, TOKEN_COLUMNS};
 use super::{begin_write, AuditFilter, Store, StoreError, TokenRecord};
 use crate::audit::AuditRow;
 
@@ -193,30 +193,13 @@ impl Store {
     /// The newest `limit` live tokens.
     pub async fn live_tokens(&self, now: i64, limit: i64) -> Result<Vec<TokenRecord>, StoreError> {
         let rows = sqlx::query(&format!(
-            "SELECT hash, requester, custodian, purpose, credential_ids, bsn, user_identity, issued_at, expires_at, cnf_x5t_s256 \
-             FROM tokens WHERE {LIVE} ORDER BY issued_at DESC, hash LIMIT $2"
+            "SELECT {TOKEN_COLUMNS} FROM tokens WHERE {LIVE} ORDER BY issued_at DESC, hash LIMIT $2"
         ))
         .bind(now)
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|row| {
-                let ids: String = row.try_get(4)?;
-                Ok(TokenRecord {
-                    hash: row.try_get(0)?,
-                    requester: row.try_get(1)?,
-                    custodian: row.try_get(2)?,
-                    purpose: row.try_get(3)?,
-                    credential_ids: serde_json::from_str(&ids).unwrap_or_default(),
-                    bsn: stored_bsn(&row.try_get::<String, _>(5)?)?,
-                    user_identity: row.try_get(6)?,
-                    issued_at: row.try_get(7)?,
-                    expires_at: row.try_get(8)?,
-                    cnf_x5t_s256: row.try_get(9)?,
-                })
-            })
-            .collect()
+        rows.iter().map(token_of_row).collect()
     }
 
     /// The argon2id hash of a console account's password.

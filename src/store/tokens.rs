@@ -53,30 +53,38 @@ pub(crate) const PURGE_JTIS: &str = "DELETE FROM used_jtis WHERE (issuer, jti) I
 /// At most `$2` tokens that expired before `$1`.
 pub(crate) const EXPIRED_TOKENS: &str = "SELECT hash FROM tokens WHERE expires_at < $1 LIMIT $2";
 
+/// The columns [`token_of_row`] reads, in its order.
+pub(super) const TOKEN_COLUMNS: &str = "hash, requester, custodian, purpose, credential_ids, bsn, \
+     user_identity, issued_at, expires_at, cnf_x5t_s256";
+
+/// A token from a row of [`TOKEN_COLUMNS`].
+pub(super) fn token_of_row(row: &sqlx::any::AnyRow) -> Result<TokenRecord, StoreError> {
+    let ids: String = row.try_get(4)?;
+    Ok(TokenRecord {
+        hash: row.try_get(0)?,
+        requester: row.try_get(1)?,
+        custodian: row.try_get(2)?,
+        purpose: row.try_get(3)?,
+        credential_ids: serde_json::from_str(&ids).unwrap_or_default(),
+        bsn: stored_bsn(&row.try_get::<String, _>(5)?)?,
+        user_identity: row.try_get(6)?,
+        issued_at: row.try_get(7)?,
+        expires_at: row.try_get(8)?,
+        cnf_x5t_s256: row.try_get(9)?,
+    })
+}
+
 impl Store {
     /// A token by the hex SHA-256 of its value.
     pub async fn token(&self, hash: &str) -> Result<TokenRecord, StoreError> {
-        let row = sqlx::query(
-            "SELECT hash, requester, custodian, purpose, credential_ids, bsn, user_identity, issued_at, expires_at, \
-             cnf_x5t_s256 FROM tokens WHERE hash = $1",
-        )
+        let row = sqlx::query(&format!(
+            "SELECT {TOKEN_COLUMNS} FROM tokens WHERE hash = $1"
+        ))
         .bind(hash)
         .fetch_optional(&self.pool)
         .await?
         .ok_or(StoreError::NotFound)?;
-        let ids: String = row.try_get(4)?;
-        Ok(TokenRecord {
-            hash: row.try_get(0)?,
-            requester: row.try_get(1)?,
-            custodian: row.try_get(2)?,
-            purpose: row.try_get(3)?,
-            credential_ids: serde_json::from_str(&ids).unwrap_or_default(),
-            bsn: stored_bsn(&row.try_get::<String, _>(5)?)?,
-            user_identity: row.try_get(6)?,
-            issued_at: row.try_get(7)?,
-            expires_at: row.try_get(8)?,
-            cnf_x5t_s256: row.try_get(9)?,
-        })
+        token_of_row(&row)
     }
 
     /// Forgets `jti`s and tokens (with their bound patients) that expired before `before` (unix

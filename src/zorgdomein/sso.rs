@@ -12,17 +12,11 @@
 
 use std::path::{Path, PathBuf};
 
-use aws_lc_rs::encoding::AsDer as _;
-use aws_lc_rs::rand::SystemRandom;
-use aws_lc_rs::rsa::{KeyPair, KeySize};
-use aws_lc_rs::signature::{self, KeyPair as _};
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
-use sha2::{Digest as _, Sha256};
 
 use crate::keys::KeyError;
+use crate::rsa_key::{RsaAlg, RsaSigningKey};
 
 /// ZorgDomein's SSO entry point.
 pub const DEFAULT_LAUNCH_URL: &str = "https://www.zorgdomein.nl/jwt-login/";
@@ -251,104 +245,35 @@ pub fn launch_url(settings: &SsoSettings, token: &str) -> String {
 }
 
 /// The instance's SSO signing key (RSA, RS256).
-pub struct SsoKey {
-    pair: KeyPair,
-    kid: String,
-}
-
-impl std::fmt::Debug for SsoKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "SsoKey({})", self.kid)
-    }
-}
+#[derive(Debug)]
+pub struct SsoKey(RsaSigningKey);
 
 impl SsoKey {
     /// Loads the key at `path`, creating a 3072-bit RSA key (mode 0600, in a 0700 directory)
     /// when there is none. Returns the key and whether it was created.
     pub fn load_or_create(path: &Path) -> Result<(Self, bool), KeyError> {
-        if path.exists() {
-            return Ok((Self::load(path)?, false));
-        }
-        let pair = KeyPair::generate(KeySize::Rsa3072).map_err(|_| KeyError::Generation)?;
-        let der = aws_lc_rs::encoding::AsDer::<aws_lc_rs::encoding::Pkcs8V1Der>::as_der(&pair)
-            .map_err(|_| KeyError::Generation)?;
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            crate::identity::create_private_dir(dir).map_err(|e| KeyError::Io {
-                path: dir.display().to_string(),
-                source: std::io::Error::other(e.to_string()),
-            })?;
-        }
-        crate::keys::write_private_key(path, der.as_ref())?;
-        Ok((Self::from_pair(pair), true))
+        RsaSigningKey::load_or_create(path).map(|(k, created)| (Self(k), created))
     }
 
     /// Reads a PEM `PRIVATE KEY` (PKCS#8 RSA) file.
     pub fn load(path: &Path) -> Result<Self, KeyError> {
-        let bad = || KeyError::BadPrivateKey(path.display().to_string());
-        let text = std::fs::read_to_string(path).map_err(|source| KeyError::Io {
-            path: path.display().to_string(),
-            source,
-        })?;
-        let der = crate::keys::pem_decode(&text, "PRIVATE KEY").ok_or_else(bad)?;
-        let pair = KeyPair::from_pkcs8(&der).map_err(|_| bad())?;
-        Ok(Self::from_pair(pair))
-    }
-
-    fn from_pair(pair: KeyPair) -> Self {
-        let public = pair.public_key();
-        let n = public.modulus().big_endian_without_leading_zero().to_vec();
-        let e = public.exponent().big_endian_without_leading_zero().to_vec();
-        // RFC 7638 thumbprint of {"e","kty","n"}.
-        let canonical = format!(
-            r#"{{"e":"{}","kty":"RSA","n":"{}"}}"#,
-            URL_SAFE_NO_PAD.encode(&e),
-            URL_SAFE_NO_PAD.encode(&n)
-        );
-        let kid = URL_SAFE_NO_PAD.encode(Sha256::digest(canonical.as_bytes()));
-        Self { pair, kid }
+        RsaSigningKey::load(path).map(Self)
     }
 
     /// The key id (JWK thumbprint), the token header's `kid`.
     #[must_use]
     pub fn kid(&self) -> &str {
-        &self.kid
+        self.0.kid()
     }
 
     /// The public key as a PEM `PUBLIC KEY` (SubjectPublicKeyInfo), for ZorgDomein.
     pub fn public_pem(&self) -> Result<String, KeyError> {
-        let der = self
-            .pair
-            .public_key()
-            .as_der()
-            .map_err(|_| KeyError::Generation)?;
-        let b64 = STANDARD.encode(der.as_ref());
-        let mut out = String::from("-----BEGIN PUBLIC KEY-----\n");
-        for chunk in b64.as_bytes().chunks(64) {
-            out.push_str(std::str::from_utf8(chunk).unwrap_or_default());
-            out.push('\n');
-        }
-        out.push_str("-----END PUBLIC KEY-----\n");
-        Ok(out)
+        self.0.public_pem()
     }
 
     /// Signs `claims` as a compact RS256 JWT.
     pub fn sign(&self, claims: &Value) -> Result<String, KeyError> {
-        let header = json!({"alg": "RS256", "typ": "JWT", "kid": self.kid});
-        let input = format!(
-            "{}.{}",
-            URL_SAFE_NO_PAD.encode(header.to_string()),
-            URL_SAFE_NO_PAD.encode(claims.to_string())
-        );
-        let mut sig = vec![0u8; self.pair.public_modulus_len()];
-        self.pair
-            .sign(
-                &signature::RSA_PKCS1_SHA256,
-                &SystemRandom::new(),
-                input.as_bytes(),
-                &mut sig,
-            )
-            .map_err(|_| KeyError::Signing)?;
-        Ok(format!("{input}.{}", URL_SAFE_NO_PAD.encode(sig)))
+        self.0.sign_jwt(RsaAlg::Rs256, &claims.to_string())
     }
 }
 

@@ -100,55 +100,72 @@ impl Store {
         filter: &AuditFilter,
         mut f: impl FnMut(AuditRow) -> std::ops::ControlFlow<()>,
     ) -> Result<(), StoreError> {
-        let mut sql = "SELECT seq, time_unix, requester, bsn, record, prev_hash, hash FROM audit_log WHERE 1 = 1".to_owned();
-        let mut n = 0;
-        let mut next = || {
-            n += 1;
-            n
-        };
-        if filter.since.is_some() {
-            sql.push_str(&format!(" AND time_unix >= ${}", next()));
-        }
-        if filter.until.is_some() {
-            sql.push_str(&format!(" AND time_unix < ${}", next()));
-        }
-        if filter.bsn.is_some() {
-            sql.push_str(&format!(" AND bsn = ${}", next()));
-        }
-        if filter.requester.is_some() {
-            sql.push_str(&format!(" AND requester = ${}", next()));
-        }
+        let (mut sql, _) = filtered_audit_query(filter);
         sql.push_str(" ORDER BY seq");
-        let mut q = sqlx::query(&sql);
-        if let Some(v) = filter.since {
-            q = q.bind(v);
-        }
-        if let Some(v) = filter.until {
-            q = q.bind(v);
-        }
-        if let Some(v) = &filter.bsn {
-            q = q.bind(v);
-        }
-        if let Some(v) = &filter.requester {
-            q = q.bind(v);
-        }
+        let q = bind_audit_filter(sqlx::query(&sql), filter);
         let mut rows = q.fetch(&self.pool);
         while let Some(r) = futures_util::TryStreamExt::try_next(&mut rows).await? {
-            let row = AuditRow {
-                seq: r.try_get(0)?,
-                time_unix: r.try_get(1)?,
-                requester: r.try_get(2)?,
-                bsn: r.try_get(3)?,
-                record: r.try_get(4)?,
-                prev_hash: r.try_get(5)?,
-                hash: r.try_get(6)?,
-            };
-            if f(row).is_break() {
+            if f(audit_row(&r)?).is_break() {
                 break;
             }
         }
         Ok(())
     }
+}
+
+/// The columns of an [`AuditRow`], in the order [`audit_row`] reads them.
+pub(super) const AUDIT_COLUMNS: &str = "seq, time_unix, requester, bsn, record, prev_hash, hash";
+
+/// `SELECT` of the audit rows that match `filter`'s set conditions, without an order, and the
+/// number of placeholders it used (`$1`…): a caller adds its own after them.
+/// [`bind_audit_filter`] binds the values in the same order.
+pub(super) fn filtered_audit_query(filter: &AuditFilter) -> (String, usize) {
+    let mut sql = format!("SELECT {AUDIT_COLUMNS} FROM audit_log WHERE 1 = 1");
+    let conditions = [
+        (filter.since.is_some(), "time_unix >="),
+        (filter.until.is_some(), "time_unix <"),
+        (filter.bsn.is_some(), "bsn ="),
+        (filter.requester.is_some(), "requester ="),
+    ];
+    let mut n = 0;
+    for (_, condition) in conditions.iter().filter(|(set, _)| *set) {
+        n += 1;
+        sql.push_str(&format!(" AND {condition} ${n}"));
+    }
+    (sql, n)
+}
+
+/// Binds `filter`'s set values to a query from [`filtered_audit_query`].
+pub(super) fn bind_audit_filter<'q>(
+    mut q: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    filter: &'q AuditFilter,
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+    if let Some(v) = filter.since {
+        q = q.bind(v);
+    }
+    if let Some(v) = filter.until {
+        q = q.bind(v);
+    }
+    if let Some(v) = &filter.bsn {
+        q = q.bind(v);
+    }
+    if let Some(v) = &filter.requester {
+        q = q.bind(v);
+    }
+    q
+}
+
+/// One row of [`AUDIT_COLUMNS`].
+pub(super) fn audit_row(r: &sqlx::any::AnyRow) -> Result<AuditRow, StoreError> {
+    Ok(AuditRow {
+        seq: r.try_get(0)?,
+        time_unix: r.try_get(1)?,
+        requester: r.try_get(2)?,
+        bsn: r.try_get(3)?,
+        record: r.try_get(4)?,
+        prev_hash: r.try_get(5)?,
+        hash: r.try_get(6)?,
+    })
 }
 
 /// Appends audit rows, many per statement.

@@ -8,6 +8,7 @@
 
 use sqlx::Row as _;
 
+use super::audit::{audit_row, bind_audit_filter, filtered_audit_query, AUDIT_COLUMNS};
 use super::tokens::{token_of_row, TOKEN_COLUMNS};
 use super::{begin_write, AuditFilter, Store, StoreError, TokenRecord};
 use crate::audit::AuditRow;
@@ -255,9 +256,9 @@ impl Store {
 
     /// One audit record by its sequence number.
     pub async fn audit_row(&self, seq: i64) -> Result<AuditRow, StoreError> {
-        let r = sqlx::query(
-            "SELECT seq, time_unix, requester, bsn, record, prev_hash, hash FROM audit_log WHERE seq = $1",
-        )
+        let r = sqlx::query(&format!(
+            "SELECT {AUDIT_COLUMNS} FROM audit_log WHERE seq = $1"
+        ))
         .bind(seq)
         .fetch_optional(&self.pool)
         .await?
@@ -274,24 +275,11 @@ impl Store {
         cursor: AuditCursor,
         limit: i64,
     ) -> Result<Vec<AuditRow>, StoreError> {
-        let mut sql = "SELECT seq, time_unix, requester, bsn, record, prev_hash, hash FROM audit_log WHERE 1 = 1".to_owned();
-        let mut n = 0;
+        let (mut sql, mut n) = filtered_audit_query(filter);
         let mut next = || {
             n += 1;
             n
         };
-        if filter.since.is_some() {
-            sql.push_str(&format!(" AND time_unix >= ${}", next()));
-        }
-        if filter.until.is_some() {
-            sql.push_str(&format!(" AND time_unix < ${}", next()));
-        }
-        if filter.bsn.is_some() {
-            sql.push_str(&format!(" AND bsn = ${}", next()));
-        }
-        if filter.requester.is_some() {
-            sql.push_str(&format!(" AND requester = ${}", next()));
-        }
         let seq = match cursor {
             AuditCursor::After(s) => {
                 sql.push_str(&format!(" AND seq > ${} ORDER BY seq", next()));
@@ -307,19 +295,7 @@ impl Store {
             }
         };
         sql.push_str(&format!(" LIMIT ${}", next()));
-        let mut q = sqlx::query(&sql);
-        if let Some(v) = filter.since {
-            q = q.bind(v);
-        }
-        if let Some(v) = filter.until {
-            q = q.bind(v);
-        }
-        if let Some(v) = &filter.bsn {
-            q = q.bind(v);
-        }
-        if let Some(v) = &filter.requester {
-            q = q.bind(v);
-        }
+        let mut q = bind_audit_filter(sqlx::query(&sql), filter);
         if let Some(s) = seq {
             q = q.bind(s);
         }
@@ -330,16 +306,4 @@ impl Store {
             .map(audit_row)
             .collect()
     }
-}
-
-fn audit_row(r: &sqlx::any::AnyRow) -> Result<AuditRow, StoreError> {
-    Ok(AuditRow {
-        seq: r.try_get(0)?,
-        time_unix: r.try_get(1)?,
-        requester: r.try_get(2)?,
-        bsn: r.try_get(3)?,
-        record: r.try_get(4)?,
-        prev_hash: r.try_get(5)?,
-        hash: r.try_get(6)?,
-    })
 }

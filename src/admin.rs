@@ -60,7 +60,7 @@ fn invalid(field: &'static str, reason: impl Into<String>) -> AdminError {
 }
 
 /// An issue request as the CLI or API receives it.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct IssueInput {
     /// Requester DID.
@@ -294,7 +294,7 @@ fn unix_to_rfc3339(t: i64) -> Option<String> {
 }
 
 /// The JSON view of a stored credential (API answers and `--json`).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct RecordView {
     id: String,
     status: Status,
@@ -305,7 +305,11 @@ pub struct RecordView {
     consent_type: String,
     issued_at: Option<String>,
     expires_at: Option<String>,
+    /// `{reason, revoked_at}` when revoked.
+    #[schema(value_type = Option<Object>)]
     revocation: Option<Value>,
+    /// The signed credential (JSON-LD).
+    #[schema(value_type = Object)]
     credential: Value,
 }
 

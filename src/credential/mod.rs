@@ -122,7 +122,7 @@ impl CredentialError {
 }
 
 /// A resource grant in `credentialSubject.resources`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Resource {
     /// Path, e.g. `/Observation`.

@@ -41,7 +41,7 @@ pub const TOKEN_PATH: &str = "/n2n/auth/v1/accesstoken";
 pub const JWT_BEARER: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
 
 /// The successful answer.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct TokenResponse {
     /// The opaque token.
     pub access_token: String,

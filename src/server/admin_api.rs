@@ -18,48 +18,71 @@ use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
+use utoipa_axum::routes;
 
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody};
+use super::openapi::{self, Api};
 use crate::admin::{self, IssueInput, RecordView};
 use crate::app::AppState;
 use crate::credential::verify::Mode;
 use crate::store::RevokeOutcome;
 
+/// The document's description.
+const DESCRIPTION: &str = "poortwachter's internal listener (127.0.0.1 by default): credential \
+administration, token introspection and verification, the ZorgDomein SSO launch token (with \
+`[zorgdomein]`), health and metrics. The admin console under `/ui/` (HTML pages and forms for a \
+browser, with a session and CSRF tokens) is deliberately not described here.";
+
+/// Why the console is not in the document.
+pub(super) const CONSOLE_EXCLUDED: &str =
+    "HTML pages and forms for a browser (session, CSRF token), not an API for programs";
+
 /// The internal router.
 pub fn router(state: Arc<AppState>) -> Router {
-    let console = if state.config.console.enabled {
-        super::console::routes()
-    } else {
-        Router::new()
-    };
-    Router::new()
-        .route("/internal/credentials", post(issue).get(list))
-        .route("/internal/credentials/verify", post(verify))
-        .route("/internal/credentials/{id}", get(show))
-        .route("/internal/credentials/{id}/revoke", post(revoke))
-        .route(
-            "/internal/auth/v1/accesstoken/introspect",
-            post(super::oauth_api::introspect),
-        )
-        .route(
-            "/internal/auth/v1/accesstoken/verify",
-            get(super::oauth_api::verify).head(super::oauth_api::verify),
-        )
-        .route(
-            "/internal/zorgdomein/sso-token",
-            get(super::zorgdomein_api::sso_token),
-        )
-        .route("/health", get(health))
-        .route("/metrics", get(metrics))
-        .route("/ready", get(ready))
-        .merge(console)
-        .fallback(|| async { ApiError::NotFound })
-        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
-        .with_state(state)
+    api(&Shape {
+        zorgdomein: state.zorgdomein_sso.is_some(),
+        console: state.config.console.enabled,
+    })
+    .finish(routes!(openapi::internal))
+    .router
+    .fallback(|| async { ApiError::NotFound })
+    .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+    .with_state(state)
+}
+
+/// Which of the internal listener's optional routes this configuration has.
+pub(super) struct Shape {
+    /// `[zorgdomein]`: the SSO launch token endpoint.
+    pub zorgdomein: bool,
+    /// `[console] enabled`: the admin console under `/ui`.
+    pub console: bool,
+}
+
+/// The internal listener's routes and operations for this configuration.
+pub(super) fn api(shape: &Shape) -> Api<Arc<AppState>> {
+    let mut api = Api::new("poortwachter internal API", DESCRIPTION)
+        .routes(routes!(issue, list))
+        .routes(routes!(verify))
+        .routes(routes!(show))
+        .routes(routes!(revoke))
+        .routes(routes!(super::oauth_api::introspect))
+        .routes(routes!(
+            super::oauth_api::verify,
+            super::oauth_api::verify_head
+        ))
+        .routes(routes!(health))
+        .routes(routes!(metrics))
+        .routes(routes!(ready));
+    if shape.zorgdomein {
+        api = api.routes(routes!(super::zorgdomein_api::sso_token));
+    }
+    if shape.console {
+        api = api.html_only("/ui", CONSOLE_EXCLUDED, super::console::routes());
+    }
+    api
 }
 
 /// Reads a body up to `limit` bytes, within the client time limit.
@@ -140,6 +163,13 @@ pub(super) fn parse_query(
     Ok(out)
 }
 
+#[utoipa::path(post, path = "/internal/credentials", tag = "credentials",
+    operation_id = "issue_credential",
+    summary = "Issue an authorization credential",
+    request_body(content = crate::admin::IssueInput, content_type = "application/json"),
+    responses((status = 201, description = "The signed credential (NutsAuthorizationCredential, JSON-LD): a JSON object", content_type = "application/json"),
+        (status = 400, description = "Invalid input (names the field)", body = ErrorBody),
+        (status = 415, description = "Not JSON", body = ErrorBody)))]
 async fn issue(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
@@ -159,6 +189,15 @@ async fn issue(
         .into_response())
 }
 
+#[utoipa::path(get, path = "/internal/credentials", tag = "credentials",
+    operation_id = "list_credentials",
+    summary = "List credentials",
+    params(("subject_did" = Option<String>, Query, description = "Requester DID"),
+        ("purpose" = Option<String>, Query, description = "purposeOfUse"),
+        ("bsn" = Option<String>, Query, description = "Patient BSN"),
+        ("status" = Option<crate::store::Status>, Query, description = "active, revoked or expired")),
+    responses((status = 200, description = "`{\"credentials\": [RecordView]}`", content_type = "application/json"),
+        (status = 400, description = "Unknown or repeated parameter", body = ErrorBody)))]
 async fn list(
     State(state): State<Arc<AppState>>,
     RawQuery(raw): RawQuery,
@@ -176,6 +215,12 @@ async fn list(
     Ok(Json(json!({"credentials": views})).into_response())
 }
 
+#[utoipa::path(get, path = "/internal/credentials/{id}", tag = "credentials",
+    operation_id = "show_credential",
+    summary = "One credential",
+    params(("id" = String, Path, description = "The credential id")),
+    responses((status = 200, description = "The credential", body = crate::admin::RecordView),
+        (status = 404, description = "Unknown id", body = ErrorBody)))]
 async fn show(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
@@ -184,12 +229,22 @@ async fn show(
     Ok(Json(RecordView::new(&record, state.clock.now().unix_timestamp())).into_response())
 }
 
-#[derive(Deserialize)]
+/// A revocation request.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct RevokeInput {
+    /// Why (1 to 1000 printable characters); kept with the revocation.
     reason: String,
 }
 
+#[utoipa::path(post, path = "/internal/credentials/{id}/revoke", tag = "credentials",
+    operation_id = "revoke_credential",
+    summary = "Revoke a credential (its tokens stop working within a second)",
+    params(("id" = String, Path, description = "The credential id")),
+    request_body(content = RevokeInput, content_type = "application/json"),
+    responses((status = 200, description = "`{id, status: \"revoked\", already_revoked, reason}`", content_type = "application/json"),
+        (status = 400, description = "Invalid reason", body = ErrorBody),
+        (status = 404, description = "Unknown id", body = ErrorBody)))]
 async fn revoke(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
@@ -217,6 +272,14 @@ async fn revoke(
     )
 }
 
+#[utoipa::path(post, path = "/internal/credentials/verify", tag = "credentials",
+    operation_id = "verify_credential",
+    summary = "Verify a credential (proof, dates, profile, policy, revocation)",
+    params(("proof_only" = Option<bool>, Query, description = "Only the proof and structure")),
+    request_body(description = "The credential (JSON-LD): free-form JSON",
+        content(("application/json"), ("application/ld+json"), ("application/vc+ld+json"))),
+    responses((status = 200, description = "`{valid: true, id, issuer, subject_did, purpose}`", content_type = "application/json"),
+        (status = 422, description = "Not valid, with the reason", body = ErrorBody)))]
 async fn verify(
     State(state): State<Arc<AppState>>,
     RawQuery(raw): RawQuery,
@@ -251,6 +314,9 @@ async fn verify(
     .into_response())
 }
 
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    summary = "Prometheus metrics",
+    responses((status = 200, description = "Prometheus text format 0.0.4", content_type = "text/plain")))]
 async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     let now = state.clock.now().unix_timestamp();
     let active = state.store.active_token_count(now).await.unwrap_or(-1);
@@ -265,10 +331,17 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
         .into_response()
 }
 
+#[utoipa::path(get, path = "/health", tag = "operations",
+    summary = "Liveness: the process answers",
+    responses((status = 200, description = "`{\"status\": \"ok\"}`", content_type = "application/json")))]
 async fn health() -> Response {
     Json(json!({"status": "ok"})).into_response()
 }
 
+#[utoipa::path(get, path = "/ready", tag = "operations",
+    summary = "Readiness: the database answers",
+    responses((status = 200, description = "`{\"status\": \"ready\"}`", content_type = "application/json"),
+        (status = 503, description = "`{\"status\": \"unavailable\", \"reason\"}`", content_type = "application/json")))]
 async fn ready(State(state): State<Arc<AppState>>) -> Response {
     match state.store.ping().await {
         Ok(()) => Json(json!({"status": "ready"})).into_response(),

@@ -17,6 +17,16 @@ use crate::oauth::grant::GrantError;
 use crate::proxy::ProxyError;
 use crate::store::StoreError;
 
+/// The body of every [`ApiError`] answer (RFC 6749 §5.2 style), also the OpenAPI documents'
+/// error schema.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// A code such as `invalid_request`, `invalid_grant`, `not_found`.
+    pub error: &'static str,
+    /// One line for a person; never a BSN or store detail.
+    pub error_description: String,
+}
+
 /// An error answered over HTTP as OAuth-style JSON.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -129,7 +139,10 @@ impl IntoResponse for ApiError {
         let mut response = (
             status,
             [(header::CACHE_CONTROL, "no-store")],
-            axum::Json(json!({"error": code, "error_description": description})),
+            axum::Json(ErrorBody {
+                error: code,
+                error_description: description,
+            }),
         )
             .into_response();
         if let Some(Ok(value)) = retry_after.map(|s| HeaderValue::from_str(&s)) {

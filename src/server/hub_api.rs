@@ -1,5 +1,6 @@
 //! The Hub's HTTP API (`/v3/...`, `hub serve`): Basic auth, XML in and out. A [`HubError`]
-//! becomes the documented `<error>` element in [`super::error`].
+//! becomes the documented `<error>` element in [`super::error`]. Its OpenAPI document is at
+//! `/.well-known/openapi.json` ([`super::openapi`]).
 
 use std::sync::Arc;
 
@@ -7,8 +8,8 @@ use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use axum::Router;
+use utoipa_axum::routes;
 
 use crate::hub::dossier::{DossierRecord, RESOURCE_TYPE};
 use crate::hub::xml::Writer;
@@ -67,25 +68,31 @@ impl std::ops::Deref for HubApi {
     }
 }
 
+/// The document's description.
+const DESCRIPTION: &str = "The embedded Hub API v3 (`hub serve`): dossier registration, search, \
+shares and source tokens. Requests authenticate with HTTP Basic (account key and secret); \
+answers and errors are XML (`<error>`).";
+
+/// The Hub's routes and operations.
+pub(super) fn api() -> super::openapi::Api<HubApi> {
+    super::openapi::Api::new("poortwachter Hub API v3", DESCRIPTION)
+        .routes(routes!(health))
+        .routes(routes!(jwks))
+        .routes(routes!(well_known_jwks))
+        .routes(routes!(register))
+        .routes(routes!(search))
+        .routes(routes!(resource))
+        .routes(routes!(shares))
+        .routes(routes!(add_share))
+        .routes(routes!(remove_share))
+        .routes(routes!(source))
+}
+
 /// The Hub's router.
 pub fn router(hub: Arc<Hub>, client_timeout: std::time::Duration) -> Router {
-    Router::new()
-        .route("/health", get(|| async { "ok" }))
-        .route("/v3/jwks", get(jwks))
-        .route("/.well-known/jwks.json", get(jwks))
-        .route("/v3/register", post(register))
-        .route("/v3/resources", get(search))
-        .route("/v3/resources/{key}", get(resource))
-        .route("/v3/resources/{key}/shares", get(shares))
-        .route(
-            "/v3/resources/{key}/add-share/{account}/{permission}",
-            get(add_share),
-        )
-        .route(
-            "/v3/resources/{key}/remove-share/{account}",
-            get(remove_share),
-        )
-        .route("/v3/resources/{key}/source", get(source))
+    api()
+        .finish(routes!(super::openapi::well_known))
+        .router
         .method_not_allowed_fallback(|| async { HubError::MethodNotAllowed })
         .fallback(|| async { HubError::NotFound })
         .with_state(HubApi {
@@ -94,7 +101,27 @@ pub fn router(hub: Arc<Hub>, client_timeout: std::time::Duration) -> Router {
         })
 }
 
+#[utoipa::path(get, path = "/health", tag = "operations",
+    responses((status = 200, description = "`ok`", content_type = "text/plain")))]
+async fn health() -> &'static str {
+    "ok"
+}
+
+#[utoipa::path(get, path = "/v3/jwks", tag = "hub",
+    summary = "The Hub's public keys (source tokens are RS512)",
+    responses((status = 200, description = "A JWK set", content_type = "application/jwk-set+json")))]
 async fn jwks(State(hub): State<HubApi>) -> Response {
+    jwks_of(&hub)
+}
+
+#[utoipa::path(get, path = "/.well-known/jwks.json", tag = "hub",
+    summary = "The Hub's public keys (the same set as `/v3/jwks`)",
+    responses((status = 200, description = "A JWK set", content_type = "application/jwk-set+json")))]
+async fn well_known_jwks(State(hub): State<HubApi>) -> Response {
+    jwks_of(&hub)
+}
+
+fn jwks_of(hub: &HubApi) -> Response {
     (
         [(header::CONTENT_TYPE, "application/jwk-set+json")],
         hub.key.jwks().to_string(),
@@ -126,6 +153,12 @@ async fn caller(
     Ok(account)
 }
 
+#[utoipa::path(post, path = "/v3/register", tag = "hub",
+    summary = "Register (or update) a dossier",
+    request_body(description = "`<resource type=\"dossier\">` with `<property>`s", content(("application/xml"), ("text/xml"))),
+    responses((status = 200, description = "`<status key=\"…\">OK</status>`", content_type = "application/xml"),
+        (status = 400, description = "`<error>`", content_type = "application/xml"), (status = 401, description = "`<error>`", content_type = "application/xml"),
+        (status = 415, description = "`<error>`", content_type = "application/xml")))]
 async fn register(
     State(hub): State<HubApi>,
     headers: HeaderMap,
@@ -142,6 +175,10 @@ async fn register(
     Ok(status_ok(&key))
 }
 
+#[utoipa::path(get, path = "/v3/resources", tag = "hub",
+    summary = "Search the dossiers visible to the account (filters as query parameters)",
+    responses((status = 200, description = "`<resources>`", content_type = "application/xml"),
+        (status = 400, description = "`<error>`", content_type = "application/xml"), (status = 401, description = "`<error>`", content_type = "application/xml")))]
 async fn search(
     State(hub): State<HubApi>,
     headers: HeaderMap,
@@ -158,6 +195,10 @@ async fn search(
     Ok(xml_response(StatusCode::OK, w.finish()))
 }
 
+#[utoipa::path(get, path = "/v3/resources/{key}", tag = "hub",
+    params(("key" = String, Path)),
+    responses((status = 200, description = "`<resource>`", content_type = "application/xml"),
+        (status = 401, description = "`<error>`", content_type = "application/xml"), (status = 404, description = "`<error>`", content_type = "application/xml")))]
 async fn resource(
     State(hub): State<HubApi>,
     Path(key): Path<String>,
@@ -171,6 +212,10 @@ async fn resource(
     Ok(xml_response(StatusCode::OK, w.finish()))
 }
 
+#[utoipa::path(get, path = "/v3/resources/{key}/shares", tag = "hub",
+    params(("key" = String, Path)),
+    responses((status = 200, description = "`<shares>`", content_type = "application/xml"),
+        (status = 401, description = "`<error>`", content_type = "application/xml"), (status = 404, description = "`<error>`", content_type = "application/xml")))]
 async fn shares(
     State(hub): State<HubApi>,
     Path(key): Path<String>,
@@ -193,6 +238,11 @@ async fn shares(
     Ok(xml_response(StatusCode::OK, w.finish()))
 }
 
+#[utoipa::path(get, path = "/v3/resources/{key}/add-share/{account}/{permission}", tag = "hub",
+    params(("key" = String, Path), ("account" = String, Path), ("permission" = String, Path)),
+    responses((status = 200, description = "`<status>`", content_type = "application/xml"),
+        (status = 400, description = "`<error>`", content_type = "application/xml"), (status = 401, description = "`<error>`", content_type = "application/xml"),
+        (status = 404, description = "`<error>`", content_type = "application/xml")))]
 async fn add_share(
     State(hub): State<HubApi>,
     Path((key, target, permission)): Path<(String, String, String)>,
@@ -204,6 +254,10 @@ async fn add_share(
     Ok(status_ok(&key))
 }
 
+#[utoipa::path(get, path = "/v3/resources/{key}/remove-share/{account}", tag = "hub",
+    params(("key" = String, Path), ("account" = String, Path)),
+    responses((status = 200, description = "`<status>`", content_type = "application/xml"),
+        (status = 401, description = "`<error>`", content_type = "application/xml"), (status = 404, description = "`<error>`", content_type = "application/xml")))]
 async fn remove_share(
     State(hub): State<HubApi>,
     Path((key, target)): Path<(String, String)>,
@@ -215,6 +269,11 @@ async fn remove_share(
     Ok(status_ok(&key))
 }
 
+#[utoipa::path(get, path = "/v3/resources/{key}/source", tag = "hub",
+    summary = "Where the dossier lives, with a fresh RS512 source token",
+    params(("key" = String, Path)),
+    responses((status = 200, description = "`<source>`", content_type = "application/xml"),
+        (status = 401, description = "`<error>`", content_type = "application/xml"), (status = 404, description = "`<error>`", content_type = "application/xml")))]
 async fn source(
     State(hub): State<HubApi>,
     Path(key): Path<String>,

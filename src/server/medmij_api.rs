@@ -7,7 +7,7 @@
 //! GET  /medmij/authorize        the PGO's authorization request → landing page | error page | 303 error
 //! GET  /medmij/login            → 303 to the OpenID provider
 //! GET  /medmij/login/callback   ← the provider: code, state → 303 /medmij/confirm | not receptive
-//! POST /medmij/login/dev        (dangerous_dev_login) csrf, bsn → 303 /medmij/confirm | not receptive
+//! POST /medmij/login/dev        (only with dangerous_dev_login) csrf, bsn → 303 /medmij/confirm | not receptive
 //! GET  /medmij/confirm          the confirmation page (Ja / Nee)
 //! POST /medmij/confirm          csrf, keuze=ja|nee → 303 to the PGO with code | access_denied
 //! POST /medmij/token            grant_type=authorization_code … → 200 {access_token…} | 400 | 401
@@ -21,8 +21,7 @@ use axum::extract::State;
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap};
 use axum::response::Response;
-use axum::routing::get;
-use axum::Router;
+use utoipa_axum::routes;
 
 use crate::app::AppState;
 use crate::audit::AuditCert;
@@ -37,15 +36,22 @@ const MAX_TOKEN_REQUEST: usize = 16 * 1024;
 /// The token endpoint answers within this (MedMij: 10 s).
 const TOKEN_DEADLINE: Duration = Duration::from_secs(10);
 
-/// The MedMij routes (merged into the public router, which gives them the state).
-pub fn router() -> Router<Arc<AppState>> {
-    Router::new()
-        .route("/medmij/authorize", get(authorize))
-        .route("/medmij/login", get(login))
-        .route(crate::medmij::service::CALLBACK_PATH, get(callback))
-        .route("/medmij/login/dev", axum::routing::post(dev_login))
-        .route("/medmij/confirm", get(confirm_page).post(confirm))
-        .route("/medmij/token", axum::routing::post(token))
+/// The MedMij routes and operations (included in the public listener's, which gives them the
+/// state). The browser steps answer HTML pages and redirects; they are documented so a client
+/// developer sees the whole flow, with `text/html` answers.
+/// The development login is a route only when `dangerous_dev_login` is on.
+pub fn api(dev: bool) -> super::openapi::Api<Arc<AppState>> {
+    let api = super::openapi::Api::new("", "")
+        .routes(routes!(authorize))
+        .routes(routes!(login))
+        .routes(routes!(callback))
+        .routes(routes!(confirm_page, confirm))
+        .routes(routes!(token));
+    if dev {
+        api.routes(routes!(dev_login))
+    } else {
+        api
+    }
 }
 
 fn service(state: &AppState) -> Option<&Service> {
@@ -99,6 +105,11 @@ async fn form(body: Body, state: &AppState) -> Option<axum::body::Bytes> {
     crate::http::read_body(body, MAX_FORM, timeout).await.ok()
 }
 
+#[utoipa::path(get, path = "/medmij/authorize", tag = "medmij",
+    summary = "The PGO's authorization request (OAuth 2.0 authorization code, PKCE)",
+    responses((status = 200, description = "The landing page", content_type = "text/html"),
+        (status = 303, description = "To the PGO's redirect_uri with an error"),
+        (status = 400, description = "An error page (no usable redirect_uri)", content_type = "text/html")))]
 async fn authorize(
     State(state): State<Arc<AppState>>,
     request: axum::http::Request<Body>,
@@ -114,6 +125,10 @@ async fn authorize(
     super::error::medmij_reply(reply, m.secure_cookies())
 }
 
+#[utoipa::path(get, path = "/medmij/login", tag = "medmij",
+    summary = "Start the person's login at the OpenID provider",
+    responses((status = 303, description = "To the OpenID provider"),
+        (status = 400, description = "No session: an error page", content_type = "text/html")))]
 async fn login(State(state): State<Arc<AppState>>, request: axum::http::Request<Body>) -> Response {
     let Some(m) = service(&state) else {
         return super::error::medmij_not_configured();
@@ -124,6 +139,10 @@ async fn login(State(state): State<Arc<AppState>>, request: axum::http::Request<
     super::error::medmij_reply(reply, m.secure_cookies())
 }
 
+#[utoipa::path(get, path = crate::medmij::service::CALLBACK_PATH, tag = "medmij",
+    summary = "The OpenID provider's answer (code, state)",
+    responses((status = 303, description = "To the confirmation page"),
+        (status = 400, description = "An error page", content_type = "text/html")))]
 async fn callback(
     State(state): State<Arc<AppState>>,
     request: axum::http::Request<Body>,
@@ -138,6 +157,11 @@ async fn callback(
     super::error::medmij_reply(reply, m.secure_cookies())
 }
 
+#[utoipa::path(post, path = "/medmij/login/dev", tag = "medmij",
+    summary = "The development login (`dangerous_dev_login`): a BSN without an OpenID provider",
+    request_body(description = "`csrf`, `bsn`", content(("application/x-www-form-urlencoded"))),
+    responses((status = 303, description = "To the confirmation page"),
+        (status = 400, description = "An error page", content_type = "text/html")))]
 async fn dev_login(
     State(state): State<Arc<AppState>>,
     request: axum::http::Request<Body>,
@@ -154,6 +178,10 @@ async fn dev_login(
     super::error::medmij_reply(reply, m.secure_cookies())
 }
 
+#[utoipa::path(get, path = "/medmij/confirm", tag = "medmij",
+    summary = "The confirmation page (Ja / Nee)",
+    responses((status = 200, description = "The page", content_type = "text/html"),
+        (status = 400, description = "An error page", content_type = "text/html")))]
 async fn confirm_page(
     State(state): State<Arc<AppState>>,
     request: axum::http::Request<Body>,
@@ -167,6 +195,11 @@ async fn confirm_page(
     super::error::medmij_reply(reply, m.secure_cookies())
 }
 
+#[utoipa::path(post, path = "/medmij/confirm", tag = "medmij",
+    summary = "The person's answer",
+    request_body(description = "`csrf`, `keuze=ja|nee`", content(("application/x-www-form-urlencoded"))),
+    responses((status = 303, description = "To the PGO with a code, or `access_denied`"),
+        (status = 400, description = "An error page", content_type = "text/html")))]
 async fn confirm(
     State(state): State<Arc<AppState>>,
     request: axum::http::Request<Body>,
@@ -183,6 +216,14 @@ async fn confirm(
     super::error::medmij_reply(reply, m.secure_cookies())
 }
 
+#[utoipa::path(post, path = "/medmij/token", tag = "medmij", operation_id = "medmij_token",
+    summary = "MedMij token endpoint (authorization code, refresh token)",
+    request_body(description = "`grant_type=authorization_code` with `code`, `redirect_uri`, `client_id`, \
+        `code_verifier`; or `grant_type=refresh_token`", content(("application/x-www-form-urlencoded"))),
+    responses((status = 200, description = "`{access_token, token_type, expires_in, refresh_token?, scope}`: a JSON object", content_type = "application/json"),
+        (status = 400, description = "RFC 6749 §5.2 error (JSON)", content_type = "application/json"),
+        (status = 401, description = "`invalid_client` (JSON)", content_type = "application/json"),
+        (status = 503, description = "Unavailable", content_type = "application/json")))]
 async fn token(State(state): State<Arc<AppState>>, request: axum::http::Request<Body>) -> Response {
     let Some(m) = service(&state) else {
         return super::error::medmij_not_configured();

@@ -9,6 +9,7 @@ pub mod hub_api;
 pub mod listen;
 pub mod medmij_api;
 pub mod oauth_api;
+pub mod openapi;
 mod public;
 pub mod zorgdomein_api;
 

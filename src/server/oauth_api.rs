@@ -77,6 +77,18 @@ pub fn token_params(
 
 /// `POST /n2n/auth/v1/accesstoken`. Every request, issued or refused, gets an audit record,
 /// durable before the answer leaves.
+#[utoipa::path(post, path = TOKEN_PATH, tag = "oauth", operation_id = "nuts_token",
+    summary = "Token endpoint (RFC 7523 JWT bearer grant, Nuts RFC003)",
+    request_body(description = "`grant_type=urn:ietf:params:oauth:grant-type:jwt-bearer` and `assertion=<JWT>`, \
+        only these two parameters, each once; as a form or as a JSON object of strings",
+        content(("application/x-www-form-urlencoded"), ("application/json"))),
+    responses(
+        (status = 200, description = "A token was issued", body = crate::oauth::TokenResponse),
+        (status = 400, description = "`invalid_request`, `invalid_grant`, `invalid_scope`, `unsupported_grant_type` (RFC 6749 §5.2)", body = super::error::ErrorBody),
+        (status = 401, description = "`invalid_client`: the signer cannot be authenticated", body = super::error::ErrorBody),
+        (status = 429, description = "Rate limit per requester; `Retry-After`", body = super::error::ErrorBody),
+        (status = 503, description = "The store is unavailable (no audit record can be written)", body = super::error::ErrorBody),
+    ))]
 pub async fn token(
     State(state): State<Arc<AppState>>,
     cert: Option<axum::Extension<crate::tls::ClientCert>>,
@@ -230,6 +242,10 @@ async fn issue(
 }
 
 /// `GET /.well-known/oauth-authorization-server` (RFC 8414).
+#[utoipa::path(get, path = "/.well-known/oauth-authorization-server", tag = "oauth",
+    operation_id = "authorization_server_metadata",
+    summary = "Authorization server metadata (RFC 8414)",
+    responses((status = 200, description = "RFC 8414 metadata plus `custodian_dids`: a JSON object", content_type = "application/json")))]
 pub async fn metadata(State(state): State<Arc<AppState>>) -> Response {
     let issuer = state
         .config
@@ -250,6 +266,18 @@ pub async fn metadata(State(state): State<Arc<AppState>>) -> Response {
 }
 
 /// `POST /internal/auth/v1/accesstoken/introspect` (RFC 7662): always 200.
+#[utoipa::path(post, path = "/internal/auth/v1/accesstoken/introspect", tag = "oauth",
+    operation_id = "introspect_token",
+    summary = "Token introspection (RFC 7662, nuts-node field names)",
+    request_body(description = "`token=<access token>` and optionally `token_type_hint`",
+        content(("application/x-www-form-urlencoded"))),
+    responses(
+        (status = 200, description = "`{\"active\": false}`, or `active: true` with `iss`, `sub`, `aud`, `exp`, `iat`, \
+            `service`, `vcs`, `subject`, optional `cnf`, and the user (`uzi`, `username`, `user_role`, \
+            `initials`, `family_name`, `email`): a JSON object", content_type = "application/json"),
+        (status = 400, description = "Malformed request", body = super::error::ErrorBody),
+        (status = 415, description = "Not a form", body = super::error::ErrorBody),
+    ))]
 pub async fn introspect(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
@@ -334,6 +362,13 @@ pub const CLIENT_CERT_HEADER: &str = "x-client-cert";
 /// certificate in `X-Client-Cert` (nginx: `proxy_set_header X-Client-Cert
 /// $ssl_client_escaped_cert;`): the proxy in front verified the client's certificate, this
 /// endpoint checks it is the token's.
+#[utoipa::path(get, path = "/internal/auth/v1/accesstoken/verify", tag = "oauth",
+    operation_id = "verify_token",
+    summary = "Is this Bearer token live? (for nginx `auth_request`)",
+    params(("Authorization" = String, Header, description = "`Bearer <access token>`"),
+        ("X-Client-Cert" = Option<String>, Header, description = "URL-encoded PEM of the client certificate the proxy in front verified (RFC 8705 bound tokens)")),
+    responses((status = 200, description = "Live (and, if bound, bound to that certificate)"),
+        (status = 403, description = "Missing, unknown, expired, ended or wrongly bound")))]
 pub async fn verify(State(state): State<Arc<AppState>>, headers: HeaderMap) -> StatusCode {
     let Ok(token) = crate::http::bearer(&headers) else {
         return StatusCode::FORBIDDEN;
@@ -353,4 +388,16 @@ pub async fn verify(State(state): State<Arc<AppState>>, headers: HeaderMap) -> S
     } else {
         StatusCode::FORBIDDEN
     }
+}
+
+/// `HEAD /internal/auth/v1/accesstoken/verify`: [`verify`], its own operation in the document.
+#[utoipa::path(head, path = "/internal/auth/v1/accesstoken/verify", tag = "oauth",
+    operation_id = "verify_token_head",
+    summary = "Is this Bearer token live? (for nginx `auth_request`, without a body)",
+    params(("Authorization" = String, Header, description = "`Bearer <access token>`"),
+        ("X-Client-Cert" = Option<String>, Header, description = "URL-encoded PEM of the client certificate the proxy in front verified (RFC 8705 bound tokens)")),
+    responses((status = 200, description = "Live (and, if bound, bound to that certificate)"),
+        (status = 403, description = "Missing, unknown, expired, ended or wrongly bound")))]
+pub async fn verify_head(state: State<Arc<AppState>>, headers: HeaderMap) -> StatusCode {
+    verify(state, headers).await
 }

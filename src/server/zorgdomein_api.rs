@@ -6,7 +6,7 @@
 //!     &patient-id=pat-1[&task=task-1][&icpc=K86]        → 200 {"token", "launch_url", "jti"}
 //! ```
 //!
-//! 404 without `[zorgdomein]`; 400 for a missing or malformed parameter. The token itself is
+//! A route only with `[zorgdomein]` (404 without); 400 for a missing or malformed parameter. The token itself is
 //! never logged.
 
 use std::sync::Arc;
@@ -21,6 +21,14 @@ use crate::app::AppState;
 use crate::zorgdomein::sso::SsoRequest;
 
 /// The launch token for the query's user, organisation and patient.
+#[utoipa::path(get, path = "/internal/zorgdomein/sso-token", tag = "zorgdomein",
+    summary = "A ZorgDomein SSO launch token (only with `[zorgdomein]`)",
+    params(("user-system" = String, Query), ("user" = String, Query),
+        ("org-system" = String, Query), ("org" = String, Query),
+        ("patient-id" = String, Query, description = "A FHIR id, never a BSN"),
+        ("task" = Option<String>, Query), ("icpc" = Option<String>, Query)),
+    responses((status = 200, description = "The signed token and launch URL", body = crate::zorgdomein::sso::Launch),
+        (status = 400, description = "A missing or malformed parameter", body = super::error::ErrorBody)))]
 pub async fn sso_token(
     State(state): State<Arc<AppState>>,
     RawQuery(raw): RawQuery,

@@ -287,7 +287,7 @@ pub struct SsoSigner {
 }
 
 /// A signed launch token.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Launch {
     /// The JWT.
     pub token: String,

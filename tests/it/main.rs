@@ -21,6 +21,7 @@ mod limits;
 mod medmij;
 mod nuts_fixtures;
 mod oidc_support;
+mod openapi;
 mod packaging;
 mod proxy;
 mod reload;

@@ -71,7 +71,9 @@ pub(crate) enum CredentialCommand {
         json: bool,
     },
     /// Remove a held credential (one imported with credential import)
-    #[command(after_help = "Example:\n  poortwachter credential remove-held 'did:web:zorg.example.nl#3f1c...'")]
+    #[command(
+        after_help = "Example:\n  poortwachter credential remove-held 'did:web:zorg.example.nl#3f1c...'"
+    )]
     RemoveHeld {
         /// Credential id
         id: String,
@@ -180,7 +182,10 @@ pub(crate) async fn run(ctx: &Context, cmd: CredentialCommand) -> anyhow::Result
                 }
                 Err(crate::store::StoreError::NotFound) => {
                     if json {
-                        println!("{}", json!({"id": id, "removed": false, "error": "not held"}));
+                        println!(
+                            "{}",
+                            json!({"id": id, "removed": false, "error": "not held"})
+                        );
                     } else {
                         eprintln!("error: no held credential with id {id}");
                     }
@@ -189,7 +194,9 @@ pub(crate) async fn run(ctx: &Context, cmd: CredentialCommand) -> anyhow::Result
                 Err(e) => Err(e.into()),
             }
         }
-        CredentialCommand::List { held: true, json, .. } => {
+        CredentialCommand::List {
+            held: true, json, ..
+        } => {
             let records = ctx.store().await?.list_held().await?;
             if json {
                 for r in &records {
@@ -307,16 +314,16 @@ async fn import(ctx: &Context, file: &PathBuf, json: bool, now: i64) -> anyhow::
     );
     let refuse = |code: &str, reason: String| {
         if json {
-            println!("{}", json!({"imported": false, "error": code, "reason": reason}));
+            println!(
+                "{}",
+                json!({"imported": false, "error": code, "reason": reason})
+            );
         } else {
             eprintln!("error: credential not imported: {reason}");
         }
         Ok(1)
     };
-    let vc = match verifier
-        .verify(&raw, Mode::Held, &Default::default())
-        .await
-    {
+    let vc = match verifier.verify(&raw, Mode::Held, &Default::default()).await {
         Ok(vc) => vc,
         Err(e) => return refuse(e.code(), e.to_string()),
     };

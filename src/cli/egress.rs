@@ -18,11 +18,14 @@ pub(crate) async fn run(ctx: Context, args: EgressArgs) -> anyhow::Result<i32> {
     crate::telemetry::init(ctx.config.log_format);
     let mut settings = ctx.config.egress.clone();
     if let Some(l) = &args.listen {
-        settings.listen = l
-            .parse()
-            .map_err(|_| anyhow::anyhow!("--listen: \"{l}\" is not an address like 127.0.0.1:7070"))?;
-        crate::egress::settings::check_listen(settings.listen, settings.dangerous_allow_public_egress)
-            .map_err(|e| anyhow::anyhow!("--listen: {e}"))?;
+        settings.listen = l.parse().map_err(|_| {
+            anyhow::anyhow!("--listen: \"{l}\" is not an address like 127.0.0.1:7070")
+        })?;
+        crate::egress::settings::check_listen(
+            settings.listen,
+            settings.dangerous_allow_public_egress,
+        )
+        .map_err(|e| anyhow::anyhow!("--listen: {e}"))?;
     }
     if settings.routes.is_empty() {
         anyhow::bail!(

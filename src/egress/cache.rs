@@ -148,14 +148,18 @@ impl TokenCache {
 
     /// Drops `used` if it is still the token cached for `key` (the custodian answered 401).
     pub fn invalidate(&self, key: &Key, used: &Cached) {
-        let slot = self.slots
+        let slot = self
+            .slots
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .get(key)
             .cloned();
         if let Some(slot) = slot {
             let mut token = slot.token.write().unwrap_or_else(PoisonError::into_inner);
-            if token.as_ref().is_some_and(|c| Arc::ptr_eq(&c.token, &used.token)) {
+            if token
+                .as_ref()
+                .is_some_and(|c| Arc::ptr_eq(&c.token, &used.token))
+            {
                 *token = None;
             }
         }
@@ -238,7 +242,11 @@ mod tests {
         };
         assert_eq!(get(&key("1")).await, ("t0".into(), Source::Granted));
         assert_eq!(get(&key("1")).await, ("t0".into(), Source::Cached));
-        assert_eq!(get(&key("2")).await, ("t1".into(), Source::Granted), "another user");
+        assert_eq!(
+            get(&key("2")).await,
+            ("t1".into(), Source::Granted),
+            "another user"
+        );
         clock.0.store(269, Ordering::SeqCst);
         assert_eq!(get(&key("1")).await, ("t0".into(), Source::Cached));
         clock.0.store(270, Ordering::SeqCst);

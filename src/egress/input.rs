@@ -58,8 +58,9 @@ pub fn user(headers: &HeaderMap, required: bool) -> Result<Option<UserIdentity>,
     for (name, _) in USER_HEADERS {
         v.push(text(headers, name)?);
     }
-    let [uzi, name, role, initials, family_name, email]: [Option<String>; 6] =
-        v.try_into().map_err(|_| EgressError::BadHeader(String::new()))?;
+    let [uzi, name, role, initials, family_name, email]: [Option<String>; 6] = v
+        .try_into()
+        .map_err(|_| EgressError::BadHeader(String::new()))?;
     if let Some(u) = &uzi {
         if u.len() > 20 || !u.bytes().all(|b| b.is_ascii_digit()) {
             return Err(EgressError::BadHeader(display(USER_HEADERS[0].0)));
@@ -119,10 +120,7 @@ fn searched_bsn(body: &[u8]) -> Result<Option<Bsn>, EgressError> {
         if k != "identifier" {
             continue;
         }
-        if let Some(number) = v
-            .strip_prefix(BSN_SYSTEM)
-            .and_then(|r| r.strip_prefix('|'))
-        {
+        if let Some(number) = v.strip_prefix(BSN_SYSTEM).and_then(|r| r.strip_prefix('|')) {
             let bsn = Bsn::parse(number).map_err(|_| EgressError::InvalidBsn)?;
             if found.as_ref().is_some_and(|f: &Bsn| *f != bsn) {
                 return Err(EgressError::BsnMismatch);
@@ -154,7 +152,10 @@ mod tests {
             ("x-poortwachter-user-initials", "A."),
         ]);
         let u = user(&full, true).unwrap().unwrap();
-        assert_eq!((u.uzi.as_str(), u.initials.as_deref()), ("900012345", Some("A.")));
+        assert_eq!(
+            (u.uzi.as_str(), u.initials.as_deref()),
+            ("900012345", Some("A."))
+        );
         assert_eq!(user(&HeaderMap::new(), false).unwrap(), None);
         assert_eq!(
             user(&HeaderMap::new(), true).unwrap_err(),
@@ -178,11 +179,18 @@ mod tests {
     #[test]
     fn the_patient_comes_from_the_header_or_the_search_body() {
         let h = headers(&[(BSN_HEADER, "999999990")]);
-        assert_eq!(patient(&h, &Method::GET, "/Observation", b"").unwrap().as_str(), "999999990");
+        assert_eq!(
+            patient(&h, &Method::GET, "/Observation", b"")
+                .unwrap()
+                .as_str(),
+            "999999990"
+        );
         let body = b"identifier=http%3A%2F%2Ffhir.nl%2Ffhir%2FNamingSystem%2Fbsn%7C999999990";
         let none = HeaderMap::new();
         assert_eq!(
-            patient(&none, &Method::POST, "/Patient/_search", body).unwrap().as_str(),
+            patient(&none, &Method::POST, "/Patient/_search", body)
+                .unwrap()
+                .as_str(),
             "999999990"
         );
         assert_eq!(
@@ -190,12 +198,23 @@ mod tests {
             EgressError::MissingBsn
         );
         assert_eq!(
-            patient(&headers(&[(BSN_HEADER, "123456789")]), &Method::GET, "/x", b"").unwrap_err(),
+            patient(
+                &headers(&[(BSN_HEADER, "123456789")]),
+                &Method::GET,
+                "/x",
+                b""
+            )
+            .unwrap_err(),
             EgressError::InvalidBsn
         );
         assert_eq!(
-            patient(&headers(&[(BSN_HEADER, "123456782")]), &Method::POST, "/Patient/_search", body)
-                .unwrap_err(),
+            patient(
+                &headers(&[(BSN_HEADER, "123456782")]),
+                &Method::POST,
+                "/Patient/_search",
+                body
+            )
+            .unwrap_err(),
             EgressError::BsnMismatch
         );
     }

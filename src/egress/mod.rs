@@ -33,8 +33,8 @@ use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Request, StatusCode
 use axum::response::Response;
 use http_body_util::Full;
 
-use crate::audit::{audit_time, redact_bsns, AuditUser};
 use crate::audit::AuditRecord;
+use crate::audit::{audit_time, redact_bsns, AuditUser};
 use crate::bsn::Bsn;
 use crate::clock::Clock;
 use crate::identity::Identity;
@@ -234,11 +234,29 @@ impl Egress {
         let mut audit = Audit::new(&parts, audit_time(self.clock.now()));
         let result = self.pass(&parts, body, &mut audit).await;
         let (status, upstream, decision, rule) = match &result {
-            Ok(r) => (r.status().as_u16(), Some(r.status().as_u16()), if r.status().is_success() { "permit" } else { "deny" }, format!("custodian answered {}", r.status().as_u16())),
+            Ok(r) => (
+                r.status().as_u16(),
+                Some(r.status().as_u16()),
+                if r.status().is_success() {
+                    "permit"
+                } else {
+                    "deny"
+                },
+                format!("custodian answered {}", r.status().as_u16()),
+            ),
             Err(e) => {
                 let (status, _, _) = crate::server::error::egress_status(e);
-                let decision = if status.is_server_error() { "error" } else { "deny" };
-                (status.as_u16(), audit.upstream_status, decision, e.audit_reason())
+                let decision = if status.is_server_error() {
+                    "error"
+                } else {
+                    "deny"
+                };
+                (
+                    status.as_u16(),
+                    audit.upstream_status,
+                    decision,
+                    e.audit_reason(),
+                )
             }
         };
         let record = audit.record(&self.identity.did, decision, rule, status, upstream);
@@ -272,8 +290,7 @@ impl Egress {
             role: u.role.clone(),
         });
         // body: whole, within the size and time limits (held for a retry)
-        let body =
-            crate::http::read_body(body, self.max_body_bytes, self.client_timeout).await?;
+        let body = crate::http::read_body(body, self.max_body_bytes, self.client_timeout).await?;
         // patient: header or the search's BSN
         let bsn = input::patient(&parts.headers, &parts.method, rest, &body)?;
         audit.bsn = Some(bsn.clone());
@@ -440,7 +457,15 @@ fn copy_headers(from: &HeaderMap, to: &mut HeaderMap) {
 /// The custodian's answer for the GP system (hop-by-hop headers dropped), its body streamed.
 fn answer_of(answer: hyper::Response<hyper::body::Incoming>) -> Response {
     let (mut parts, body) = answer.into_parts();
-    for h in ["connection", "keep-alive", "transfer-encoding", "upgrade", "trailer", "te", "proxy-connection"] {
+    for h in [
+        "connection",
+        "keep-alive",
+        "transfer-encoding",
+        "upgrade",
+        "trailer",
+        "te",
+        "proxy-connection",
+    ] {
         parts.headers.remove(HeaderName::from_static(h));
     }
     Response::from_parts(parts, Body::new(body))
@@ -449,11 +474,7 @@ fn answer_of(answer: hyper::Response<hyper::body::Incoming>) -> Response {
 /// The custodian's `error_description`, as the GP system may see it: printable, at most 300
 /// characters.
 fn printable(s: &str) -> String {
-    let clean: String = s
-        .chars()
-        .filter(|c| !c.is_control())
-        .take(300)
-        .collect();
+    let clean: String = s.chars().filter(|c| !c.is_control()).take(300).collect();
     if clean.is_empty() {
         "no reason given".into()
     } else {
@@ -522,5 +543,58 @@ impl Audit {
             trace: None,
             custodian: self.custodian,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_poortwachter_header_and_the_gp_systems_credentials_stay_behind() {
+        let mut from = HeaderMap::new();
+        for (k, v) in [
+            ("accept", "application/fhir+json"),
+            ("content-type", "application/x-www-form-urlencoded"),
+            ("x-poortwachter-bsn", "999999990"),
+            ("x-poortwachter-user-uzi", "900012345"),
+            ("x-poortwachter-anything", "x"),
+            ("authorization", "Bearer from-the-gp-system"),
+            ("proxy-authorization", "Basic eA=="),
+            ("connection", "keep-alive"),
+            ("host", "127.0.0.1:7070"),
+            ("content-length", "12"),
+            ("x-request-id", "r-1"),
+        ] {
+            from.append(k, HeaderValue::from_static(v));
+        }
+        let mut to = HeaderMap::new();
+        copy_headers(&from, &mut to);
+        let mut names: Vec<&str> = to.keys().map(HeaderName::as_str).collect();
+        names.sort_unstable();
+        assert_eq!(names, ["accept", "content-type", "x-request-id"]);
+    }
+
+    #[test]
+    fn the_target_is_the_fhir_base_with_the_rest_and_the_query() {
+        let route = Route {
+            prefix: "/noord".into(),
+            fhir_base: "https://noord.example.nl/fhir".into(),
+            token_endpoint: "https://noord.example.nl/t".into(),
+            audience: "https://noord.example.nl/t".into(),
+            custodian: "did:web:noord.example.nl".into(),
+            purpose: "p".into(),
+            require_user: true,
+        };
+        assert_eq!(
+            target(&route, "/Observation", Some("patient=pat-1&_count=5")).unwrap(),
+            "https://noord.example.nl/fhir/Observation?patient=pat-1&_count=5"
+        );
+        assert_eq!(
+            target(&route, "", None).unwrap(),
+            "https://noord.example.nl/fhir"
+        );
+        assert_eq!(printable("a\u{0}b\nc"), "abc");
+        assert_eq!(printable(""), "no reason given");
     }
 }

@@ -167,7 +167,13 @@ pub(crate) fn settings(
         }
         _ => {}
     }
-    let timeout_ms = lines.ranged("egress.timeout_ms", &file.timeout_ms, 30_000, 100..=300_000, "")?;
+    let timeout_ms = lines.ranged(
+        "egress.timeout_ms",
+        &file.timeout_ms,
+        30_000,
+        100..=300_000,
+        "",
+    )?;
     let mut routes: Vec<Route> = Vec::with_capacity(file.route.len());
     for (i, r) in file.route.into_iter().enumerate() {
         let key = |k: &str| format!("egress.route[{i}].{k}");
@@ -292,7 +298,10 @@ mod tests {
             load(&twice).unwrap_err(),
             "c.toml: egress.route[1].prefix: /noord is the prefix of an earlier route"
         );
-        let public = ROUTE.replace("[egress]\n", "[egress]\nlisten = \"0.0.0.0:7070\"\ndangerous_allow_public_egress = true\n");
+        let public = ROUTE.replace(
+            "[egress]\n",
+            "[egress]\nlisten = \"0.0.0.0:7070\"\ndangerous_allow_public_egress = true\n",
+        );
         assert!(load(&public).unwrap().dangerous_allow_public_egress);
     }
 }

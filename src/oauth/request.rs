@@ -125,7 +125,9 @@ pub async fn post_grant(
     let body: Value = match response.json().await {
         Ok(v) => v,
         Err(e) if e.is_timeout() => return Err(TokenRequestError::Timeout),
-        Err(_) => json!({"error": "invalid_response", "error_description": "the endpoint did not answer JSON"}),
+        Err(_) => {
+            json!({"error": "invalid_response", "error_description": "the endpoint did not answer JSON"})
+        }
     };
     if !status.is_success() {
         let text = |k: &str| body[k].as_str().unwrap_or_default().to_owned();

@@ -28,11 +28,11 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::AnyPool;
 
 pub use audit::AuditFilter;
-pub use held::{HeldCredential, HeldView};
 pub use console::{AuditCursor, InstanceRow, LiveCount, ENDED_TOKENS_CHANNEL};
 pub use credentials::{
     CredentialFilter, CredentialRecord, Revocation, RevokeOutcome, Status, REVOCATION_CHANNEL,
 };
+pub use held::{HeldCredential, HeldView};
 pub use tokens::{TokenRecord, UsedJti, PURGE_CHUNK};
 pub(crate) use tokens::{EXPIRED_TOKENS, PURGE_JTIS};
 

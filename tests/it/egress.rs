@@ -89,10 +89,9 @@ async fn two_with(lifetime: Option<u32>, fhir_base: Option<String>) -> Two {
         |dir| {
             if let Some(l) = lifetime {
                 let p = dir.join(format!("{PURPOSE}.toml"));
-                let text = std::fs::read_to_string(&p).unwrap().replace(
-                    "lifetime_seconds = 300",
-                    &format!("lifetime_seconds = {l}"),
-                );
+                let text = std::fs::read_to_string(&p)
+                    .unwrap()
+                    .replace("lifetime_seconds = 300", &format!("lifetime_seconds = {l}"));
                 std::fs::write(p, text).unwrap();
             }
         },
@@ -109,7 +108,10 @@ async fn two_with(lifetime: Option<u32>, fhir_base: Option<String>) -> Two {
     let out = s
         .requester
         .ok(&["credential", "import", s.credential_file.to_str().unwrap()]);
-    assert_eq!(out.trim(), format!("imported: {}", s.credential["id"].as_str().unwrap()));
+    assert_eq!(
+        out.trim(),
+        format!("imported: {}", s.credential["id"].as_str().unwrap())
+    );
     let egress = Egress::start(&s.requester);
     Two {
         s,
@@ -179,8 +181,14 @@ async fn gp_system_reads_through_egress_and_n_requests_make_one_grant() {
     {
         let seen = t.backend.seen.lock().unwrap();
         let (what, headers) = seen.last().unwrap();
-        assert!(what.starts_with("POST /Patient/_search identifier="), "{what}");
-        assert_eq!(headers["x-poortwachter-requester"], t.s.requester_did.as_str());
+        assert!(
+            what.starts_with("POST /Patient/_search identifier="),
+            "{what}"
+        );
+        assert_eq!(
+            headers["x-poortwachter-requester"],
+            t.s.requester_did.as_str()
+        );
         assert_eq!(headers["x-poortwachter-user"], "900012345");
         assert!(!headers.contains_key("authorization"));
     }
@@ -204,7 +212,10 @@ async fn gp_system_reads_through_egress_and_n_requests_make_one_grant() {
 
     // The GP side's own audit log: every request, in a chain that verifies.
     let out = t.s.requester.ok(&["audit", "export"]);
-    let records: Vec<Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let records: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(records.len(), 7, "{out}");
     let first = &records[0];
     assert_eq!(first["kind"], "egress");
@@ -225,7 +236,9 @@ async fn twenty_concurrent_first_requests_make_one_grant() {
     let mut tasks = Vec::new();
     for _ in 0..20 {
         let t = t.clone();
-        tasks.push(tokio::spawn(async move { t.search(BSN1, "900012345").await.0 }));
+        tasks.push(tokio::spawn(
+            async move { t.search(BSN1, "900012345").await.0 },
+        ));
     }
     for task in tasks {
         assert_eq!(task.await.unwrap(), StatusCode::OK);
@@ -240,7 +253,10 @@ async fn a_revoked_credential_gives_a_clear_refusal_at_the_next_request() {
     let id = t.s.credential["id"].as_str().unwrap();
     let r = t
         .http
-        .post(t.s.server.internal_url(&format!("/internal/credentials/{}/revoke", enc(id))))
+        .post(
+            t.s.server
+                .internal_url(&format!("/internal/credentials/{}/revoke", enc(id))),
+        )
         .json(&json!({"reason": "toestemming ingetrokken"}))
         .send()
         .await
@@ -310,14 +326,23 @@ async fn a_patient_without_a_held_credential_never_reaches_the_custodian() {
     assert_eq!(t.search(BSN1, "900012345").await.0, StatusCode::FORBIDDEN);
     assert_eq!(t.grants(), 0);
     let (code, _, err) = t.s.requester.run(&["credential", "remove-held", id]);
-    assert_eq!((code, err.trim()), (1, format!("error: no held credential with id {id}").as_str()));
+    assert_eq!(
+        (code, err.trim()),
+        (
+            1,
+            format!("error: no held credential with id {id}").as_str()
+        )
+    );
 }
+
+/// Path, headers, expected status and body.
+type Case<'a> = (&'a str, Vec<(&'a str, &'a str)>, StatusCode, Value);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_gets_its_exact_status_and_message() {
     let t = two().await;
     let bsn = [("x-poortwachter-bsn", BSN1)];
-    let cases: Vec<(&str, Vec<(&str, &str)>, StatusCode, Value)> = vec![
+    let cases: Vec<Case> = vec![
         (
             "/noord/Observation?patient=pat-1",
             bsn.to_vec(),
@@ -356,7 +381,11 @@ async fn bad_input_gets_its_exact_status_and_message() {
         ),
     ];
     for (path, headers, status, body) in cases {
-        assert_eq!(t.get(path, &headers).await, (status, body), "{path} {headers:?}");
+        assert_eq!(
+            t.get(path, &headers).await,
+            (status, body),
+            "{path} {headers:?}"
+        );
     }
     assert_eq!(t.grants(), 0, "no bad request reached the custodian");
     assert!(t.backend.seen.lock().unwrap().is_empty());
@@ -373,7 +402,10 @@ async fn an_unreachable_custodian_is_a_502() {
         t.search(BSN1, "900012345").await,
         (
             StatusCode::BAD_GATEWAY,
-            outcome("transient", "the custodian cannot be reached; try again later")
+            outcome(
+                "transient",
+                "the custodian cannot be reached; try again later"
+            )
         )
     );
 }
@@ -387,10 +419,14 @@ async fn credential_import_refuses_what_is_not_ours_and_stores_nothing() {
     other.ok(&["init"]);
     let other_doc: Value = serde_json::from_str(&other.ok(&["did", "show"])).unwrap();
     let other_did = other_doc["id"].as_str().unwrap();
-    let (_, text) = s.custodian.issue(other_did, BSN1, "implied", Some("2031-06-30"));
+    let (_, text) = s
+        .custodian
+        .issue(other_did, BSN1, "implied", Some("2031-06-30"));
     let file = s.requester.path("other.json");
     std::fs::write(&file, text).unwrap();
-    let (code, _, err) = s.requester.run(&["credential", "import", file.to_str().unwrap()]);
+    let (code, _, err) = s
+        .requester
+        .run(&["credential", "import", file.to_str().unwrap()]);
     assert_eq!(code, 1);
     assert_eq!(
         err.trim(),
@@ -401,9 +437,12 @@ async fn credential_import_refuses_what_is_not_ours_and_stores_nothing() {
     );
     // Tampered: another patient.
     let mut tampered = s.credential.clone();
-    tampered["credentialSubject"]["subject"] = json!(format!("urn:oid:2.16.840.1.113883.2.4.6.3:{BSN2}"));
+    tampered["credentialSubject"]["subject"] =
+        json!(format!("urn:oid:2.16.840.1.113883.2.4.6.3:{BSN2}"));
     std::fs::write(&file, tampered.to_string()).unwrap();
-    let (code, _, err) = s.requester.run(&["credential", "import", file.to_str().unwrap()]);
+    let (code, _, err) = s
+        .requester
+        .run(&["credential", "import", file.to_str().unwrap()]);
     assert_eq!(code, 1);
     assert_eq!(
         err.trim(),
@@ -415,9 +454,9 @@ async fn credential_import_refuses_what_is_not_ours_and_stores_nothing() {
         c.insert("expirationDate".into(), json!("2021-01-01T00:00:00Z"));
     });
     std::fs::write(&file, expired.to_string()).unwrap();
-    let (code, out, _) = s
-        .requester
-        .run(&["credential", "import", "--json", file.to_str().unwrap()]);
+    let (code, out, _) =
+        s.requester
+            .run(&["credential", "import", "--json", file.to_str().unwrap()]);
     assert_eq!(code, 1);
     assert_eq!(
         serde_json::from_str::<Value>(&out).unwrap(),
@@ -443,9 +482,20 @@ async fn credential_import_refuses_what_is_not_ours_and_stores_nothing() {
         .unwrap();
     let out = child.wait_with_output().unwrap();
     let id = s.credential["id"].as_str().unwrap();
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), format!("imported: {id}"));
-    let (code, _, err) = s.requester.run(&["credential", "import", s.credential_file.to_str().unwrap()]);
-    assert_eq!((code, err.trim()), (1, format!("error: credential not imported: already held: {id}").as_str()));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        format!("imported: {id}")
+    );
+    let (code, _, err) =
+        s.requester
+            .run(&["credential", "import", s.credential_file.to_str().unwrap()]);
+    assert_eq!(
+        (code, err.trim()),
+        (
+            1,
+            format!("error: credential not imported: already held: {id}").as_str()
+        )
+    );
     let list: Value = serde_json::from_str(held(&s).trim()).unwrap();
     assert_eq!(list["id"], id);
     assert_eq!(list["issuer"], json!(s.custodian_did));

@@ -20,13 +20,13 @@ use super::support::{
 };
 
 /// A running `poortwachter egress`.
-struct Egress {
+pub(super) struct Egress {
     child: Child,
     addr: SocketAddr,
 }
 
 impl Egress {
-    fn start(inst: &Instance) -> Self {
+    pub(super) fn start(inst: &Instance) -> Self {
         let mut child = inst
             .command()
             .args(["egress", "--listen", "127.0.0.1:0"])
@@ -60,7 +60,7 @@ impl Egress {
         Egress { child, addr }
     }
 
-    fn url(&self, path: &str) -> String {
+    pub(super) fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
     }
 }

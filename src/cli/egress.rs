@@ -53,6 +53,7 @@ pub(crate) async fn run(ctx: Context, args: EgressArgs) -> anyhow::Result<i32> {
         routes = egress.settings().routes.len(),
         "egress listening"
     );
+    tokio::spawn(sighup_is_not_a_reload());
     crate::server::egress_api::run(
         Arc::new(egress),
         listener,
@@ -64,4 +65,20 @@ pub(crate) async fn run(ctx: Context, args: EgressArgs) -> anyhow::Result<i32> {
     crate::app::log_audit_head_once(&store, None).await;
     store.close().await;
     Ok(0)
+}
+
+/// egress reads its configuration once: a SIGHUP (meant for `serve`) is logged, not fatal.
+async fn sighup_is_not_a_reload() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let Ok(mut hup) = signal(SignalKind::hangup()) else {
+            return;
+        };
+        while hup.recv().await.is_some() {
+            tracing::warn!(
+                "SIGHUP: egress does not reload its configuration; restart it to apply a change"
+            );
+        }
+    }
 }

@@ -76,6 +76,8 @@ pub enum EgressError {
     },
     /// The custodian refused the grant (its `error_description`, made printable).
     GrantRefused(String),
+    /// The token endpoint answered 429: too many grants from this practice (its description).
+    GrantRateLimited(String),
     /// The token endpoint cannot be reached, failed or answered no token.
     TokenEndpointDown,
     /// The token endpoint did not answer in time.
@@ -106,6 +108,7 @@ impl EgressError {
             EgressError::ClientTimeout => "client-timeout".into(),
             EgressError::NoCredential { .. } => "no-credential-held".into(),
             EgressError::GrantRefused(d) => format!("grant-refused: {d}"),
+            EgressError::GrantRateLimited(_) => "grant-rate-limited".into(),
             EgressError::TokenEndpointDown => "token-endpoint-unreachable".into(),
             EgressError::TokenEndpointTimeout => "token-endpoint-timeout".into(),
             EgressError::CustodianDown => "custodian-unreachable".into(),
@@ -382,6 +385,11 @@ impl Egress {
         })?;
         match request::post_grant(&self.tokens, &route.token_endpoint, &assertion).await {
             Ok(answer) => Ok((answer.access_token, answer.expires_in)),
+            Err(TokenRequestError::Refused {
+                status: 429,
+                description,
+                ..
+            }) => Err(EgressError::GrantRateLimited(printable(&description))),
             Err(TokenRequestError::Refused {
                 status,
                 description,

@@ -314,6 +314,11 @@ pub fn egress_status(e: &EgressError) -> (StatusCode, &'static str, String) {
             "forbidden",
             format!("the custodian refused the token request: {description}"),
         ),
+        EgressError::GrantRateLimited(description) => (
+            StatusCode::TOO_MANY_REQUESTS,
+            "throttled",
+            format!("the custodian's token endpoint is limiting this practice's token requests: {description}; try again later"),
+        ),
         EgressError::TokenEndpointDown => (
             StatusCode::BAD_GATEWAY,
             "transient",

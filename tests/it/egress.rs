@@ -81,11 +81,11 @@ struct Two {
     http: reqwest::Client,
 }
 
-async fn two_with(lifetime: Option<u32>, fhir_base: Option<String>) -> Two {
+async fn two_with(lifetime: Option<u32>, fhir_base: Option<String>, extra: &str) -> Two {
     let backend = Arc::new(Backend::default());
     let upstream = start_backend(backend.clone()).await;
     let s = setup_with_policies(
-        &format!("upstream = \"{upstream}\"\nupstream_timeout_ms = 2000\n"),
+        &format!("upstream = \"{upstream}\"\nupstream_timeout_ms = 2000\n{extra}"),
         |dir| {
             if let Some(l) = lifetime {
                 let p = dir.join(format!("{PURPOSE}.toml"));
@@ -122,7 +122,7 @@ async fn two_with(lifetime: Option<u32>, fhir_base: Option<String>) -> Two {
 }
 
 async fn two() -> Two {
-    two_with(None, None).await
+    two_with(None, None, "").await
 }
 
 const USER: [(&str, &str); 3] = [
@@ -291,7 +291,7 @@ async fn a_revoked_credential_gives_a_clear_refusal_at_the_next_request() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_expiring_token_is_replaced_before_it_dies() {
     // 31 s tokens: usable until 30 s before expiry, so for one second.
-    let t = two_with(Some(31), None).await;
+    let t = two_with(Some(31), None, "").await;
     assert_eq!(t.search(BSN1, "900012345").await.0, StatusCode::OK);
     assert_eq!(t.grants(), 1);
     let took = within(Duration::from_secs(10), async || {
@@ -397,7 +397,7 @@ async fn bad_input_gets_its_exact_status_and_message() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreachable_custodian_is_a_502() {
-    let t = two_with(None, Some(format!("http://127.0.0.1:{}", free_port()))).await;
+    let t = two_with(None, Some(format!("http://127.0.0.1:{}", free_port())), "").await;
     assert_eq!(
         t.search(BSN1, "900012345").await,
         (
@@ -504,4 +504,38 @@ async fn credential_import_refuses_what_is_not_ours_and_stores_nothing() {
     // Held credentials are not issued ones.
     let (code, issued, _) = s.requester.run(&["credential", "list", "--json"]);
     assert_eq!((code, issued.as_str()), (0, ""));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rate_limited_grant_is_a_429_that_says_so() {
+    let t = two_with(
+        None,
+        None,
+        "rate_limit_per_second = 1\nrate_limit_burst = 1\n",
+    )
+    .await;
+    assert_eq!(t.search(BSN1, "900012345").await.0, StatusCode::OK);
+    // Other users of the practice need grants of their own; the bucket refills once a second,
+    // so one of a quick series is refused.
+    let mut refused = None;
+    for uzi in [
+        "900000001",
+        "900000002",
+        "900000003",
+        "900000004",
+        "900000005",
+    ] {
+        let (status, body) = t.search(BSN1, uzi).await;
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            refused = Some(body);
+            break;
+        }
+    }
+    assert_eq!(
+        refused.expect("no 429 in five quick grants at one a second"),
+        outcome(
+            "throttled",
+            "the custodian's token endpoint is limiting this practice's token requests: too many token requests for this requester; retry after 1 s; try again later"
+        )
+    );
 }

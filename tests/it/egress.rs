@@ -82,6 +82,16 @@ struct Two {
 }
 
 async fn two_with(lifetime: Option<u32>, fhir_base: Option<String>, extra: &str) -> Two {
+    two_with_egress(lifetime, fhir_base, extra, "").await
+}
+
+/// [`two_with`], with `egress_extra` in the GP's `[egress]` section.
+async fn two_with_egress(
+    lifetime: Option<u32>,
+    fhir_base: Option<String>,
+    extra: &str,
+    egress_extra: &str,
+) -> Two {
     let backend = Arc::new(Backend::default());
     let upstream = start_backend(backend.clone()).await;
     let s = setup_with_policies(
@@ -99,7 +109,7 @@ async fn two_with(lifetime: Option<u32>, fhir_base: Option<String>, extra: &str)
     let config = s.requester.path("config.toml");
     let mut text = std::fs::read_to_string(&config).unwrap();
     text.push_str(&format!(
-        "[egress]\n[[egress.route]]\nprefix = \"/noord\"\nfhir_base = \"{}\"\ntoken_endpoint = \"{}\"\naudience = \"{AUD}\"\ncustodian = \"{}\"\npurpose = \"{PURPOSE}\"\n",
+        "[egress]\n{egress_extra}[[egress.route]]\nprefix = \"/noord\"\nfhir_base = \"{}\"\ntoken_endpoint = \"{}\"\naudience = \"{AUD}\"\ncustodian = \"{}\"\npurpose = \"{PURPOSE}\"\n",
         fhir_base.unwrap_or_else(|| s.server.public_url("")),
         s.endpoint(),
         s.custodian_did
@@ -538,4 +548,24 @@ async fn a_rate_limited_grant_is_a_429_that_says_so() {
             "the custodian's token endpoint is limiting this practice's token requests: too many token requests for this requester; retry after 1 s; try again later"
         )
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_custodian_that_does_not_answer_is_a_504() {
+    // Connections are accepted (the backlog) and never answered.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}", silent.local_addr().unwrap());
+    let t = two_with_egress(None, Some(base), "", "timeout_ms = 1500\n").await;
+    assert_eq!(
+        t.search(BSN1, "900012345").await,
+        (
+            StatusCode::GATEWAY_TIMEOUT,
+            outcome(
+                "timeout",
+                "the custodian did not answer in time; try again later"
+            )
+        )
+    );
+    assert_eq!(t.grants(), 1, "the token came from the real token endpoint");
+    drop(silent);
 }

@@ -11,7 +11,9 @@
 # Targets (issue 25): added p50 <= 0.2 ms, throughput >= 0.8x of direct.
 # Note: every egress request writes its own audit record (the GP side's NEN 7513 log), durable
 # before the answer, as the custodian does: on a slow-flushing disk that flush dominates the
-# added latency (TMPDIR=/dev/shm shows the cost without it).
+# added latency (TMPDIR=/dev/shm shows the cost without it). And on one machine the egress
+# path runs two poortwachter processes (GP and custodian) on the CPUs that the direct path gives
+# to one: at 32 connections, CPU-bound, the ratio measures that sharing as much as egress.
 # Needs nginx and wrk (installed with apt-get if missing).
 # Usage: bash bench/egress.sh [duration-seconds] [connections]
 #        PW_ROUNDS=5 bash bench/egress.sh 5 32

@@ -49,7 +49,13 @@ pub(crate) struct Lines<'a> {
     text: &'a str,
 }
 
-impl Lines<'_> {
+impl<'a> Lines<'a> {
+    /// The text of the file at `origin`.
+    #[cfg(test)]
+    pub(crate) fn new(origin: &'a str, text: &'a str) -> Self {
+        Self { origin, text }
+    }
+
     /// `file:line` of a span of the text.
     fn at(&self, span: std::ops::Range<usize>) -> String {
         let line = self.text[..span.start.min(self.text.len())]
@@ -130,6 +136,7 @@ struct FileConfig {
     #[serde(default)]
     console: ConsoleFile,
     medmij: Option<MedmijFile>,
+    egress: Option<crate::egress::settings::EgressFile>,
 }
 
 /// `[medmij]` as written.
@@ -345,6 +352,8 @@ pub struct Config {
     pub nuts: NutsSettings,
     /// The admin console.
     pub console: ConsoleSettings,
+    /// `[egress]`: the requesting side (`poortwachter egress`).
+    pub egress: crate::egress::settings::EgressSettings,
 }
 
 impl Config {
@@ -774,6 +783,10 @@ impl Config {
                 },
             )?),
         };
+        let egress = match file.egress {
+            None => crate::egress::settings::EgressSettings::default(),
+            Some(e) => crate::egress::settings::settings(e, &lines, &origin)?,
+        };
         Ok(Config {
             source: ConfigSource {
                 path: config_path.map(Path::to_path_buf),
@@ -808,6 +821,7 @@ impl Config {
             zorgdomein,
             nuts,
             console,
+            egress,
         })
     }
 }

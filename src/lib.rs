@@ -15,6 +15,7 @@ pub mod console;
 pub mod credential;
 pub mod demo;
 pub mod did;
+pub mod egress;
 pub mod http;
 pub mod hub;
 pub mod identity;

@@ -255,6 +255,7 @@ mod tests {
             upstream_status: Some(200),
             client_cert: None,
             jwt: None,
+            custodian: None,
             trace: None,
         }
     }

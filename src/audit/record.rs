@@ -21,7 +21,7 @@ pub struct AuditRecord {
     pub time: String,
     /// Request id (also sent to the source system as `X-Poortwachter-Request-Id`).
     pub request_id: String,
-    /// `token` or `proxy`.
+    /// `token`, `proxy`, `egress`, ...
     pub kind: String,
     /// Requester DID (for a refused grant: the claimed `iss`, if any).
     pub requester: String,
@@ -57,6 +57,10 @@ pub struct AuditRecord {
     /// hash as they did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trace: Option<AuditTrace>,
+    /// The custodian a request was sent to (the requesting side: `egress`), if any. Absent from
+    /// the JSON when there was none, so older records hash as they did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub custodian: Option<String>,
 }
 
 /// A verified JWT as the audit log names it (never the token itself).
@@ -192,6 +196,7 @@ mod tests {
             upstream_status: Some(200),
             client_cert: None,
             jwt: None,
+            custodian: None,
             trace: None,
         };
         let token = crate::store::TokenRecord {

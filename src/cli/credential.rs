@@ -1,4 +1,5 @@
-//! `poortwachter credential issue|verify|list|show|revoke`.
+//! `poortwachter credential issue|verify|list|show|revoke` (credentials we issue) and
+//! `import|list --held|remove-held` (credentials custodians issued to us, for `egress`).
 
 use std::io::Read as _;
 use std::path::PathBuf;
@@ -58,11 +59,36 @@ pub(crate) enum CredentialCommand {
         #[arg(long)]
         json: bool,
     },
-    /// List issued credentials
+    /// Import a credential a custodian issued to us (for egress): verified (proof, dates, subject = our DID), then held
     #[command(
-        after_help = "Example:\n  poortwachter credential list --status active --purpose zorginzage-thuiszorgdossier-door-huisarts"
+        after_help = "Example:\n  poortwachter credential import thuiszorg-noord-999999990.json\n  curl -s https://... | poortwachter credential import -"
+    )]
+    Import {
+        /// The credential file, or - for standard input
+        file: PathBuf,
+        /// Print the result (or the error) as one JSON line
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a held credential (one imported with credential import)
+    #[command(
+        after_help = "Example:\n  poortwachter credential remove-held 'did:web:zorg.example.nl#3f1c...'"
+    )]
+    RemoveHeld {
+        /// Credential id
+        id: String,
+        /// JSON output
+        #[arg(long)]
+        json: bool,
+    },
+    /// List issued credentials (or, with --held, the ones custodians issued to us)
+    #[command(
+        after_help = "Examples:\n  poortwachter credential list --status active --purpose zorginzage-thuiszorgdossier-door-huisarts\n  poortwachter credential list --held"
     )]
     List {
+        /// The credentials we hold (imported), not the ones we issued
+        #[arg(long, conflicts_with_all = ["subject_did", "purpose", "bsn", "status"])]
+        held: bool,
         /// Only this requester DID
         #[arg(long, value_name = "DID")]
         subject_did: Option<String>,
@@ -143,7 +169,61 @@ pub(crate) async fn run(ctx: &Context, cmd: CredentialCommand) -> anyhow::Result
             proof_only,
             json,
         } => verify(ctx, &file, proof_only, json).await,
+        CredentialCommand::Import { file, json } => import(ctx, &file, json, now).await,
+        CredentialCommand::RemoveHeld { id, json } => {
+            match ctx.store().await?.remove_held(&id).await {
+                Ok(()) => {
+                    if json {
+                        println!("{}", json!({"id": id, "removed": true}));
+                    } else {
+                        println!("removed: {id}");
+                    }
+                    Ok(0)
+                }
+                Err(crate::store::StoreError::NotFound) => {
+                    if json {
+                        println!(
+                            "{}",
+                            json!({"id": id, "removed": false, "error": "not held"})
+                        );
+                    } else {
+                        eprintln!("error: no held credential with id {id}");
+                    }
+                    Ok(1)
+                }
+                Err(e) => Err(e.into()),
+            }
+        }
         CredentialCommand::List {
+            held: true, json, ..
+        } => {
+            let records = ctx.store().await?.list_held().await?;
+            if json {
+                for r in &records {
+                    println!("{}", serde_json::to_string(&r.view(now))?);
+                }
+            } else {
+                println!(
+                    "{:<8} {:<10} {:<44} {:<11} {:<40} ID",
+                    "STATUS", "EXPIRES", "PURPOSE", "BSN", "ISSUER"
+                );
+                for r in &records {
+                    let v = r.view(now);
+                    let expires = r
+                        .expires_at
+                        .and_then(|e| time::OffsetDateTime::from_unix_timestamp(e).ok())
+                        .map_or_else(|| "-".to_owned(), |e| e.date().to_string());
+                    println!(
+                        "{:<8} {:<10} {:<44} {:<11} {:<40} {}",
+                        v.status, expires, r.purpose, v.bsn, r.issuer, r.id
+                    );
+                }
+                eprintln!("{} held credential(s)", records.len());
+            }
+            Ok(0)
+        }
+        CredentialCommand::List {
+            held: false,
             subject_did,
             purpose,
             bsn,
@@ -218,6 +298,73 @@ pub(crate) async fn run(ctx: &Context, cmd: CredentialCommand) -> anyhow::Result
             Ok(0)
         }
     }
+}
+
+/// `credential import`: verify (proof, structure, dates, the authorization profile; the
+/// custodian's policy is the custodian's to apply), check the subject is us, then store as held.
+/// Any failure stores nothing.
+async fn import(ctx: &Context, file: &PathBuf, json: bool, now: i64) -> anyhow::Result<i32> {
+    let raw = read_input(file)?;
+    let identity = ctx.identity()?;
+    let verifier = Verifier::new(
+        Arc::new(crate::credential::jsonld::Contexts::embedded()),
+        ctx.resolver()?,
+        Arc::new(SystemClock),
+        Arc::new(crate::credential::verify::NoRevocations),
+    );
+    let refuse = |code: &str, reason: String| {
+        if json {
+            println!(
+                "{}",
+                json!({"imported": false, "error": code, "reason": reason})
+            );
+        } else {
+            eprintln!("error: credential not imported: {reason}");
+        }
+        Ok(1)
+    };
+    let vc = match verifier.verify(&raw, Mode::Held, &Default::default()).await {
+        Ok(vc) => vc,
+        Err(e) => return refuse(e.code(), e.to_string()),
+    };
+    if vc.subject_did != identity.did {
+        return refuse(
+            "wrong_subject",
+            format!(
+                "it was issued to {}, not to us ({})",
+                vc.subject_did, identity.did
+            ),
+        );
+    }
+    let Some(bsn) = vc.bsn.clone() else {
+        return refuse("no_subject", "credentialSubject.subject is missing".into());
+    };
+    let record = crate::store::HeldCredential {
+        id: vc.id.clone(),
+        issuer: vc.issuer.clone(),
+        purpose: vc.purpose.clone(),
+        bsn,
+        issued_at: vc.issued.unix_timestamp(),
+        expires_at: vc.expires.map(time::OffsetDateTime::unix_timestamp),
+        imported_at: now,
+        document: String::from_utf8(raw).map_err(|_| anyhow::anyhow!("not UTF-8"))?,
+    };
+    match ctx.store().await?.insert_held(&record).await {
+        Ok(()) => {}
+        Err(crate::store::StoreError::Conflict) => {
+            return refuse("already_held", format!("already held: {}", record.id));
+        }
+        Err(e) => return Err(e.into()),
+    }
+    if json {
+        println!(
+            "{}",
+            json!({"imported": true, "id": record.id, "issuer": record.issuer, "purpose": record.purpose, "expires_at": record.expires_at})
+        );
+    } else {
+        println!("imported: {}", record.id);
+    }
+    Ok(0)
 }
 
 fn read_input(file: &PathBuf) -> anyhow::Result<Vec<u8>> {

@@ -7,6 +7,7 @@ mod credential;
 mod demo;
 mod demo_medmij;
 mod did;
+mod egress;
 mod hub;
 mod init;
 mod ops;
@@ -89,12 +90,17 @@ enum Command {
         after_help = "Examples:\n  poortwachter did show\n  poortwachter did resolve did:web:zorg.example.nl"
     )]
     Did(did::DidCommand),
-    /// Issue, verify, list, show and revoke authorization credentials
+    /// Issue, verify, list, show and revoke authorization credentials; import those issued to us
     #[command(
         subcommand,
         after_help = "Example:\n  poortwachter credential issue --subject-did did:web:huisarts.example.nl --bsn 999999990 \\\n      --purpose zorginzage-thuiszorgdossier-door-huisarts --consent explicit"
     )]
     Credential(credential::CredentialCommand),
+    /// The GP side: a loopback listener that attaches access tokens to plain FHIR requests
+    #[command(
+        after_help = "Example:\n  poortwachter credential import thuiszorg-credential.json\n  poortwachter egress --listen 127.0.0.1:7070\n  curl -H 'X-Poortwachter-Bsn: 999999990' -H 'X-Poortwachter-User-Uzi: 900012345' \\\n      -H 'X-Poortwachter-User-Name: Dr. A. Huisarts' -H 'X-Poortwachter-User-Role: 01.015' \\\n      'http://127.0.0.1:7070/thuiszorg-noord/Observation?patient=pat-1&...'"
+    )]
+    Egress(egress::EgressArgs),
     /// Request access tokens (the requester / GP side)
     #[command(
         subcommand,
@@ -256,6 +262,7 @@ pub fn run() -> anyhow::Result<i32> {
             Command::Init(args) => init::run(&ctx, &args),
             Command::Demo(args) => demo::run(&ctx, &args).await,
             Command::Serve(args) => serve::run(ctx, args).await,
+            Command::Egress(args) => egress::run(ctx, args).await,
             Command::Did(cmd) => did::run(&ctx, cmd).await,
             Command::Credential(cmd) => credential::run(&ctx, cmd).await,
             Command::Token(cmd) => token::run(&ctx, cmd).await,

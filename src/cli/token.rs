@@ -6,6 +6,8 @@ use std::path::PathBuf;
 use clap::Subcommand;
 use serde_json::{json, Value};
 
+use crate::oauth::request::{self, GrantInput, TokenRequestError, UserIdentity};
+
 use super::Context;
 use crate::clock::{Clock as _, SystemClock};
 
@@ -102,71 +104,61 @@ pub(crate) async fn run(ctx: &Context, cmd: TokenCommand) -> anyhow::Result<i32>
         anyhow::ensure!(v.is_object(), "{}: not a JSON object", file.display());
         vcs.push(v);
     }
-    let now = SystemClock.now().unix_timestamp();
-    let mut claims = json!({
-        "iss": identity.did,
-        "sub": custodian,
-        "aud": audience.as_deref().unwrap_or(&endpoint),
-        "purposeOfUse": purpose,
-        "vcs": vcs,
-        "jti": uuid::Uuid::new_v4().to_string(),
-        "iat": now,
-        "exp": now + 5,
-    });
-    match (uzi, name, role) {
-        (Some(uzi), Some(name), Some(role)) => {
-            let mut usi = json!({"uzi": uzi, "name": name, "role": role});
-            for (k, v) in [
-                ("initials", initials),
-                ("family_name", family_name),
-                ("email", email),
-            ] {
-                if let Some(v) = v {
-                    usi[k] = json!(v);
-                }
-            }
-            claims["usi"] = usi;
-        }
-        (None, None, None) => {}
+    let user = match (uzi, name, role) {
+        (Some(uzi), Some(name), Some(role)) => Some(UserIdentity {
+            uzi,
+            name,
+            role,
+            initials,
+            family_name,
+            email,
+        }),
+        (None, None, None) => None,
         _ => anyhow::bail!("--uzi, --name and --role go together"),
-    }
-    let assertion = crate::jose::sign(&claims, &identity.key, &identity.verification_method)?;
+    };
+    let input = GrantInput {
+        issuer: &identity.did,
+        custodian: &custodian,
+        audience: audience.as_deref().unwrap_or(&endpoint),
+        purpose: &purpose,
+        vcs: &vcs,
+        user: user.as_ref(),
+    };
+    let claims = request::claims(
+        &input,
+        SystemClock.now().unix_timestamp(),
+        &uuid::Uuid::new_v4().to_string(),
+    );
+    let assertion = request::sign(&identity, &claims)?;
     let client = reqwest::Client::builder()
         .use_preconfigured_tls(tls)
         .timeout(std::time::Duration::from_secs(30))
         .redirect(reqwest::redirect::Policy::none())
         .build()?;
-    let response = client
-        .post(&endpoint)
-        .form(&[
-            ("grant_type", crate::oauth::JWT_BEARER),
-            ("assertion", assertion.as_str()),
-        ])
-        .send()
-        .await
-        .map_err(|e| anyhow::anyhow!("POST {endpoint}: {e}"))?;
-    let status = response.status();
-    let body: Value = response.json().await.unwrap_or_else(|_| json!({"error": "invalid_response", "error_description": "the endpoint did not answer JSON"}));
-    if status.is_success() {
-        if json {
-            println!("{body}");
-        } else {
-            println!("{}", serde_json::to_string_pretty(&body)?);
+    match request::post_grant(&client, &endpoint, &assertion).await {
+        Ok(answer) => {
+            if json {
+                println!("{}", answer.body);
+            } else {
+                println!("{}", serde_json::to_string_pretty(&answer.body)?);
+            }
+            Ok(0)
         }
-        return Ok(0);
+        Err(TokenRequestError::Refused {
+            status,
+            error,
+            description,
+        }) => {
+            if json {
+                println!(
+                    "{}",
+                    json!({"status": status, "error": error, "error_description": description})
+                );
+            } else {
+                eprintln!("error: token request refused ({status}): {error}: {description}");
+            }
+            Ok(1)
+        }
+        Err(e) => Err(anyhow::anyhow!("POST {endpoint}: {e}")),
     }
-    if json {
-        println!(
-            "{}",
-            json!({"status": status.as_u16(), "error": body["error"], "error_description": body["error_description"]})
-        );
-    } else {
-        eprintln!(
-            "error: token request refused ({}): {}: {}",
-            status.as_u16(),
-            body["error"].as_str().unwrap_or("?"),
-            body["error_description"].as_str().unwrap_or("")
-        );
-    }
-    Ok(1)
 }

@@ -357,6 +357,7 @@ pub fn change_record(
         upstream_status: None,
         client_cert: cert.map(AuditCert::of),
         jwt: None,
+        custodian: None,
         trace: None,
     }
 }

@@ -29,6 +29,10 @@ pub enum Mode {
     ProofOnly,
     /// Everything: a `NutsAuthorizationCredential` with a BSN subject, under a loaded policy.
     Authorization,
+    /// A `NutsAuthorizationCredential` with a BSN subject that a custodian issued to us (the
+    /// requesting side, `credential import`): the profile without the custodian's policy, which
+    /// the custodian applies when we present it.
+    Held,
 }
 
 /// Answers whether a credential id has been revoked.
@@ -368,7 +372,7 @@ impl Verifier {
         }
         match mode {
             Mode::ProofOnly => Ok(facts),
-            Mode::Authorization => authorization_profile(&credential, facts),
+            Mode::Authorization | Mode::Held => authorization_profile(&credential, facts),
         }
     }
 }

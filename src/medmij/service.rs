@@ -312,6 +312,7 @@ impl Service {
             upstream_status: ev.upstream_status,
             client_cert: req.cert.clone(),
             jwt: None,
+            custodian: None,
             trace: Some(AuditTrace {
                 event: ev.name.into(),
                 request_id: ev.ids.0,

@@ -17,6 +17,7 @@
 
 pub mod grant;
 pub mod ratelimit;
+pub mod request;
 
 use std::sync::Arc;
 

@@ -176,6 +176,7 @@ pub async fn handle(proxy: &Proxy, request: Request<Body>, render: Render) -> Re
             }),
             _ => None,
         }),
+        custodian: None,
         trace: trace.clone(),
     };
     if let Err(e) = proxy.writer.write(record).await {

@@ -1,5 +1,5 @@
 //! The one place where errors become HTTP answers: the status of every boundary's error enum
-//! ([`ApiError`] of the admin API and token endpoint, [`GrantError`], [`ProxyError`],
+//! ([`ApiError`] of the admin API and token endpoint, [`GrantError`], [`ProxyError`], [`EgressError`],
 //! [`HubError`], the admin console's [`ConsoleError`] (whose pages `server::console` renders)) and the three body formats (OAuth JSON, FHIR `OperationOutcome`, the Hub API's
 //! `<error>` XML). Clients get a status, a stable code and a one-line description without
 //! personal data; details go to the log.
@@ -12,6 +12,7 @@ use crate::admin::AdminError;
 use crate::authn::ErrorFormat;
 use crate::console::ConsoleError;
 use crate::credential::CredentialError;
+use crate::egress::EgressError;
 use crate::hub::HubError;
 use crate::oauth::grant::GrantError;
 use crate::proxy::ProxyError;
@@ -279,6 +280,105 @@ pub fn proxy_answer(e: &ProxyError, format: ErrorFormat) -> Response {
         );
     }
     response
+}
+
+/// Status, FHIR issue code and text of an egress refusal or failure, for the GP system: what
+/// happened and what to do. (No BSN and no token: the texts name only routes, purposes, DIDs,
+/// headers and the custodian's own `error_description`.)
+#[must_use]
+pub fn egress_status(e: &EgressError) -> (StatusCode, &'static str, String) {
+    let (status, code, text): (StatusCode, &'static str, String) = match e {
+        EgressError::NoRoute => (
+            StatusCode::NOT_FOUND,
+            "not-found",
+            "no egress route for this path: call http://<egress>/<route prefix>/<FHIR path> with a prefix of [[egress.route]]".into(),
+        ),
+        EgressError::MissingUser(h) => (
+            StatusCode::BAD_REQUEST,
+            "required",
+            format!("{h} is required: this purpose needs the user's UZI number, name and role (X-Poortwachter-User-Uzi, X-Poortwachter-User-Name, X-Poortwachter-User-Role)"),
+        ),
+        EgressError::BadHeader(h) => (StatusCode::BAD_REQUEST, "invalid", format!("{h} is not valid (sent once, 1 to 256 characters; the UZI number digits only)")),
+        EgressError::MissingBsn => (
+            StatusCode::BAD_REQUEST,
+            "required",
+            "no patient: send X-Poortwachter-Bsn, or search POST Patient/_search with identifier=http://fhir.nl/fhir/NamingSystem/bsn|<BSN>".into(),
+        ),
+        EgressError::InvalidBsn => (
+            StatusCode::BAD_REQUEST,
+            "invalid",
+            "the BSN is not valid: 9 digits that pass the 11-check".into(),
+        ),
+        EgressError::BsnMismatch => (
+            StatusCode::BAD_REQUEST,
+            "invalid",
+            "X-Poortwachter-Bsn and the BSN searched for differ".into(),
+        ),
+        EgressError::Malformed => (StatusCode::BAD_REQUEST, "invalid", "malformed request".into()),
+        EgressError::TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "too-costly", "request too large".into()),
+        EgressError::ClientTimeout => (StatusCode::REQUEST_TIMEOUT, "timeout", "request not received in time".into()),
+        EgressError::NoCredential { purpose, custodian } => (
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            format!("no credential held for this patient and purpose {purpose} from {custodian}: ask the custodian for one and import it with `poortwachter credential import`"),
+        ),
+        EgressError::GrantRefused(description) => (
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            format!("the custodian refused the token request: {description}"),
+        ),
+        EgressError::GrantRateLimited(description) => (
+            StatusCode::TOO_MANY_REQUESTS,
+            "throttled",
+            format!("the custodian's token endpoint is limiting this practice's token requests: {description}; try again later"),
+        ),
+        EgressError::TokenEndpointDown => (
+            StatusCode::BAD_GATEWAY,
+            "transient",
+            "the custodian's token endpoint cannot be reached or failed; try again later".into(),
+        ),
+        EgressError::TokenEndpointTimeout => (
+            StatusCode::GATEWAY_TIMEOUT,
+            "timeout",
+            "the custodian's token endpoint did not answer in time; try again later".into(),
+        ),
+        EgressError::CustodianDown => (
+            StatusCode::BAD_GATEWAY,
+            "transient",
+            "the custodian cannot be reached; try again later".into(),
+        ),
+        EgressError::CustodianTimeout => (
+            StatusCode::GATEWAY_TIMEOUT,
+            "timeout",
+            "the custodian did not answer in time; try again later".into(),
+        ),
+        EgressError::TokenNotAccepted => (
+            StatusCode::BAD_GATEWAY,
+            "transient",
+            "the custodian did not accept a new access token from its own token endpoint".into(),
+        ),
+        EgressError::Unavailable => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "transient",
+            "the credential store or the audit log is unavailable".into(),
+        ),
+    };
+    (status, code, text)
+}
+
+/// egress's answer to the GP system for a refusal or failure: an `OperationOutcome`.
+#[must_use]
+pub fn egress_answer(e: &EgressError) -> Response {
+    let (status, code, text) = egress_status(e);
+    (
+        status,
+        [
+            (header::CONTENT_TYPE, "application/fhir+json"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        crate::proxy::fhir::operation_outcome(code, &text).to_string(),
+    )
+        .into_response()
 }
 
 /// The Hub API's `<error>` document: status, code, message, details.

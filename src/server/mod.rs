@@ -4,6 +4,7 @@
 
 pub mod admin_api;
 pub mod console;
+pub mod egress_api;
 pub mod error;
 pub mod hub_api;
 pub mod listen;

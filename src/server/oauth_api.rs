@@ -162,6 +162,7 @@ async fn token_audited(
                 upstream_status: None,
                 client_cert: headers_cert.clone(),
                 jwt: None,
+                custodian: None,
                 trace: None,
             }
         };

@@ -14,6 +14,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0005_token_binding.sql"),
     include_str!("../../migrations/0006_console.sql"),
     include_str!("../../migrations/0007_medmij.sql"),
+    include_str!("../../migrations/0008_held_credentials.sql"),
 ];
 
 /// The schema version this binary writes.

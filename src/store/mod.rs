@@ -1,7 +1,7 @@
 //! Persistent state on SQLite (default, a WAL file in the data dir) or PostgreSQL, through
 //! `sqlx`'s `Any` driver with runtime-checked, portable SQL: credentials and revocations
 //! ([`credentials`]), tokens and `jti`s ([`tokens`]), the audit log ([`audit`]), the Hub's tables
-//! ([`hub`]), the admin console's (instances, ended tokens, accounts, audit pages: [`console`]). The hot writes (audit records, grants) go through one group-commit [`writer`].
+//! ([`hub`]), the credentials custodians issued to us ([`held`]), the admin console's (instances, ended tokens, accounts, audit pages: [`console`]). The hot writes (audit records, grants) go through one group-commit [`writer`].
 //!
 //! **Invariant:** only this module knows SQL. Revocations are never deleted. Only the writer
 //! appends audit records and stores tokens and `jti`s.
@@ -9,6 +9,7 @@
 mod audit;
 pub mod console;
 mod credentials;
+mod held;
 pub mod hub;
 pub mod medmij;
 mod migrations;
@@ -31,6 +32,7 @@ pub use console::{AuditCursor, InstanceRow, LiveCount, ENDED_TOKENS_CHANNEL};
 pub use credentials::{
     CredentialFilter, CredentialRecord, Revocation, RevokeOutcome, Status, REVOCATION_CHANNEL,
 };
+pub use held::{HeldCredential, HeldView};
 pub use tokens::{TokenRecord, UsedJti, PURGE_CHUNK};
 pub(crate) use tokens::{EXPIRED_TOKENS, PURGE_JTIS};
 

@@ -64,6 +64,7 @@ on_both_backends!(
     group_commit,
     writer_purge,
     medmij_codes_tokens_sessions,
+    held_credentials,
 );
 
 on_sqlite!(
@@ -195,12 +196,118 @@ fn audit_record(n: usize) -> AuditRecord {
         upstream_status: Some(200),
         client_cert: None,
         jwt: None,
+        custodian: None,
         trace: None,
     }
 }
 
 /// Credentials: insert (a second with the same id is a conflict), read, filters, revocation
 /// (idempotent: the first reason and time stand), and revocations survive a reopen.
+fn held(
+    id: &str,
+    issuer: &str,
+    bsn: &str,
+    expires_at: Option<i64>,
+    issued_at: i64,
+) -> super::HeldCredential {
+    super::HeldCredential {
+        id: id.into(),
+        issuer: issuer.into(),
+        purpose: "p".into(),
+        bsn: Bsn::parse(bsn).unwrap(),
+        issued_at,
+        expires_at,
+        imported_at: 4_000,
+        document: format!("{{\"id\":\"{id}\"}}"),
+    }
+}
+
+/// Held credentials: apart from issued ones, the pick for (issuer, purpose, BSN) skips expired
+/// ones and prefers the longest-lasting, a duplicate is a conflict, removal is by id.
+async fn held_credentials(url: &str) {
+    let store = Store::open(url).await.expect("open");
+    let now = 5_000;
+    let bsn = Bsn::parse("999999990").unwrap();
+    assert_eq!(
+        store.held_for("did:web:a", "p", &bsn, now).await.unwrap(),
+        None
+    );
+    for h in [
+        held("h-expired", "did:web:a", "999999990", Some(4_999), 3_000),
+        held("h-short", "did:web:a", "999999990", Some(6_000), 3_500),
+        held("h-long", "did:web:a", "999999990", Some(9_000), 1_000),
+        held("h-other-issuer", "did:web:b", "999999990", None, 3_000),
+        held("h-other-bsn", "did:web:a", "123456782", None, 3_000),
+    ] {
+        store.insert_held(&h).await.unwrap();
+    }
+    assert!(matches!(
+        store
+            .insert_held(&held("h-long", "did:web:x", "123456782", None, 1))
+            .await,
+        Err(StoreError::Conflict)
+    ));
+    assert_eq!(
+        store.held_for("did:web:a", "p", &bsn, now).await.unwrap(),
+        Some(held("h-long", "did:web:a", "999999990", Some(9_000), 1_000))
+    );
+    assert_eq!(
+        store.held_for("did:web:a", "q", &bsn, now).await.unwrap(),
+        None
+    );
+    assert_eq!(
+        store
+            .held_for("did:web:b", "p", &bsn, now)
+            .await
+            .unwrap()
+            .map(|h| h.id),
+        Some("h-other-issuer".to_owned())
+    );
+    // Not issued credentials: nothing there, and held ones are not found as issued.
+    assert!(matches!(
+        store.credential("h-long").await,
+        Err(StoreError::NotFound)
+    ));
+    let ids: Vec<String> = store
+        .list_held()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|h| h.id)
+        .collect();
+    assert_eq!(
+        ids,
+        [
+            "h-short",
+            "h-expired",
+            "h-other-bsn",
+            "h-other-issuer",
+            "h-long"
+        ]
+    );
+    store.remove_held("h-long").await.unwrap();
+    assert!(matches!(
+        store.remove_held("h-long").await,
+        Err(StoreError::NotFound)
+    ));
+    assert_eq!(
+        store
+            .held_for("did:web:a", "p", &bsn, now)
+            .await
+            .unwrap()
+            .map(|h| h.id),
+        Some("h-short".to_owned())
+    );
+    assert_eq!(
+        store.held_for("did:web:a", "p", &bsn, 6_001).await.unwrap(),
+        None
+    );
+    let view = held("v", "did:web:a", "999999990", Some(10), 1);
+    assert_eq!(view.view(11).bsn, "******990");
+    assert_eq!(view.view(11).status, "expired");
+    assert_eq!(view.view(10).status, "active");
+}
+
 async fn credentials(url: &str) {
     let store = Store::open(url).await.expect("open");
     let now = 5_000;

@@ -473,6 +473,9 @@ fn every_command_has_help_with_an_example() {
         &["credential", "list"],
         &["credential", "show"],
         &["credential", "revoke"],
+        &["credential", "import"],
+        &["credential", "remove-held"],
+        &["egress"],
     ] {
         let mut args = cmd.to_vec();
         args.push("--help");

@@ -12,6 +12,7 @@ mod console;
 mod crash;
 mod demo;
 mod did_web;
+mod egress;
 mod examples;
 mod failclosed;
 mod fuzz_regressions;

@@ -78,6 +78,7 @@ async fn sqlite_revoke_while_the_writer_commits() {
                         upstream_status: Some(200),
                         client_cert: None,
                         jwt: None,
+                        custodian: None,
                         trace: None,
                     })
                     .await

@@ -341,9 +341,15 @@ fn policies_with_second_purpose(dir: &std::path::Path) -> std::path::PathBuf {
 /// [`policies_with_second_purpose`]), and a requester with its own did:key that holds the
 /// custodian's huisarts credential for BSN 999999990 (also written to `cred.json`).
 pub fn setup(extra_config: &str) -> Setup {
+    setup_with_policies(extra_config, |_| {})
+}
+
+/// [`setup`], with `edit` run on the custodian's policies dir before it starts serving.
+pub fn setup_with_policies(extra_config: &str, edit: impl FnOnce(&Path)) -> Setup {
     let custodian =
         Instance::with_config(&format!("public_url = \"{PUBLIC_URL}\"\n{extra_config}"));
     let policies = policies_with_second_purpose(custodian.dir.path());
+    edit(&policies);
     // The generated config names the shipped policies dir; point it at ours.
     custodian.edit_config(
         &repo().join("policies").display().to_string(),

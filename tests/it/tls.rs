@@ -1191,3 +1191,69 @@ fn dev_ca_and_the_printed_curl_lines_work() {
         );
     }
 }
+
+/// egress towards a custodian that requires mutual TLS and binds tokens to the client
+/// certificate: the GP's own certificate (`[egress] client_cert`, `client_key`, `ca`) serves the
+/// token endpoint and the proxy alike; without it no token is had (502).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn egress_over_mutual_tls_with_a_bound_token() {
+    let pki = Pki::new();
+    let backend = Arc::new(Backend::default());
+    let upstream = start_backend(backend.clone()).await;
+    let s = setup(&format!(
+        "upstream = \"{upstream}\"\n[nuts]\nrequire_client_certificate = true\n{}",
+        pki.tls_section("required", &[])
+    ));
+    let section = |with_cert: bool| {
+        let mut e = format!("[egress]\nca = [{}]\n", toml_path(&pki.ca_file));
+        if with_cert {
+            e.push_str(&format!(
+                "client_cert = {}\nclient_key = {}\n",
+                toml_path(&pki.client_files.0),
+                toml_path(&pki.client_files.1)
+            ));
+        }
+        format!(
+            "{e}[[egress.route]]\nprefix = \"/noord\"\nfhir_base = \"{}\"\ntoken_endpoint = \"{}/n2n/auth/v1/accesstoken\"\naudience = \"{AUD}\"\ncustodian = \"{}\"\npurpose = \"{PURPOSE}\"\n",
+            base(&s.server),
+            base(&s.server),
+            s.custodian_did
+        )
+    };
+    let config = s.requester.path("config.toml");
+    let plain = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(&config, format!("{plain}{}", section(true))).unwrap();
+    s.requester
+        .ok(&["credential", "import", s.credential_file.to_str().unwrap()]);
+    let search = async |egress: &super::egress::Egress| {
+        let r = reqwest::Client::new()
+            .post(egress.url("/noord/Patient/_search"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("x-poortwachter-user-uzi", "900012345")
+            .header("x-poortwachter-user-name", "Dr. A. Huisarts")
+            .header("x-poortwachter-user-role", "01.015")
+            .body(patient_search())
+            .send()
+            .await
+            .unwrap();
+        let status = r.status();
+        (status, r.json::<Value>().await.unwrap_or(Value::Null))
+    };
+    let egress = super::egress::Egress::start(&s.requester);
+    let (status, found) = search(&egress).await;
+    assert_eq!(status, StatusCode::OK, "{found}");
+    assert_eq!(found["entry"][0]["resource"]["id"], "pat-1");
+    assert_eq!(s.token_count(), 1);
+    drop(egress);
+
+    // Without the client certificate the handshake is refused: no token, a 502.
+    std::fs::write(&config, format!("{plain}{}", section(false))).unwrap();
+    let egress = super::egress::Egress::start(&s.requester);
+    let (status, body) = search(&egress).await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY, "{body}");
+    assert_eq!(
+        body["issue"][0]["diagnostics"],
+        "the custodian's token endpoint cannot be reached or failed; try again later"
+    );
+    assert_eq!(s.token_count(), 1);
+}

@@ -1,7 +1,7 @@
 //! What every endpoint reads from a request the same way: the body (within a size and a time
-//! limit), the media type of `Content-Type`, and a Bearer credential. Written once, so that no
-//! two endpoints disagree on what `bearer` or `application/json; charset=utf-8` means, and no
-//! endpoint reads a body without a time limit.
+//! limit), the media type of `Content-Type`, a Bearer credential and a query string of allowed
+//! keys. Written once, so that no two endpoints disagree on what `bearer` or
+//! `application/json; charset=utf-8` means, and no endpoint reads a body without a time limit.
 //!
 //! **Invariant:** no IO but the body being read; each boundary maps [`BodyError`] into its own
 //! error enum.
@@ -111,6 +111,29 @@ pub fn bearer(headers: &HeaderMap) -> Result<&str, BearerError> {
         return Err(BearerError::Malformed);
     }
     Ok(credential)
+}
+
+/// Parses a query string that may only contain `allowed` keys, each at most once; the error
+/// says which key is unknown (only its first 40 letters, digits and `_`) or repeated.
+pub fn parse_query(
+    raw: Option<&str>,
+    allowed: &[&str],
+) -> Result<std::collections::HashMap<String, String>, String> {
+    let mut out = std::collections::HashMap::new();
+    for (k, v) in url::form_urlencoded::parse(raw.unwrap_or_default().as_bytes()) {
+        if !allowed.contains(&k.as_ref()) {
+            let shown: String = k
+                .chars()
+                .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .take(40)
+                .collect();
+            return Err(format!("unknown query parameter \"{shown}\""));
+        }
+        if out.insert(k.to_string(), v.to_string()).is_some() {
+            return Err(format!("query parameter \"{k}\" given more than once"));
+        }
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

@@ -15,7 +15,7 @@
 //!
 //! [`settings`] holds `[egress]`, [`cache`] the token cache, [`input`] what is read from the
 //! GP system's request. Statuses and `OperationOutcome` bodies come from
-//! [`crate::server::error::egress_answer`]; the listener is [`crate::server::egress_api`].
+//! `server::error::egress_answer`; the listener is `server::egress_api`.
 //!
 //! **Invariants:** a token is never logged, stored or answered to the GP system; no request
 //! reaches a custodian without a held credential for its patient; every request is audited
@@ -46,7 +46,7 @@ use cache::{Cached, Key, TokenCache};
 use settings::{EgressSettings, Route};
 
 /// Why egress did not pass a request, or passed no answer: the egress boundary's error. Its
-/// status and `OperationOutcome` are decided in [`crate::server::error::egress_answer`].
+/// status and `OperationOutcome` are decided in `server::error::egress_answer`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EgressError {
     /// No route's prefix matches the path.
@@ -232,45 +232,46 @@ impl Egress {
     }
 
     /// One request of the GP system, top-down; every outcome is audited before it is answered.
-    pub async fn handle(&self, request: Request<Body>) -> Response {
+    /// `answer` turns a refusal into its response (status and `OperationOutcome`): the server
+    /// decides statuses (`server::error::egress_answer`), the audit record takes the status from
+    /// that response.
+    pub async fn handle(
+        &self,
+        request: Request<Body>,
+        answer: fn(&EgressError) -> Response,
+    ) -> Response {
         let (parts, body) = request.into_parts();
         let mut audit = Audit::new(&parts, audit_time(self.clock.now()));
-        let result = self.pass(&parts, body, &mut audit).await;
-        let (status, upstream, decision, rule) = match &result {
-            Ok(r) => (
-                r.status().as_u16(),
-                Some(r.status().as_u16()),
-                if r.status().is_success() {
-                    "permit"
-                } else {
-                    "deny"
-                },
-                format!("custodian answered {}", r.status().as_u16()),
-            ),
-            Err(e) => {
-                let (status, _, _) = crate::server::error::egress_status(e);
-                let decision = if status.is_server_error() {
-                    "error"
-                } else {
-                    "deny"
-                };
+        let (response, upstream, rule, refused) = match self.pass(&parts, body, &mut audit).await {
+            Ok(r) => {
+                let status = r.status().as_u16();
                 (
-                    status.as_u16(),
-                    audit.upstream_status,
-                    decision,
-                    e.audit_reason(),
+                    r,
+                    Some(status),
+                    format!("custodian answered {status}"),
+                    false,
                 )
             }
+            Err(e) => (answer(&e), audit.upstream_status, e.audit_reason(), true),
         };
-        let record = audit.record(&self.identity.did, decision, rule, status, upstream);
+        let status = response.status();
+        let decision = match (refused, status) {
+            (false, s) if s.is_success() => "permit",
+            (true, s) if s.is_server_error() => "error",
+            _ => "deny",
+        };
+        let record = audit.record(
+            &self.identity.did,
+            decision,
+            rule,
+            status.as_u16(),
+            upstream,
+        );
         if let Err(e) = self.writer.write(record).await {
             tracing::error!(error = %e, "audit log unavailable: refusing to answer");
-            return crate::server::error::egress_answer(&EgressError::Unavailable);
+            return answer(&EgressError::Unavailable);
         }
-        match result {
-            Ok(r) => r,
-            Err(e) => crate::server::error::egress_answer(&e),
-        }
+        response
     }
 
     async fn pass(

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::config::{ConfigError, Lines, Num};
+use crate::config::lines::{ConfigError, Lines, Num};
 
 /// `[egress]` as written.
 #[derive(Debug, Default, Deserialize)]
@@ -177,7 +177,7 @@ pub(crate) fn settings(
     let mut routes: Vec<Route> = Vec::with_capacity(file.route.len());
     for (i, r) in file.route.into_iter().enumerate() {
         let key = |k: &str| format!("egress.route[{i}].{k}");
-        if !crate::config::valid_path_prefix(&r.prefix) || r.prefix == "/" {
+        if !crate::config::lines::valid_path_prefix(&r.prefix) || r.prefix == "/" {
             return Err(err(
                 key("prefix"),
                 "must be a path like /thuiszorg-noord (no trailing slash, not /)".into(),

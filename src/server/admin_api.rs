@@ -11,7 +11,6 @@
 //! GET  /internal/zorgdomein/sso-token?user-system=&user=&org-system=&org=&patient-id=[&task=&icpc=]   → 200 | 404
 //! ```
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::body::Body;
@@ -137,32 +136,6 @@ fn parse_json<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, ApiError>
     })
 }
 
-/// Parses a query string that may only contain `allowed` keys, each at most once.
-pub(super) fn parse_query(
-    raw: Option<&str>,
-    allowed: &[&str],
-) -> Result<HashMap<String, String>, ApiError> {
-    let mut out = HashMap::new();
-    for (k, v) in url::form_urlencoded::parse(raw.unwrap_or_default().as_bytes()) {
-        if !allowed.contains(&k.as_ref()) {
-            let shown: String = k
-                .chars()
-                .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
-                .take(40)
-                .collect();
-            return Err(ApiError::BadRequest(format!(
-                "unknown query parameter \"{shown}\""
-            )));
-        }
-        if out.insert(k.to_string(), v.to_string()).is_some() {
-            return Err(ApiError::BadRequest(format!(
-                "query parameter \"{k}\" given more than once"
-            )));
-        }
-    }
-    Ok(out)
-}
-
 #[utoipa::path(post, path = "/internal/credentials", tag = "credentials",
     operation_id = "issue_credential",
     summary = "Issue an authorization credential",
@@ -202,7 +175,9 @@ async fn list(
     State(state): State<Arc<AppState>>,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
-    let mut q = parse_query(raw.as_deref(), &["subject_did", "purpose", "bsn", "status"])?;
+    let mut q =
+        crate::http::parse_query(raw.as_deref(), &["subject_did", "purpose", "bsn", "status"])
+            .map_err(ApiError::BadRequest)?;
     let filter = admin::filter(
         q.remove("subject_did"),
         q.remove("purpose"),
@@ -286,7 +261,8 @@ async fn verify(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let q = parse_query(raw.as_deref(), &["proof_only"])?;
+    let q =
+        crate::http::parse_query(raw.as_deref(), &["proof_only"]).map_err(ApiError::BadRequest)?;
     let mode = match q.get("proof_only").map(String::as_str) {
         None | Some("false") => Mode::Authorization,
         Some("true") => Mode::ProofOnly,

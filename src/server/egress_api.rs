@@ -15,7 +15,7 @@ use crate::egress::Egress;
 pub fn router(egress: Arc<Egress>) -> Router {
     Router::new().fallback(move |request: Request<Body>| {
         let egress = egress.clone();
-        async move { egress.handle(request).await }
+        async move { egress.handle(request, super::error::egress_answer).await }
     })
 }
 

@@ -36,7 +36,7 @@ pub async fn sso_token(
     let Some(signer) = &state.zorgdomein_sso else {
         return Err(ApiError::NotFound);
     };
-    let q = super::admin_api::parse_query(
+    let q = crate::http::parse_query(
         raw.as_deref(),
         &[
             "user-system",
@@ -47,7 +47,8 @@ pub async fn sso_token(
             "task",
             "icpc",
         ],
-    )?;
+    )
+    .map_err(ApiError::BadRequest)?;
     let need = |k: &str| {
         q.get(k)
             .map(String::as_str)

@@ -29,7 +29,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::config::{ConfigError, Lines, Num};
+use crate::config::lines::{ConfigError, Lines, Num};
 
 /// `[zorgdomein]` as written.
 #[derive(Debug, Deserialize)]
@@ -156,7 +156,7 @@ pub(crate) fn settings(
         }
     }
     let path_prefix = file.path_prefix.unwrap_or_else(|| "/zorgdomein".into());
-    if !crate::config::valid_path_prefix(&path_prefix) {
+    if !crate::config::lines::valid_path_prefix(&path_prefix) {
         return Err(err(
             "path_prefix",
             "must be / or a path like /zorgdomein (no trailing slash)".into(),
